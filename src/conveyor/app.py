@@ -1,0 +1,268 @@
+"""``Conveyor``: settings, stores, the task registry and the lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Coroutine, Iterable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+
+from conveyor.config import Settings, load_settings
+from conveyor.errors import ProgrammingError
+from conveyor.jobs.client import Call, JobClient
+from conveyor.jobs.job import Job
+from conveyor.jobs.retry import Backoff, BackoffLike, Retention
+from conveyor.jobs.task import Task, TaskDecorator
+from conveyor.jobs.worker import Worker, WorkerStats
+from conveyor.observability.health import CheckResult, Health, Status
+from conveyor.observability.logging import configure_logging
+from conveyor.observability.metrics import Metrics
+from conveyor.stores import make_job_store
+
+if TYPE_CHECKING:
+    from conveyor.sync import SyncClient
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+
+
+class Conveyor:
+    """The application: one store, its tasks, workers, metrics and health.
+
+    >>> app = Conveyor()                      # embedded SQLite in ./.conveyor
+    >>> app = Conveyor("memory://")           # tests
+    >>> @app.task(retries=3, timeout=30)
+    ... async def export_report(user_id: int, fmt: str = "csv") -> str: ...
+    >>> async with app:
+    ...     job = await export_report.enqueue(7, fmt="xlsx")
+    """
+
+    def __init__(self, url: str | None = None, **settings: Any) -> None:
+        self.settings: Settings = load_settings(url, settings)
+        self.store = make_job_store(self.settings)
+        self.jobs = JobClient(self.settings, self.store, self.open)
+        self.metrics = Metrics()
+        self.health = Health()
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.workers: list[Worker] = []
+        self._opened = False
+        self._open_lock: asyncio.Lock | None = None
+        self._sync: SyncClient | None = None
+        self.health.add_check("store", self._check_store)
+        self.health.add_check("workers", self._check_workers, critical=False)
+
+    def __repr__(self) -> str:
+        return f"<Conveyor {self.settings.masked_url} tasks={len(self.tasks)}>"
+
+    # -- tasks -----------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        retries: int = 0,
+        backoff: BackoffLike | None = None,
+        timeout: float | None = None,
+        priority: int = 0,
+        retention: Retention | None = None,
+        max_stalled: int | None = None,
+        non_retryable: Iterable[type[BaseException]] = (),
+    ) -> TaskDecorator: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        retries: int = 0,
+        backoff: BackoffLike | None = None,
+        timeout: float | None = None,
+        priority: int = 0,
+        retention: Retention | None = None,
+        max_stalled: int | None = None,
+        non_retryable: Iterable[type[BaseException]] = (),
+    ) -> Any:
+        """Register a function (async or sync) as a task.
+
+        ``retries``: attempts after the first; ``backoff``: seconds, a
+        :class:`Backoff` or ``f(attempt) -> seconds`` (default exponential
+        with jitter); ``timeout``: seconds per attempt; ``priority``: -1000..1000,
+        higher first; ``non_retryable``: exception classes that fail at once.
+        """
+        options: dict[str, Any] = {
+            "name": name,
+            "queue": queue,
+            "retries": retries,
+            "backoff": backoff,
+            "timeout": timeout,
+            "priority": priority,
+            "retention": retention,
+            "max_stalled": max_stalled,
+            "non_retryable": non_retryable,
+        }
+        if fn is not None:
+            return self._register(fn, **options)
+        return lambda f: self._register(f, **options)
+
+    def _register(
+        self,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        retries: int = 0,
+        backoff: BackoffLike | None = None,
+        timeout: float | None = None,
+        priority: int = 0,
+        retention: Retention | None = None,
+        max_stalled: int | None = None,
+        non_retryable: Iterable[type[BaseException]] = (),
+    ) -> Task[Any, Any]:
+        task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        if task_name in self.tasks:
+            raise ProgrammingError(f"a task named {task_name!r} is already registered")
+        if retries < 0:
+            raise ProgrammingError("retries must be >= 0")
+        if timeout is not None and timeout <= 0:
+            raise ProgrammingError("timeout must be > 0 seconds")
+        task = Task(
+            self,
+            fn,
+            name=task_name,
+            queue=queue,
+            retries=retries,
+            backoff=Backoff.exponential() if backoff is None else backoff,
+            timeout=timeout,
+            priority=priority,
+            retention=retention,
+            max_stalled=self.settings.max_stalled if max_stalled is None else max_stalled,
+            non_retryable=tuple(non_retryable),
+        )
+        self.tasks[task_name] = task
+        return task
+
+    def queue_names(self) -> list[str]:
+        """The queues of the registered tasks, in registration order."""
+        return list(dict.fromkeys(t.queue for t in self.tasks.values()))
+
+    def set_retention(self, queue: str, retention: Retention) -> None:
+        """Retention for the jobs of ``queue`` whose task sets none."""
+        self.jobs.set_retention(queue, retention)
+
+    async def enqueue_many(self, calls: Iterable[Call[Any]]) -> list[Job[Any]]:
+        """Enqueue calls of any tasks (``task.call(...)``) in one store step."""
+        return await self.jobs.enqueue(list(calls))
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect the stores (idempotent; also done on first use)."""
+        if self._opened:
+            return
+        if self._open_lock is None:
+            self._open_lock = asyncio.Lock()
+        async with self._open_lock:
+            if not self._opened:
+                configure_logging(self.settings)
+                await self.store.open()
+                self._opened = True
+
+    async def close(self) -> None:
+        """Stop in-process workers and close the stores."""
+        for worker in list(self.workers):
+            worker.stop()
+        if self._sync is not None:
+            self._sync.close()
+            self._sync = None
+        if self._opened:
+            await self.store.close()
+            self._opened = False
+
+    async def __aenter__(self) -> Conveyor:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def worker(
+        self,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+        handle_signals: bool = False,
+    ) -> Worker:
+        """A worker for this app; ``await worker.run()`` runs it, ``worker.stop()`` stops it."""
+        return Worker(
+            self,
+            queues=list(queues) if queues is not None else None,
+            concurrency=concurrency,
+            burst=burst,
+            handle_signals=handle_signals,
+        )
+
+    async def work(
+        self,
+        *,
+        queues: Iterable[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+        handle_signals: bool = False,
+    ) -> WorkerStats:
+        """Run a worker in this process until stopped, or until drained with ``burst``."""
+        worker = self.worker(
+            queues=queues, concurrency=concurrency, burst=burst, handle_signals=handle_signals
+        )
+        self.workers.append(worker)
+        try:
+            return await worker.run()
+        finally:
+            self.workers.remove(worker)
+
+    # -- observability ---------------------------------------------------------
+
+    async def metrics_text(self) -> bytes:
+        """Every metric of this app in the Prometheus text format."""
+        await self.open()
+        return await self.metrics.exposition(self.store)
+
+    async def _check_store(self) -> CheckResult:
+        await self.open()
+        await self.store.ping()
+        return CheckResult(Status.OK, self.settings.masked_url)
+
+    async def _check_workers(self) -> CheckResult:
+        if not self.workers:
+            return CheckResult(Status.OK, "no workers in this process")
+        limit = self.settings.sweep_interval * 3 + self.settings.poll_interval
+        stale = [w.id for w in self.workers if time.monotonic() - w.last_beat > limit]
+        if stale:
+            return CheckResult(Status.DEGRADED, f"not heartbeating: {', '.join(stale)}")
+        return CheckResult(Status.OK, f"{len(self.workers)} running")
+
+    # -- sync facade -----------------------------------------------------------
+
+    @property
+    def sync(self) -> SyncClient:
+        """Enqueue and read jobs from sync code: ``app.sync.get(job_id)``."""
+        if self._sync is None:
+            from conveyor.sync import SyncClient
+
+            self._sync = SyncClient(self)
+        return self._sync

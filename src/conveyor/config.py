@@ -1,0 +1,136 @@
+"""Settings: validated once, at construction, with every problem listed at once.
+
+Values come from keyword arguments to ``Conveyor(...)`` first, then from
+``CONVEYOR_*`` environment variables, then from the defaults below.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from conveyor.errors import ConfigError
+
+DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
+STORE_SCHEMES = ("memory", "sqlite", "redis", "rediss")
+
+_URL_PASSWORD = re.compile(
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]+)@"
+)
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL: ``redis://u:secret@h`` -> ``redis://u:***@h``."""
+    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+
+
+class Settings(BaseSettings):
+    """Every knob conveyor reads. Durations are seconds, sizes are bytes."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_", extra="forbid", validate_default=True, frozen=True
+    )
+
+    url: str | None = Field(default=None, repr=False)
+    """Store URL: None (embedded SQLite), ``memory://``, ``sqlite:///path``."""
+
+    lease_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    """How long a claim holds a job before it counts as stalled; renewed at a third of it."""
+    sweep_interval: float = Field(default=5.0, gt=0, le=3_600)
+    """How often a worker looks for stalled jobs and expired finished jobs."""
+    max_stalled: int = Field(default=1, ge=0, le=1_000)
+    """Stalls a job survives; one more fails it."""
+    max_payload_bytes: int = Field(default=1_048_576, ge=64)
+    """Limit on an encoded payload, result, progress value or log line."""
+    poll_interval: float = Field(default=0.05, gt=0, le=10)
+    """Longest an idle worker waits before looking for jobs again (no push from the store)."""
+    concurrency: int = Field(default=10, ge=1, le=10_000)
+    claim_batch: int = Field(default=50, ge=1, le=1_000)
+    sync_threads: int = Field(default=8, ge=1, le=1_000)
+    """Threads that run sync task functions."""
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+    """How long running jobs may take to finish after a stop is asked for."""
+    progress_flush_interval: float = Field(default=0.2, gt=0, le=60)
+
+    keep_completed: int = Field(default=1_000, ge=0)
+    """Completed jobs kept per queue (newest first)."""
+    keep_completed_seconds: float = Field(default=86_400.0, ge=0)
+    keep_failed: int = Field(default=10_000, ge=0)
+    keep_failed_seconds: float = Field(default=7 * 86_400.0, ge=0)
+    max_log_lines: int = Field(default=1_000, ge=1)
+    """Log lines kept per job (the newest)."""
+
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
+    """NORMAL survives a killed process; FULL also survives power loss, slower."""
+    store_timeout: float = Field(default=5.0, gt=0, le=600)
+
+    log_format: Literal["auto", "console", "json"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    configure_logging: bool = True
+    """Configure structlog at start unless the application already did."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}" for name in type(self).model_fields if name != "url"
+        )
+        return f"Settings(url={self.masked_url!r}, {fields})"
+
+    __str__ = __repr__
+
+    @property
+    def store_url(self) -> str:
+        return self.url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.store_url)
+
+
+def _store_url_problems(url: str) -> list[str]:
+    scheme = urlsplit(url).scheme
+    if scheme not in STORE_SCHEMES:
+        return [
+            f"url: unknown store scheme {scheme!r} in {mask_url(url)!r}; use one of {', '.join(STORE_SCHEMES)}"
+        ]
+    if scheme == "sqlite" and not url.startswith("sqlite:///"):
+        return [
+            f"url: sqlite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db, got {url!r}"
+        ]
+    return []
+
+
+def _cross_field_problems(s: Settings) -> list[str]:
+    problems = _store_url_problems(s.store_url)
+    if s.sweep_interval > s.lease_seconds:
+        problems.append(
+            f"sweep_interval ({s.sweep_interval}s) must not exceed"
+            f" lease_seconds ({s.lease_seconds}s)"
+        )
+    return problems
+
+
+def load_settings(url: str | None, overrides: dict[str, Any]) -> Settings:
+    """Build settings or raise one ``ConfigError`` that lists every problem."""
+    values = dict(overrides)
+    if url is not None:
+        values["url"] = url
+    try:
+        settings = Settings(**values)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "settings"
+            problems.append(f"{where}: {err['msg']}")
+        raw_url = values.get("url")
+        if isinstance(raw_url, str):
+            problems.extend(_store_url_problems(raw_url))
+        raise ConfigError(problems) from None
+    problems = _cross_field_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings

@@ -1,0 +1,118 @@
+"""Every error conveyor raises, in one tree.
+
+    ConveyorError
+    ├── OperationalError            expected, safe to show to a caller
+    │   ├── BadInputError           the caller asked for something malformed
+    │   │   ├── ConfigError         settings are invalid (lists every problem)
+    │   │   ├── SerializationError  a value is not JSON-serializable
+    │   │   ├── PayloadTooLargeError
+    │   │   └── InvalidArgumentsError   arguments do not fit the task's signature
+    │   ├── NotFoundError           no such job, task or queue
+    │   │   └── TaskNotFoundError
+    │   ├── ConflictError           the job is in a state that forbids the request
+    │   ├── StoreUnavailableError   the store cannot be reached
+    │   └── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
+    └── ProgrammingError            a bug: logged with traceback, shown as a generic 500
+
+Task code may raise these to steer retries:
+
+    NonRetryableError               fails the job at once, retries or not
+    Retry                           asks for another attempt after ``delay`` seconds
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class ConveyorError(Exception):
+    """Root of every error conveyor raises."""
+
+
+class OperationalError(ConveyorError):
+    """An expected failure; its message is safe to show to a caller."""
+
+    status = 500
+
+
+class BadInputError(OperationalError):
+    status = 400
+
+
+class ConfigError(BadInputError):
+    """Settings failed validation; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = list(problems)
+        listed = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(
+            f"invalid conveyor configuration ({len(self.problems)} problems):\n{listed}"
+        )
+
+
+class SerializationError(BadInputError):
+    """A payload, result or progress value cannot be encoded as JSON."""
+
+
+class PayloadTooLargeError(BadInputError):
+    status = 413
+
+    def __init__(self, size: int, limit: int, what: str = "payload") -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"{what} is {size} bytes, over the limit of {limit} bytes")
+
+
+class InvalidArgumentsError(BadInputError):
+    """The arguments given to ``enqueue`` do not bind to the task's signature."""
+
+
+class NotFoundError(OperationalError):
+    status = 404
+
+
+class TaskNotFoundError(NotFoundError):
+    """The job names a task that this app has not registered."""
+
+
+class ConflictError(OperationalError):
+    status = 409
+
+
+class StoreUnavailableError(OperationalError):
+    """The store could not be reached (or did not answer in time)."""
+
+    status = 503
+
+
+class JobFailedError(OperationalError):
+    """Raised by ``Job.wait()`` when the job ended failed or cancelled."""
+
+    def __init__(
+        self, job_id: str, state: str, error_type: str | None, message: str | None
+    ) -> None:
+        self.job_id = job_id
+        self.state = state
+        self.error_type = error_type
+        self.error_message = message
+        detail = f": {error_type}: {message}" if error_type else ""
+        super().__init__(f"job {job_id} is {state}{detail}")
+
+
+class ProgrammingError(ConveyorError):
+    """A bug in conveyor or in how it is used."""
+
+
+class NonRetryableError(Exception):
+    """Raise (or subclass) from a task to fail the job without further retries."""
+
+
+class Retry(Exception):
+    """Raise from a task to ask for another attempt after ``delay`` seconds.
+
+    The attempt still counts against the task's ``retries``.
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        self.delay = delay
+        super().__init__(reason or f"retry requested (delay={delay})")

@@ -1,0 +1,284 @@
+"""Enqueueing and administration of jobs: what producers and operators call.
+
+``app.jobs`` is a :class:`JobClient` over the app's store; the sync facade
+builds its own over a store it opens in its own thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+
+from conveyor import serialization
+from conveyor.config import Settings
+from conveyor.errors import BadInputError, ConflictError, NotFoundError
+from conveyor.jobs.ids import new_job_id
+from conveyor.jobs.job import Job
+from conveyor.jobs.retry import Retention
+from conveyor.stores.base import (
+    CancelResult,
+    JobRecord,
+    JobState,
+    JobStore,
+    NewJob,
+    QueueInfo,
+    now_ms,
+    released_state,
+)
+
+if TYPE_CHECKING:
+    from conveyor.jobs.task import Task
+
+R = TypeVar("R")
+
+PRIORITY_RANGE = range(-1_000, 1_001)
+"""Priorities run from -1000 to 1000; higher runs first, 0 is the default."""
+
+
+class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
+    """Per-job settings fixed at enqueue and stored with the job."""
+
+    retries: int = 0
+    timeout: float | None = None
+
+
+options_decoder = msgspec.json.Decoder(JobOptions)
+
+
+@dataclass(frozen=True, slots=True)
+class EnqueueOptions:
+    """Per-call overrides of a task's defaults (``task.options(...)``)."""
+
+    job_id: str | None = None
+    delay: float | None = None
+    at: datetime | None = None
+    priority: int | None = None
+    queue: str | None = None
+    retries: int | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[R]):
+    """One task call, ready to enqueue (``task.call(...)``, for ``enqueue_many``)."""
+
+    task: Task[Any, R]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: EnqueueOptions
+
+
+class JobClient:
+    """Enqueue, read and administer jobs in one store."""
+
+    def __init__(
+        self, settings: Settings, store: JobStore, opener: Callable[[], Awaitable[None]]
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.wakeups: set[asyncio.Event] = set()
+        """Events of this process's workers, set on enqueue so they claim at once."""
+        self._open = opener
+        self._retention: dict[str, Retention] = {}
+        self._changed: asyncio.Event | None = None
+
+    # -- change notification (in-process shortcut for job.wait) -------------
+
+    def notify_change(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
+
+    async def wait_for_change(self, timeout: float) -> None:
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout)
+
+    # -- enqueue -----------------------------------------------------------
+
+    def build(self, call: Call[Any], now: int) -> NewJob:
+        task, opts = call.task, call.options
+        priority = task.priority if opts.priority is None else opts.priority
+        if priority not in PRIORITY_RANGE:
+            raise BadInputError(f"priority {priority} is outside -1000..1000")
+        if opts.at is not None and opts.delay is not None:
+            raise BadInputError("give either delay or at, not both")
+        run_at = now
+        if opts.delay is not None:
+            run_at = now + int(opts.delay * 1000)
+        elif opts.at is not None:
+            if opts.at.tzinfo is None:
+                raise BadInputError("at must be a timezone-aware datetime")
+            run_at = int(opts.at.timestamp() * 1000)
+        task.check_arguments(call.args, call.kwargs)
+        options = JobOptions(
+            retries=task.retries if opts.retries is None else opts.retries,
+            timeout=task.timeout if opts.timeout is None else opts.timeout,
+        )
+        return NewJob(
+            id=opts.job_id or new_job_id(),
+            queue=opts.queue or task.queue,
+            task=task.name,
+            payload=serialization.encode_call(
+                call.args, call.kwargs, self.settings.max_payload_bytes
+            ),
+            options=msgspec.json.encode(options),
+            priority=priority,
+            run_at=run_at,
+            created_at=now,
+            max_stalled=task.max_stalled,
+        )
+
+    async def enqueue(self, calls: Sequence[Call[Any]]) -> list[Job[Any]]:
+        """Enqueue every call in one store step; nothing is written if one is invalid."""
+        now = now_ms()
+        new = [self.build(call, now) for call in calls]
+        await self._open()
+        created = await self.store.enqueue(new)
+        for wakeup in self.wakeups:
+            wakeup.set()
+        jobs: list[Job[Any]] = []
+        for job, was_created in zip(new, created, strict=True):
+            record = _fresh_record(job, now) if was_created else await self.store.get(job.id)
+            if record is None:  # removed between the two steps
+                raise NotFoundError(f"job {job.id} existed but was removed meanwhile")
+            jobs.append(Job(self, record))
+        return jobs
+
+    # -- reads -------------------------------------------------------------
+
+    async def get(self, job_id: str) -> Job[Any]:
+        await self._open()
+        record = await self.store.get(job_id)
+        if record is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        return Job(self, record)
+
+    async def list(
+        self,
+        state: JobState | str,
+        queue: str | None = None,
+        *,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> builtins.list[Job[Any]]:
+        """Jobs in ``state``, newest first, ``limit`` (<= 1000) from ``offset``."""
+        if not 0 < limit <= 1000 or offset < 0:
+            raise BadInputError("limit must be 1..1000 and offset >= 0")
+        await self._open()
+        records = await self.store.list_jobs(queue, _state(state), offset, limit)
+        return [Job(self, r) for r in records]
+
+    async def counts(self) -> dict[str, dict[JobState, int]]:
+        """Per queue, how many jobs are in each state."""
+        await self._open()
+        return await self.store.counts()
+
+    async def queues(self) -> builtins.list[QueueInfo]:
+        await self._open()
+        return await self.store.queues()
+
+    # -- administration ----------------------------------------------------
+
+    async def cancel(self, job_id: str) -> CancelResult:
+        await self._open()
+        result = await self.store.cancel(job_id, now_ms(), self._keep_failed_ms(None))
+        if result is CancelResult.MISSING:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        self.notify_change()
+        return result
+
+    async def retry(self, job_id: str) -> Job[Any]:
+        """Send a failed or cancelled job back to waiting with its attempts reset."""
+        await self._open()
+        if not await self.store.retry(job_id, now_ms()):
+            record = await self.store.get(job_id)
+            if record is None:
+                raise NotFoundError(f"no job with id {job_id!r}")
+            raise ConflictError(
+                f"job {job_id} is {record.state.value};"
+                " only failed or cancelled jobs can be retried"
+            )
+        return await self.get(job_id)
+
+    async def remove(self, job_id: str) -> None:
+        await self._open()
+        if not await self.store.remove(job_id):
+            raise NotFoundError(f"no job with id {job_id!r}")
+
+    async def pause(self, queue: str) -> None:
+        await self._open()
+        await self.store.set_paused(queue, True)
+
+    async def resume(self, queue: str) -> None:
+        await self._open()
+        await self.store.set_paused(queue, False)
+
+    async def clean(
+        self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
+    ) -> int:
+        """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
+        await self._open()
+        before = now_ms() - int(older_than * 1000)
+        return await self.store.clean(queue, _state(state), before, limit)
+
+    # -- retention ---------------------------------------------------------
+
+    def set_retention(self, queue: str, retention: Retention) -> None:
+        """Retention for every task of ``queue`` that does not set its own."""
+        self._retention[queue] = retention
+
+    def retention_for(self, queue: str, task_retention: Retention | None) -> Retention:
+        s = self.settings
+        base = Retention(
+            s.keep_completed, s.keep_completed_seconds, s.keep_failed, s.keep_failed_seconds
+        )
+        queue_retention = self._retention.get(queue)
+        if queue_retention is not None:
+            base = queue_retention.over(base)
+        return base if task_retention is None else task_retention.over(base)
+
+    def _keep_failed_ms(self, queue: str | None) -> int:
+        retention = self.retention_for(queue or "", None)
+        return int((retention.failed_for or 0) * 1000)
+
+
+def _state(state: JobState | str) -> JobState:
+    try:
+        return JobState(state)
+    except ValueError:
+        names = ", ".join(s.value for s in JobState)
+        raise BadInputError(f"unknown job state {state!r}; use one of {names}") from None
+
+
+def _fresh_record(job: NewJob, now: int) -> JobRecord:
+    return JobRecord(
+        id=job.id,
+        queue=job.queue,
+        task=job.task,
+        state=released_state(job.run_at, now),
+        priority=job.priority,
+        payload=job.payload,
+        options=job.options,
+        attempts=0,
+        stalls=0,
+        max_stalled=job.max_stalled,
+        created_at=job.created_at,
+        run_at=job.run_at,
+        started_at=None,
+        finished_at=None,
+        progress=None,
+        result=None,
+        error=None,
+        worker=None,
+        lease_until=None,
+        cancel_requested=False,
+    )

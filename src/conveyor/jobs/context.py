@@ -1,0 +1,90 @@
+"""What a running task knows about its job: ``conveyor.current_job()``.
+
+Progress and log lines are buffered here and written by the worker in
+batches (one store call for all dirty jobs every ``progress_flush_interval``),
+so reporting progress from a tight loop costs no round trip.
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from conveyor import serialization
+from conveyor.errors import ProgrammingError
+from conveyor.stores.base import LogLine, ProgressUpdate
+
+_current: ContextVar[JobContext | None] = ContextVar("conveyor_job", default=None)
+
+
+class JobCancelledError(Exception):
+    """Raised by :meth:`JobContext.raise_if_cancelled` once the job is cancelled."""
+
+
+class JobContext:
+    """The running job, as seen from inside its task function."""
+
+    __slots__ = (
+        "_dirty",
+        "_limit",
+        "_logs",
+        "_progress",
+        "attempt",
+        "cancelled",
+        "job_id",
+        "queue",
+        "task",
+        "token",
+    )
+
+    def __init__(
+        self, job_id: str, task: str, queue: str, attempt: int, token: str, limit: int
+    ) -> None:
+        self.job_id = job_id
+        self.task = task
+        self.queue = queue
+        self.attempt = attempt
+        """1 on the first attempt, 2 on the first retry, ..."""
+        self.token = token
+        self.cancelled = False
+        """True once someone asked to cancel this job (or its lease was lost)."""
+        self._limit = limit
+        self._progress: bytes | None = None
+        self._logs: list[LogLine] = []
+        self._dirty = False
+
+    def set_progress(self, value: Any) -> None:
+        """Report progress: a number (0-100 by convention) or any JSON value."""
+        self._progress = serialization.dumps(value, what="progress", limit=self._limit)
+        self._dirty = True
+
+    def log(self, message: str) -> None:
+        """Append a line to the job's log (the newest ``max_log_lines`` are kept)."""
+        self._logs.append(LogLine(time.time_ns() // 1_000_000, message[: self._limit]))
+        self._dirty = True
+
+    def raise_if_cancelled(self) -> None:
+        """Stop a long sync task cooperatively: raises once the job is cancelled."""
+        if self.cancelled:
+            raise JobCancelledError(f"job {self.job_id} was cancelled")
+
+    @property
+    def dirty(self) -> bool:
+        return self._dirty
+
+    def take_update(self) -> ProgressUpdate:
+        """Hand the buffered progress and logs to the worker's flusher."""
+        update = ProgressUpdate(self.job_id, self.token, self._progress, self._logs)
+        self._progress = None
+        self._logs = []
+        self._dirty = False
+        return update
+
+
+def current_job() -> JobContext:
+    """The job this code runs in; raises ``ProgrammingError`` outside a task."""
+    ctx = _current.get()
+    if ctx is None:
+        raise ProgrammingError("current_job() was called outside a running conveyor task")
+    return ctx

@@ -1,0 +1,199 @@
+"""The job handle users hold: a snapshot of the stored record plus actions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import msgspec
+
+from conveyor import serialization
+from conveyor.errors import JobFailedError, NotFoundError
+from conveyor.stores.base import CancelResult, JobRecord, JobState, LogLine
+
+if TYPE_CHECKING:
+    from conveyor.jobs.client import JobClient
+
+R = TypeVar("R")
+
+
+class JobError(msgspec.Struct, frozen=True):
+    """Why an attempt failed: exception type, message and formatted traceback."""
+
+    type: str
+    message: str
+    traceback: str | None = None
+
+
+_error_decoder = msgspec.json.Decoder(JobError)
+
+
+def _when(ms: int | None) -> datetime | None:
+    return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
+
+
+class Job(Generic[R]):
+    """A job as last read from the store. ``await job.refresh()`` reads it again.
+
+    >>> job = await export_report.enqueue(7, fmt="xlsx")
+    >>> job.status
+    <JobState.WAITING: 'waiting'>
+    >>> await job.wait(timeout=30)
+    'reports/7.xlsx'
+    """
+
+    __slots__ = ("_client", "_record")
+
+    def __init__(self, client: JobClient, record: JobRecord) -> None:
+        self._client = client
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<Job {self.id} {self.task} {self.status.value}>"
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def task(self) -> str:
+        return self._record.task
+
+    @property
+    def queue(self) -> str:
+        return self._record.queue
+
+    @property
+    def status(self) -> JobState:
+        return self._record.state
+
+    @property
+    def priority(self) -> int:
+        return self._record.priority
+
+    @property
+    def attempts(self) -> int:
+        return self._record.attempts
+
+    @property
+    def stalls(self) -> int:
+        return self._record.stalls
+
+    @property
+    def args(self) -> tuple[list[Any], dict[str, Any]]:
+        return serialization.decode_call(self._record.payload)
+
+    @property
+    def progress(self) -> Any:
+        p = self._record.progress
+        return None if p is None else serialization.loads(p)
+
+    @property
+    def result(self) -> R | None:
+        r = self._record.result
+        return None if r is None else serialization.loads(r)
+
+    @property
+    def error(self) -> JobError | None:
+        e = self._record.error
+        return None if e is None else _error_decoder.decode(e)
+
+    @property
+    def created_at(self) -> datetime:
+        return datetime.fromtimestamp(self._record.created_at / 1000, UTC)
+
+    @property
+    def scheduled_for(self) -> datetime:
+        return datetime.fromtimestamp(self._record.run_at / 1000, UTC)
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _when(self._record.started_at)
+
+    @property
+    def finished_at(self) -> datetime | None:
+        return _when(self._record.finished_at)
+
+    @property
+    def worker(self) -> str | None:
+        return self._record.worker
+
+    @property
+    def record(self) -> JobRecord:
+        return self._record
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready view (the CLI's ``--json`` and the HTTP API use it)."""
+        args, kwargs = self.args
+        error = self.error
+        return {
+            "id": self.id,
+            "task": self.task,
+            "queue": self.queue,
+            "status": self.status.value,
+            "priority": self.priority,
+            "attempts": self.attempts,
+            "stalls": self.stalls,
+            "args": args,
+            "kwargs": kwargs,
+            "progress": self.progress,
+            "result": self.result,
+            "error": None if error is None else msgspec.structs.asdict(error),
+            "created_at": self.created_at.isoformat(),
+            "scheduled_for": self.scheduled_for.isoformat(),
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(self.finished_at),
+            "worker": self.worker,
+        }
+
+    async def refresh(self) -> Job[R]:
+        record = await self._client.store.get(self.id)
+        if record is None:
+            raise NotFoundError(f"job {self.id} no longer exists")
+        self._record = record
+        return self
+
+    async def logs(self) -> list[LogLine]:
+        return await self._client.store.logs(self.id)
+
+    async def cancel(self) -> CancelResult:
+        return await self._client.cancel(self.id)
+
+    async def wait(self, timeout: float | None = None) -> R:
+        """Wait until the job finishes and return its result.
+
+        Raises ``JobFailedError`` if it failed or was cancelled, ``TimeoutError``
+        after ``timeout`` seconds.
+        """
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.002
+        while not self.status.is_finished:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
+            pause = delay if remaining is None else min(delay, remaining)
+            await self._client.wait_for_change(pause)
+            delay = min(delay * 2, 0.1)
+            await self.refresh()
+        if self.status is not JobState.COMPLETED:
+            error = self.error
+            raise JobFailedError(
+                self.id,
+                self.status.value,
+                error.type if error else None,
+                error.message if error else None,
+            )
+        return self.result  # type: ignore[return-value]
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+async def sleep_or_wake(event: asyncio.Event, seconds: float) -> None:
+    """Sleep up to ``seconds``, returning early once ``event`` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)

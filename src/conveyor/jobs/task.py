@@ -1,0 +1,141 @@
+"""Tasks: registered functions that can be enqueued as jobs.
+
+``Task[P, R]`` carries the function's parameters ``P`` and result ``R``, so
+``await export_report.enqueue(7, fmt="xlsx")`` is checked by mypy against
+``export_report``'s signature, and ``await job.wait()`` is typed ``R``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+
+from conveyor.errors import InvalidArgumentsError
+from conveyor.jobs.client import Call, EnqueueOptions
+from conveyor.jobs.job import Job
+from conveyor.jobs.retry import Backoff, BackoffLike, Retention, as_backoff
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.sync import SyncJob
+
+P = ParamSpec("P")
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+_NO_OPTIONS = EnqueueOptions()
+
+
+class _Caller(Generic[P, R]):
+    """Enqueues calls of one task with fixed per-call options."""
+
+    __slots__ = ("_options", "_task")
+
+    def __init__(self, task: Task[P, R], options: EnqueueOptions) -> None:
+        self._task = task
+        self._options = options
+
+    def call(self, *args: P.args, **kwargs: P.kwargs) -> Call[R]:
+        """A call to enqueue later with ``app.enqueue_many([...])``."""
+        return Call(self._task, args, kwargs, self._options)
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job[R]:
+        """Enqueue one job. Returns the existing job if ``job_id`` is taken."""
+        (job,) = await self._task.app.jobs.enqueue([Call(self._task, args, kwargs, self._options)])
+        return job
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncJob[R]:
+        """``enqueue`` for sync code (Django, Flask, scripts)."""
+        (job,) = self._task.app.sync.enqueue_many([Call(self._task, args, kwargs, self._options)])
+        return job
+
+
+class Task(_Caller[P, R]):
+    """A function registered with ``@app.task``; see :meth:`Conveyor.task`."""
+
+    __slots__ = (
+        "app",
+        "backoff",
+        "fn",
+        "is_async",
+        "max_stalled",
+        "name",
+        "non_retryable",
+        "priority",
+        "queue",
+        "retention",
+        "retries",
+        "signature",
+        "timeout",
+    )
+
+    def __init__(
+        self,
+        app: Conveyor,
+        fn: Callable[P, Awaitable[R]] | Callable[P, R],
+        *,
+        name: str,
+        queue: str,
+        retries: int,
+        backoff: BackoffLike,
+        timeout: float | None,
+        priority: int,
+        retention: Retention | None,
+        max_stalled: int,
+        non_retryable: tuple[type[BaseException], ...],
+    ) -> None:
+        super().__init__(self, _NO_OPTIONS)
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.retries = retries
+        self.backoff: Backoff = as_backoff(backoff)
+        self.timeout = timeout
+        self.priority = priority
+        self.retention = retention
+        self.max_stalled = max_stalled
+        self.non_retryable = non_retryable
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue}>"
+
+    def options(
+        self,
+        *,
+        job_id: str | None = None,
+        delay: float | None = None,
+        at: datetime | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        retries: int | None = None,
+        timeout: float | None = None,
+    ) -> _Caller[P, R]:
+        """Per-call options: ``await task.options(delay=60, job_id="x").enqueue(...)``.
+
+        ``job_id`` makes enqueue idempotent: a second enqueue with the same id
+        returns the existing job and writes nothing.
+        """
+        opts = EnqueueOptions(job_id, delay, at, priority, queue, retries, timeout)
+        return _Caller(self, opts)
+
+    async def enqueue_many(self, calls: Iterable[Call[R]]) -> list[Job[R]]:
+        """Enqueue many calls (from ``task.call(...)``) in one store step."""
+        return await self.app.jobs.enqueue(list(calls))
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise InvalidArgumentsError(f"task {self.name}: {exc}") from None
+
+
+class TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> Task[P, R]: ...

@@ -1,0 +1,450 @@
+"""The worker: claims jobs in batches, runs them, acknowledges them in batches.
+
+Four loops share one event loop:
+
+- ``_exchange_loop`` sends finished outcomes and claims new jobs in the same
+  store call (one round trip, one transaction), as many as there are free
+  slots, up to ``claim_batch``. Outcomes that arrive while a call is in
+  flight ride on the next one, so batches grow with load by themselves.
+- ``_renew_loop`` extends the leases of all held jobs in one call every
+  third of the lease, and cancels jobs whose lease was lost or whose
+  cancellation was asked for.
+- ``_flush_loop`` writes buffered progress and log lines of all jobs in one call.
+- ``_maintenance_loop`` returns stalled jobs, purges expired ones and heartbeats.
+
+Stopping (SIGTERM/SIGINT or :meth:`Worker.stop`): claim nothing more, let
+running jobs finish within ``shutdown_timeout``, then cancel the rest and
+release their leases so they run again at once elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from conveyor import serialization
+from conveyor.errors import TaskNotFoundError
+from conveyor.jobs import outcome as outcomes
+from conveyor.jobs.client import JobOptions, options_decoder
+from conveyor.jobs.context import JobContext, _current
+from conveyor.jobs.job import sleep_or_wake
+from conveyor.jobs.retry import Backoff
+from conveyor.observability.logging import get_logger
+from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+    from conveyor.jobs.task import Task
+
+log = get_logger("conveyor.worker")
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """What one ``worker.run()`` did."""
+
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    cancelled: int = 0
+    lost: int = 0
+    released: int = 0
+
+    @property
+    def processed(self) -> int:
+        return self.completed + self.failed + self.retried + self.cancelled
+
+
+@dataclass(slots=True)
+class _Running:
+    job: ClaimedJob
+    ctx: JobContext
+    task: asyncio.Task[None] | None = None
+    stop_reason: str | None = None  # "cancel" | "lost" | "shutdown"
+
+
+class Worker:
+    """Runs the jobs of ``queues`` with up to ``concurrency`` at once."""
+
+    def __init__(
+        self,
+        app: Conveyor,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        burst: bool = False,
+        handle_signals: bool = False,
+    ) -> None:
+        s = app.settings
+        self.app = app
+        self.store = app.store
+        self.queues = list(queues) if queues else app.queue_names()
+        self.concurrency = concurrency or s.concurrency
+        self.burst = burst
+        self.handle_signals = handle_signals
+        self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.stats = WorkerStats()
+        self._lease_ms = int(s.lease_seconds * 1000)
+        self._batch = s.claim_batch
+        self._running: dict[str, _Running] = {}
+        self._outcomes: list[tuple[Outcome, str, _Running, float]] = []
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._threads: ThreadPoolExecutor | None = None
+        self._started_at = now_ms()
+        self._store_errors = 0
+        self.last_beat = time.monotonic()
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; running jobs get ``shutdown_timeout`` to finish."""
+        if not self._stopping:
+            self._stopping = True
+            log.info("worker stopping", worker=self.id, running=len(self._running))
+        self._wake.set()
+
+    async def run(self) -> WorkerStats:
+        if not self.queues:
+            raise ValueError("the worker has no queues: register a task or pass queues=[...]")
+        await self.app.open()
+        self._threads = ThreadPoolExecutor(
+            self.app.settings.sync_threads, thread_name_prefix="conveyor-task"
+        )
+        self.app.jobs.wakeups.add(self._wake)
+        restore = self._install_signal_handlers() if self.handle_signals else None
+        helpers = [
+            asyncio.create_task(self._renew_loop(), name="conveyor-renew"),
+            asyncio.create_task(self._flush_loop(), name="conveyor-flush"),
+            asyncio.create_task(self._maintenance_loop(), name="conveyor-maintenance"),
+        ]
+        log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency)
+        try:
+            await self._exchange_loop()
+        finally:
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._shutdown()
+            self.app.jobs.wakeups.discard(self._wake)
+            if restore is not None:
+                restore()
+            self._threads.shutdown(wait=False, cancel_futures=True)
+        log.info("worker stopped", worker=self.id, **_stats_fields(self.stats))
+        return self.stats
+
+    def _install_signal_handlers(self) -> Callable[[], None] | None:
+        loop = asyncio.get_running_loop()
+        signals = (signal.SIGTERM, signal.SIGINT)
+        try:
+            for sig in signals:
+                loop.add_signal_handler(sig, self.stop)
+        except (NotImplementedError, RuntimeError):  # not the main thread, or Windows
+            return None
+
+        def restore() -> None:
+            for sig in signals:
+                loop.remove_signal_handler(sig)
+
+        return restore
+
+    async def _shutdown(self) -> None:
+        """Let running jobs finish within the deadline; release what is left."""
+        deadline = time.monotonic() + self.app.settings.shutdown_timeout
+        while self._running and time.monotonic() < deadline:
+            await self._flush_outcomes()
+            await sleep_or_wake(self._wake, min(0.05, max(0.0, deadline - time.monotonic())))
+            self._wake.clear()
+        leftovers = list(self._running.values())
+        for running in leftovers:
+            running.stop_reason = "shutdown"
+            if running.task is not None:
+                running.task.cancel()
+        await asyncio.gather(*(r.task for r in leftovers if r.task), return_exceptions=True)
+        await self._flush_outcomes()
+        if leftovers:
+            leases = [(r.job.id, r.job.token) for r in leftovers]
+            self.stats.released += await self.store.release(leases)
+            log.warning("released unfinished jobs", worker=self.id, count=len(leases))
+        await self.store.unregister(self.id)
+
+    # -- claiming and acknowledging -------------------------------------------
+
+    async def _exchange_loop(self) -> None:
+        poll = self.app.settings.poll_interval
+        while True:
+            want = 0 if self._stopping else min(self._batch, self.concurrency - len(self._running))
+            if not self._outcomes and want <= 0:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            claimed = await self._exchange(want)
+            for job in claimed:
+                self._start(job)
+            if want > 0 and not claimed and not self._outcomes:
+                if self.burst and not self._running:
+                    return
+                self._wake.clear()
+                await sleep_or_wake(self._wake, poll)
+
+    async def _exchange(self, want: int) -> list[ClaimedJob]:
+        pending, self._outcomes = self._outcomes, []
+        try:
+            accepted, claimed = await self.store.exchange(
+                [p[0] for p in pending], self.queues, want, self.id, self._lease_ms
+            )
+        except Exception as exc:  # keep the outcomes; try again after a pause
+            self._outcomes[:0] = pending
+            self._store_errors += 1
+            delay = min(5.0, 0.05 * 2 ** min(self._store_errors, 7))
+            log.error("store call failed", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
+            await asyncio.sleep(delay)
+            return []
+        self._store_errors = 0
+        self.last_beat = time.monotonic()
+        if pending:
+            self._record(pending, accepted)
+            self.app.jobs.notify_change()
+        return claimed
+
+    async def _flush_outcomes(self) -> None:
+        if self._outcomes:
+            await self._exchange(0)
+
+    def _record(
+        self, pending: list[tuple[Outcome, str, _Running, float]], accepted: list[bool]
+    ) -> None:
+        metrics = self.app.metrics.jobs
+        stats = self.stats
+        for (_outcome, kind, running, run_s), ok in zip(pending, accepted, strict=True):
+            job = running.job
+            if not ok:
+                stats.lost += 1
+                log.warning("outcome rejected: lease lost", job_id=job.id, task=job.task)
+                continue
+            series = metrics.series(job.queue, job.task)
+            series.run.observe(run_s)
+            if kind == outcomes.OutcomeKind.COMPLETED:
+                stats.completed += 1
+                series.completed.inc()
+            elif kind == outcomes.OutcomeKind.RETRIED:
+                stats.retried += 1
+                series.retried.inc()
+            elif kind == outcomes.OutcomeKind.FAILED:
+                stats.failed += 1
+                series.failed.inc()
+            else:
+                stats.cancelled += 1
+                series.cancelled.inc()
+
+    # -- running one job ------------------------------------------------------
+
+    def _start(self, job: ClaimedJob) -> None:
+        ctx = JobContext(
+            job.id,
+            job.task,
+            job.queue,
+            job.attempts,
+            job.token,
+            self.app.settings.max_payload_bytes,
+        )
+        running = _Running(job, ctx)
+        self._running[job.id] = running
+        self.app.metrics.jobs.series(job.queue, job.task).wait.observe(
+            max(0.0, (job.started_at - job.run_at) / 1000)
+        )
+        running.task = asyncio.create_task(self._run(running), name=f"conveyor-job-{job.id}")
+
+    async def _run(self, running: _Running) -> None:
+        job, ctx = running.job, running.ctx
+        _current.set(ctx)
+        structlog.contextvars.bind_contextvars(
+            job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempts
+        )
+        task = self.app.tasks.get(job.task)
+        options = options_decoder.decode(job.options)
+        retention = self.app.jobs.retention_for(job.queue, task.retention if task else None)
+        started = time.perf_counter()
+        result: tuple[Outcome, str] | None
+        try:
+            if task is None:
+                raise TaskNotFoundError(f"no task named {job.task!r} is registered in this worker")
+            value = await self._call(task, job, ctx, options)
+            result = outcomes.completed(
+                job, value, now_ms(), retention, self.app.settings.max_payload_bytes
+            )
+        except asyncio.CancelledError:
+            result = self._after_cancel(running, retention)
+            if result is None and running.stop_reason is None:
+                raise
+        except Exception as exc:
+            result = self._after_error(job, task, exc, options, retention)
+        finally:
+            del self._running[job.id]
+            self._wake.set()
+        if result is None:
+            return
+        if ctx.dirty and running.stop_reason is None:
+            await self.store.update_progress([ctx.take_update()], self.app.settings.max_log_lines)
+        self._outcomes.append((result[0], result[1], running, time.perf_counter() - started))
+        self._wake.set()
+
+    async def _call(
+        self, task: Task[Any, Any], job: ClaimedJob, ctx: JobContext, options: JobOptions
+    ) -> Any:
+        args, kwargs = serialization.decode_call(job.payload)
+        if task.is_async:
+            coro = task.fn(*args, **kwargs)
+            if options.timeout is None:
+                return await coro
+            async with asyncio.timeout(options.timeout):
+                return await coro
+        assert self._threads is not None
+        call = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
+        future = asyncio.get_running_loop().run_in_executor(self._threads, call)
+        try:
+            return await asyncio.wait_for(future, options.timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            ctx.cancelled = True  # the thread cannot be killed; it sees the flag
+            raise
+
+    def _after_cancel(self, running: _Running, retention: Any) -> tuple[Outcome, str] | None:
+        if running.stop_reason == "cancel":
+            log.info("job cancelled")
+            return outcomes.cancelled(
+                running.job, now_ms(), retention
+            ), outcomes.OutcomeKind.CANCELLED
+        if running.stop_reason == "lost":
+            log.warning("lease lost; attempt abandoned")
+            self.stats.lost += 1
+        return None
+
+    def _after_error(
+        self,
+        job: ClaimedJob,
+        task: Task[Any, Any] | None,
+        exc: Exception,
+        options: JobOptions,
+        retention: Any,
+    ) -> tuple[Outcome, str]:
+        message = None
+        if isinstance(exc, TimeoutError) and options.timeout is not None:
+            message = f"attempt exceeded its timeout of {options.timeout}s"
+        result = outcomes.after_error(
+            job,
+            exc,
+            now_ms(),
+            retries=options.retries,
+            backoff=task.backoff if task else _NO_BACKOFF,
+            non_retryable=task.non_retryable if task else (),
+            retention=retention,
+            message=message,
+        )
+        level = "warning" if result[1] == outcomes.OutcomeKind.RETRIED else "error"
+        getattr(log, level)(
+            "job attempt failed",
+            outcome=result[1],
+            error=f"{type(exc).__name__}: {message or exc}",
+        )
+        return result
+
+    # -- leases, progress, maintenance ---------------------------------------
+
+    async def _renew_loop(self) -> None:
+        interval = self.app.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            await self._guard(self._renew)
+
+    async def _renew(self) -> None:
+        held = [(r.job.id, r.job.token) for r in self._running.values()]
+        if held:
+            self._apply(await self.store.renew(held, self._lease_ms))
+
+    def _apply(self, statuses: dict[str, LeaseStatus]) -> None:
+        for job_id, status in statuses.items():
+            running = self._running.get(job_id)
+            if running is None or running.stop_reason is not None:
+                continue
+            running.stop_reason = "lost" if status is LeaseStatus.LOST else "cancel"
+            running.ctx.cancelled = True
+            if running.task is not None:
+                running.task.cancel()
+
+    async def _flush_loop(self) -> None:
+        interval = self.app.settings.progress_flush_interval
+        while True:
+            await asyncio.sleep(interval)
+            await self._guard(self._flush_progress)
+
+    async def _flush_progress(self) -> None:
+        updates = [r.ctx.take_update() for r in self._running.values() if r.ctx.dirty]
+        if updates:
+            self._apply(await self.store.update_progress(updates, self.app.settings.max_log_lines))
+
+    async def _maintenance_loop(self) -> None:
+        interval = self.app.settings.sweep_interval
+        while True:
+            await self._guard(self._maintain)
+            await asyncio.sleep(interval)
+
+    async def _maintain(self) -> None:
+        s = self.app.settings
+        now = now_ms()
+        for stalled in await self.store.sweep_stalled(now, int(s.keep_failed_seconds * 1000)):
+            series = self.app.metrics.jobs.series(stalled.queue, stalled.task)
+            series.stalled.inc()
+            if stalled.failed:
+                series.failed.inc()
+            log.warning("job stalled", job_id=stalled.id, task=stalled.task, failed=stalled.failed)
+        await self.store.purge_expired(now)
+        info = WorkerInfo(
+            self.id,
+            socket.gethostname(),
+            os.getpid(),
+            self.queues,
+            self.concurrency,
+            self._started_at,
+            now,
+        )
+        await self.store.heartbeat(info, int(s.sweep_interval * 3000))
+        self.last_beat = time.monotonic()
+
+    async def _guard(self, step: Callable[[], Any]) -> None:
+        """Run a background step; a failing store must not kill the worker."""
+        try:
+            await step()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "worker step failed", step=step.__name__, error=f"{type(exc).__name__}: {exc}"
+            )
+
+
+_NO_BACKOFF = Backoff.fixed(0)
+
+
+def _stats_fields(stats: WorkerStats) -> dict[str, int]:
+    return {
+        "completed": stats.completed,
+        "failed": stats.failed,
+        "retried": stats.retried,
+        "cancelled": stats.cancelled,
+        "lost": stats.lost,
+        "released": stats.released,
+    }

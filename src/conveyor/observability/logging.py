@@ -1,0 +1,90 @@
+"""Structured logging: structlog with context variables and secret masking.
+
+Context fields (``job_id``, ``task``, ``queue``, ``attempt``, later
+``request_id``) are bound with ``structlog.contextvars`` and so reach every
+line logged while a job runs. The last processor before rendering masks
+secrets: passwords in URLs, and the values of keys that name a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from typing import Any
+
+import structlog
+
+from conveyor.config import Settings, mask_url
+
+_SECRET_KEY = re.compile(
+    r"pass(word|wd)?|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.I
+)
+_INLINE_SECRET = re.compile(
+    r"(?P<key>\b(?:pass(?:word|wd)?|secret|token|api[_-]?key|authorization)\b\s*[=:]\s*)(?P<value>[^\s,;&'\"]+)",
+    re.I,
+)
+_BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<value>[A-Za-z0-9._~+/-]+=*)")
+MASK = "***"
+
+
+def mask_text(text: str) -> str:
+    """Mask URL passwords, ``key=value`` secrets and bearer tokens in free text."""
+    text = mask_url(text)
+    text = _INLINE_SECRET.sub(lambda m: m["key"] + MASK, text)
+    return _BEARER.sub(lambda m: m["key"] + MASK, text)
+
+
+def _mask_value(key: str, value: Any) -> Any:
+    if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+        return MASK
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: _mask_value(k, v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_mask_value("", v) for v in value)
+    return value
+
+
+def mask_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: the last step before rendering, so nothing escapes it."""
+    for key, value in list(event_dict.items()):
+        event_dict[key] = _mask_value(key, value)
+    return event_dict
+
+
+def configure_logging(settings: Settings) -> None:
+    """Set up structlog for conveyor unless the application already has."""
+    if not settings.configure_logging or structlog.is_configured():
+        return
+    fmt = settings.log_format
+    if fmt == "auto":
+        fmt = "console" if sys.stderr.isatty() else "json"
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            mask_secrets,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.log_level]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def get_logger(name: str = "conveyor") -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,278 @@
+"""The job store protocol and the records that cross it.
+
+Every store (memory, sqlite, later redis) implements :class:`JobStore` and
+passes ``tests/conformance``. Stores are deliberately dumb: they apply state
+transitions atomically and check lease tokens; every decision (retry or not,
+when, how long to keep a finished job) is made once, above them, in
+``conveyor.jobs``.
+
+Times are integer milliseconds since the Unix epoch throughout.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import Protocol
+
+import msgspec
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class JobState(StrEnum):
+    """Where a job is in its life."""
+
+    SCHEDULED = "scheduled"
+    """Waiting for its ``run_at`` (a delay, or a retry backoff)."""
+    WAITING = "waiting"
+    """Ready; the next free worker of its queue takes it."""
+    ACTIVE = "active"
+    """Claimed by a worker under a lease."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED})
+FINISHED_STATES = tuple(_FINISHED)
+
+
+class NewJob(msgspec.Struct, gc=False):
+    """A job to insert. ``options`` is JSON decided at enqueue (retries, timeout)."""
+
+    id: str
+    queue: str
+    task: str
+    payload: bytes
+    options: bytes
+    priority: int
+    run_at: int
+    created_at: int
+    max_stalled: int
+
+
+class ClaimedJob(msgspec.Struct, gc=False):
+    """A job a worker now holds under ``token`` until ``lease_until``."""
+
+    id: str
+    queue: str
+    task: str
+    payload: bytes
+    options: bytes
+    attempts: int
+    token: str
+    run_at: int
+    created_at: int
+    started_at: int
+    priority: int = 0
+
+
+class Outcome(msgspec.Struct, gc=False):
+    """How an attempt ended, as the worker reports it.
+
+    ``state`` is COMPLETED, FAILED, CANCELLED, or SCHEDULED/WAITING for a
+    retry at ``run_at``. ``keep`` trims the queue's jobs in that final state
+    to the newest ``keep``; ``expires_at`` is when this job may be purged.
+    """
+
+    id: str
+    token: str
+    queue: str
+    state: JobState
+    finished_at: int
+    result: bytes | None = None
+    error: bytes | None = None
+    run_at: int = 0
+    expires_at: int | None = None
+    keep: int | None = None
+    progress: bytes | None = None
+
+
+class JobRecord(msgspec.Struct, gc=False):
+    """Everything a store knows about one job."""
+
+    id: str
+    queue: str
+    task: str
+    state: JobState
+    priority: int
+    payload: bytes
+    options: bytes
+    attempts: int
+    stalls: int
+    max_stalled: int
+    created_at: int
+    run_at: int
+    started_at: int | None
+    finished_at: int | None
+    progress: bytes | None
+    result: bytes | None
+    error: bytes | None
+    worker: str | None
+    lease_until: int | None
+    cancel_requested: bool
+
+
+class LogLine(msgspec.Struct, gc=False):
+    at: int
+    line: str
+
+
+class ProgressUpdate(msgspec.Struct, gc=False):
+    """Progress and new log lines of a running job, written under its lease."""
+
+    id: str
+    token: str
+    progress: bytes | None = None
+    logs: list[LogLine] = msgspec.field(default_factory=list)
+
+
+class LeaseStatus(StrEnum):
+    LOST = "lost"
+    """The token no longer holds the job: stop, write nothing."""
+    CANCEL = "cancel"
+    """Someone asked to cancel the job."""
+
+
+class StalledJob(msgspec.Struct, gc=False):
+    id: str
+    queue: str
+    task: str
+    failed: bool
+    """True when the job ran out of ``max_stalled`` and failed."""
+
+
+class CancelResult(StrEnum):
+    CANCELLED = "cancelled"
+    """It was not running; it is now cancelled."""
+    REQUESTED = "requested"
+    """It is running; its worker will cancel it at its next lease renewal."""
+    FINISHED = "finished"
+    """It had already finished; nothing changed."""
+    MISSING = "missing"
+
+
+class QueueInfo(msgspec.Struct, gc=False):
+    name: str
+    paused: bool
+
+
+class WorkerInfo(msgspec.Struct, gc=False):
+    id: str
+    hostname: str
+    pid: int
+    queues: list[str]
+    concurrency: int
+    started_at: int
+    seen_at: int = 0
+
+
+class JobStore(Protocol):
+    """What the job engine needs from a store. Every method is one atomic step."""
+
+    url: str
+
+    async def open(self) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        """Insert all jobs in one step; per job, False when its id already existed."""
+        ...
+
+    async def exchange(
+        self,
+        finished: Sequence[Outcome],
+        queues: Sequence[str],
+        claim: int,
+        worker: str,
+        lease_ms: int,
+    ) -> tuple[list[bool], list[ClaimedJob]]:
+        """Record ``finished`` outcomes, then claim up to ``claim`` ready jobs.
+
+        Returns, per outcome, whether its token still held the job, and the
+        claimed jobs in queue order, then priority, then FIFO. Scheduled jobs
+        that are due are promoted first. Paused queues are skipped.
+        """
+        ...
+
+    async def renew(
+        self, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> dict[str, LeaseStatus]:
+        """Extend leases ``(job_id, token)``; report only those lost or to cancel."""
+        ...
+
+    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
+        """Give jobs back as waiting, as if never claimed (graceful shutdown)."""
+        ...
+
+    async def update_progress(
+        self, updates: Sequence[ProgressUpdate], max_log_lines: int
+    ) -> dict[str, LeaseStatus]: ...
+
+    async def sweep_stalled(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
+        """Return jobs whose lease expired to waiting, or fail them past max_stalled."""
+        ...
+
+    async def purge_expired(self, now: int) -> int:
+        """Delete finished jobs whose retention ran out."""
+        ...
+
+    async def next_due(self, queues: Sequence[str]) -> int | None:
+        """When the earliest scheduled job of these queues becomes due."""
+        ...
+
+    async def get(self, job_id: str) -> JobRecord | None: ...
+    async def logs(self, job_id: str) -> list[LogLine]: ...
+    async def list_jobs(
+        self, queue: str | None, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        """Jobs in ``state``, newest first."""
+        ...
+
+    async def counts(self) -> dict[str, dict[JobState, int]]: ...
+    async def oldest_waiting(self) -> dict[str, int]:
+        """Per queue, the ``run_at`` of its longest-waiting ready job."""
+        ...
+
+    async def queues(self) -> list[QueueInfo]: ...
+    async def set_paused(self, queue: str, paused: bool) -> None: ...
+    async def retry(self, job_id: str, now: int) -> bool:
+        """Move a failed or cancelled job back to waiting, attempts reset."""
+        ...
+
+    async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult: ...
+    async def remove(self, job_id: str) -> bool:
+        """Delete a job that is not active. Raises ConflictError for an active one."""
+        ...
+
+    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        """Delete up to ``limit`` jobs in ``state`` finished (else created) before ``before``."""
+        ...
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None: ...
+    async def unregister(self, worker_id: str) -> None: ...
+    async def workers(self) -> list[WorkerInfo]: ...
+
+
+def stalled_error(stalls: int) -> bytes:
+    """The error recorded on a job that stalled more often than it may."""
+    return msgspec.json.encode(
+        {
+            "type": "StalledError",
+            "message": f"job stalled {stalls} times (its worker stopped renewing the lease)",
+            "traceback": None,
+        }
+    )
+
+
+def released_state(run_at: int, now: int) -> JobState:
+    return JobState.WAITING if run_at <= now else JobState.SCHEDULED

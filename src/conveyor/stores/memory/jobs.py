@@ -1,0 +1,467 @@
+"""The in-process job store: tests and ephemeral use, same semantics as the others.
+
+State lives in plain dicts and heaps guarded by one lock (the sync facade
+may call in from another thread). Heaps use lazy deletion: an entry is
+valid only while its job is still in that state with the same ``version``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import secrets
+import threading
+from collections import defaultdict, deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from conveyor.errors import ConflictError
+from conveyor.stores.base import (
+    FINISHED_STATES,
+    CancelResult,
+    ClaimedJob,
+    JobRecord,
+    JobState,
+    LeaseStatus,
+    LogLine,
+    NewJob,
+    Outcome,
+    ProgressUpdate,
+    QueueInfo,
+    StalledJob,
+    WorkerInfo,
+    now_ms,
+    released_state,
+    stalled_error,
+)
+
+
+@dataclass(slots=True)
+class _Job:
+    seq: int
+    id: str
+    queue: str
+    task: str
+    state: JobState
+    priority: int
+    payload: bytes
+    options: bytes
+    run_at: int
+    created_at: int
+    max_stalled: int
+    attempts: int = 0
+    stalls: int = 0
+    started_at: int | None = None
+    finished_at: int | None = None
+    expires_at: int | None = None
+    progress: bytes | None = None
+    result: bytes | None = None
+    error: bytes | None = None
+    worker: str | None = None
+    token: str | None = None
+    lease_until: int | None = None
+    cancel_requested: bool = False
+    version: int = 0
+    logs: deque[LogLine] = field(default_factory=deque)
+
+    def record(self) -> JobRecord:
+        return JobRecord(
+            id=self.id,
+            queue=self.queue,
+            task=self.task,
+            state=self.state,
+            priority=self.priority,
+            payload=self.payload,
+            options=self.options,
+            attempts=self.attempts,
+            stalls=self.stalls,
+            max_stalled=self.max_stalled,
+            created_at=self.created_at,
+            run_at=self.run_at,
+            started_at=self.started_at,
+            finished_at=self.finished_at,
+            progress=self.progress,
+            result=self.result,
+            error=self.error,
+            worker=self.worker,
+            lease_until=self.lease_until,
+            cancel_requested=self.cancel_requested,
+        )
+
+
+class MemoryJobStore:
+    """A :class:`~conveyor.stores.base.JobStore` held in this process's memory."""
+
+    def __init__(self, url: str = "memory://") -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._jobs: dict[str, _Job] = {}
+        self._seq = 0
+        self._ready: dict[str, list[tuple[int, int, int, str, int]]] = defaultdict(list)
+        self._scheduled: dict[str, list[tuple[int, int, str, int]]] = defaultdict(list)
+        self._known_queues: set[str] = set()
+        self._paused: set[str] = set()
+        self._workers: dict[str, tuple[WorkerInfo, int]] = {}
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    async def ping(self) -> None:
+        return None
+
+    # -- placement ---------------------------------------------------------
+
+    def _place(self, job: _Job, state: JobState) -> None:
+        """Put ``job`` into ``state`` and index it where that state needs it."""
+        job.state = state
+        job.version += 1
+        if state is JobState.WAITING:
+            entry = (-job.priority, job.run_at, job.seq, job.id, job.version)
+            heapq.heappush(self._ready[job.queue], entry)
+        elif state is JobState.SCHEDULED:
+            heapq.heappush(self._scheduled[job.queue], (job.run_at, job.seq, job.id, job.version))
+
+    def _clear_lease(self, job: _Job) -> None:
+        job.token = None
+        job.lease_until = None
+        job.cancel_requested = False
+
+    def _holds(self, job_id: str, token: str) -> _Job | None:
+        job = self._jobs.get(job_id)
+        if job is None or job.state is not JobState.ACTIVE or job.token != token:
+            return None
+        return job
+
+    def _promote_due(self, queue: str, now: int) -> None:
+        heap = self._scheduled.get(queue)
+        while heap and heap[0][0] <= now:
+            _, _, job_id, version = heapq.heappop(heap)
+            job = self._jobs.get(job_id)
+            if job is not None and job.version == version and job.state is JobState.SCHEDULED:
+                self._place(job, JobState.WAITING)
+
+    # -- writes ------------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        created: list[bool] = []
+        now = now_ms()
+        with self._lock:
+            for new in jobs:
+                if new.id in self._jobs:
+                    created.append(False)
+                    continue
+                self._seq += 1
+                job = _Job(
+                    seq=self._seq,
+                    id=new.id,
+                    queue=new.queue,
+                    task=new.task,
+                    state=JobState.WAITING,
+                    priority=new.priority,
+                    payload=new.payload,
+                    options=new.options,
+                    run_at=new.run_at,
+                    created_at=new.created_at,
+                    max_stalled=new.max_stalled,
+                )
+                self._jobs[new.id] = job
+                self._known_queues.add(new.queue)
+                self._place(job, released_state(new.run_at, now))
+                created.append(True)
+        return created
+
+    async def exchange(
+        self,
+        finished: Sequence[Outcome],
+        queues: Sequence[str],
+        claim: int,
+        worker: str,
+        lease_ms: int,
+    ) -> tuple[list[bool], list[ClaimedJob]]:
+        with self._lock:
+            now = now_ms()
+            accepted = [self._finish(outcome, now) for outcome in finished]
+            claimed = self._claim(queues, claim, worker, lease_ms, now) if claim > 0 else []
+        return accepted, claimed
+
+    def _finish(self, outcome: Outcome, now: int) -> bool:
+        job = self._holds(outcome.id, outcome.token)
+        if job is None:
+            return False
+        self._clear_lease(job)
+        if outcome.progress is not None:
+            job.progress = outcome.progress
+        job.error = outcome.error
+        if outcome.state in (JobState.WAITING, JobState.SCHEDULED):
+            job.run_at = outcome.run_at
+            self._place(job, released_state(outcome.run_at, now))
+            return True
+        job.result = outcome.result
+        job.finished_at = outcome.finished_at
+        job.expires_at = outcome.expires_at
+        self._place(job, outcome.state)
+        if outcome.keep is not None:
+            self._trim(job.queue, outcome.state, outcome.keep)
+        return True
+
+    def _trim(self, queue: str, state: JobState, keep: int) -> None:
+        finished = [j for j in self._jobs.values() if j.queue == queue and j.state is state]
+        if len(finished) <= keep:
+            return
+        finished.sort(key=lambda j: (j.finished_at or 0, j.seq), reverse=True)
+        for job in finished[keep:]:
+            del self._jobs[job.id]
+
+    def _claim(
+        self, queues: Sequence[str], limit: int, worker: str, lease_ms: int, now: int
+    ) -> list[ClaimedJob]:
+        token = secrets.token_hex(8)
+        claimed: list[ClaimedJob] = []
+        for queue in queues:
+            if queue in self._paused:
+                continue
+            self._promote_due(queue, now)
+            heap = self._ready.get(queue)
+            while heap and len(claimed) < limit:
+                _, _, _, job_id, version = heapq.heappop(heap)
+                job = self._jobs.get(job_id)
+                if job is None or job.version != version or job.state is not JobState.WAITING:
+                    continue
+                job.attempts += 1
+                job.token = token
+                job.worker = worker
+                job.lease_until = now + lease_ms
+                job.started_at = now
+                self._place(job, JobState.ACTIVE)
+                claimed.append(
+                    ClaimedJob(
+                        id=job.id,
+                        queue=job.queue,
+                        task=job.task,
+                        payload=job.payload,
+                        options=job.options,
+                        attempts=job.attempts,
+                        token=token,
+                        run_at=job.run_at,
+                        created_at=job.created_at,
+                        started_at=now,
+                        priority=job.priority,
+                    )
+                )
+            if len(claimed) >= limit:
+                break
+        return claimed
+
+    async def renew(
+        self, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> dict[str, LeaseStatus]:
+        statuses: dict[str, LeaseStatus] = {}
+        with self._lock:
+            until = now_ms() + lease_ms
+            for job_id, token in leases:
+                job = self._holds(job_id, token)
+                if job is None:
+                    statuses[job_id] = LeaseStatus.LOST
+                    continue
+                job.lease_until = until
+                if job.cancel_requested:
+                    statuses[job_id] = LeaseStatus.CANCEL
+        return statuses
+
+    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
+        released = 0
+        with self._lock:
+            now = now_ms()
+            for job_id, token in leases:
+                job = self._holds(job_id, token)
+                if job is None:
+                    continue
+                job.attempts = max(0, job.attempts - 1)
+                self._clear_lease(job)
+                self._place(job, released_state(job.run_at, now))
+                released += 1
+        return released
+
+    async def update_progress(
+        self, updates: Sequence[ProgressUpdate], max_log_lines: int
+    ) -> dict[str, LeaseStatus]:
+        statuses: dict[str, LeaseStatus] = {}
+        with self._lock:
+            for update in updates:
+                job = self._holds(update.id, update.token)
+                if job is None:
+                    statuses[update.id] = LeaseStatus.LOST
+                    continue
+                if update.progress is not None:
+                    job.progress = update.progress
+                job.logs.extend(update.logs)
+                while len(job.logs) > max_log_lines:
+                    job.logs.popleft()
+                if job.cancel_requested:
+                    statuses[update.id] = LeaseStatus.CANCEL
+        return statuses
+
+    async def sweep_stalled(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
+        stalled: list[StalledJob] = []
+        with self._lock:
+            for job in list(self._jobs.values()):
+                if job.state is not JobState.ACTIVE or (job.lease_until or 0) >= now:
+                    continue
+                self._clear_lease(job)
+                job.stalls += 1
+                job.attempts = max(0, job.attempts - 1)
+                failed = job.stalls > job.max_stalled
+                if failed:
+                    job.error = stalled_error(job.stalls)
+                    job.finished_at = now
+                    job.expires_at = now + keep_failed_ms
+                    self._place(job, JobState.FAILED)
+                else:
+                    self._place(job, JobState.WAITING)
+                stalled.append(StalledJob(job.id, job.queue, job.task, failed))
+        return stalled
+
+    async def purge_expired(self, now: int) -> int:
+        with self._lock:
+            expired = [
+                j.id
+                for j in self._jobs.values()
+                if j.state.is_finished and j.expires_at is not None and j.expires_at <= now
+            ]
+            for job_id in expired:
+                del self._jobs[job_id]
+        return len(expired)
+
+    async def next_due(self, queues: Sequence[str]) -> int | None:
+        with self._lock:
+            due = [
+                j.run_at
+                for j in self._jobs.values()
+                if j.state is JobState.SCHEDULED and j.queue in queues
+            ]
+        return min(due, default=None)
+
+    # -- reads and administration -----------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else job.record()
+
+    async def logs(self, job_id: str) -> list[LogLine]:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return [] if job is None else list(job.logs)
+
+    async def list_jobs(
+        self, queue: str | None, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        with self._lock:
+            jobs = [
+                j
+                for j in self._jobs.values()
+                if j.state is state and (queue is None or j.queue == queue)
+            ]
+            jobs.sort(key=lambda j: (j.created_at, j.seq), reverse=True)
+            return [j.record() for j in jobs[offset : offset + limit]]
+
+    async def counts(self) -> dict[str, dict[JobState, int]]:
+        with self._lock:
+            counts: dict[str, dict[JobState, int]] = {
+                q: dict.fromkeys(JobState, 0) for q in self._known_queues
+            }
+            for job in self._jobs.values():
+                counts[job.queue][job.state] += 1
+        return counts
+
+    async def oldest_waiting(self) -> dict[str, int]:
+        oldest: dict[str, int] = {}
+        with self._lock:
+            for job in self._jobs.values():
+                if job.state is JobState.WAITING:
+                    oldest[job.queue] = min(oldest.get(job.queue, job.run_at), job.run_at)
+        return oldest
+
+    async def queues(self) -> list[QueueInfo]:
+        with self._lock:
+            names = sorted(self._known_queues | self._paused)
+            return [QueueInfo(name, name in self._paused) for name in names]
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        with self._lock:
+            self._known_queues.add(queue)
+            if paused:
+                self._paused.add(queue)
+            else:
+                self._paused.discard(queue)
+
+    async def retry(self, job_id: str, now: int) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
+                return False
+            job.attempts = 0
+            job.stalls = 0
+            job.run_at = now
+            job.finished_at = None
+            job.expires_at = None
+            job.result = None
+            job.error = None
+            self._place(job, JobState.WAITING)
+            return True
+
+    async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return CancelResult.MISSING
+            if job.state in FINISHED_STATES:
+                return CancelResult.FINISHED
+            if job.state is JobState.ACTIVE:
+                job.cancel_requested = True
+                return CancelResult.REQUESTED
+            job.finished_at = now
+            job.expires_at = now + keep_ms
+            self._place(job, JobState.CANCELLED)
+            return CancelResult.CANCELLED
+
+    async def remove(self, job_id: str) -> bool:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return False
+            if job.state is JobState.ACTIVE:
+                raise ConflictError(f"job {job_id} is active; cancel it first")
+            del self._jobs[job_id]
+            return True
+
+    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        if state is JobState.ACTIVE:
+            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
+        with self._lock:
+            doomed = [
+                j
+                for j in self._jobs.values()
+                if j.queue == queue
+                and j.state is state
+                and (j.finished_at or j.created_at) < before
+            ]
+            doomed.sort(key=lambda j: j.seq)
+            for job in doomed[:limit]:
+                del self._jobs[job.id]
+        return min(len(doomed), limit)
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+        with self._lock:
+            self._workers[worker.id] = (worker, now_ms() + ttl_ms)
+
+    async def unregister(self, worker_id: str) -> None:
+        with self._lock:
+            self._workers.pop(worker_id, None)
+
+    async def workers(self) -> list[WorkerInfo]:
+        now = now_ms()
+        with self._lock:
+            return [w for w, until in self._workers.values() if until > now]

@@ -1,0 +1,511 @@
+"""The embedded job store: one SQLite file in WAL mode, one transaction per step.
+
+Several processes may share the file: every write takes SQLite's write lock
+up front (``BEGIN IMMEDIATE``), so a claim reads and updates the ready rows
+without any other process in between, and a job is never held by two
+leases. Each ``*_sync`` method is one transaction; the async methods send it
+to the connection's thread.
+"""
+
+from __future__ import annotations
+
+import secrets
+import sqlite3
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from conveyor.errors import ConflictError
+from conveyor.stores.base import (
+    CancelResult,
+    ClaimedJob,
+    JobRecord,
+    JobState,
+    LeaseStatus,
+    LogLine,
+    NewJob,
+    Outcome,
+    ProgressUpdate,
+    QueueInfo,
+    StalledJob,
+    WorkerInfo,
+    now_ms,
+    released_state,
+    stalled_error,
+)
+from conveyor.stores.sqlite.database import Database, path_from_url
+
+_RECORD_COLUMNS = (
+    "id, queue, task, state, priority, payload, options, attempts, stalls, max_stalled,"
+    " created_at, run_at, started_at, finished_at, progress, result, error, worker,"
+    " lease_until, cancel_requested"
+)
+_SCHEDULED, _WAITING, _ACTIVE = JobState.SCHEDULED.value, JobState.WAITING.value, "active"
+_WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
+
+
+def _record(row: tuple[Any, ...]) -> JobRecord:
+    fields = list(row)
+    fields[3] = JobState(fields[3])
+    fields[19] = bool(fields[19])
+    return JobRecord(*fields)
+
+
+class SqliteJobStore:
+    """A :class:`~conveyor.stores.base.JobStore` in one SQLite file."""
+
+    def __init__(self, url: str, *, synchronous: str = "NORMAL", timeout: float = 5.0) -> None:
+        self.url = url
+        self.db = Database(path_from_url(url), synchronous=synchronous, busy_timeout_s=timeout)
+        self._known_queues: set[str] = set()
+
+    async def open(self) -> None:
+        await self.db.open()
+
+    async def close(self) -> None:
+        await self.db.close()
+
+    async def ping(self) -> None:
+        await self.db.run(self.db.conn.execute, "SELECT 1")
+
+    # -- enqueue -----------------------------------------------------------
+
+    async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        return await self.db.run(self.enqueue_sync, jobs)
+
+    def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
+        now = now_ms()
+        created: list[bool] = []
+        with self.db.transaction() as conn:
+            self._register_queues(conn, {job.queue for job in jobs})
+            insert = conn.execute
+            for job in jobs:
+                cursor = insert(
+                    "INSERT INTO jobs (id, queue, task, state, priority, run_at, created_at,"
+                    " payload, options, max_stalled) VALUES (?,?,?,?,?,?,?,?,?,?)"
+                    " ON CONFLICT (id) DO NOTHING",
+                    (
+                        job.id,
+                        job.queue,
+                        job.task,
+                        released_state(job.run_at, now).value,
+                        job.priority,
+                        job.run_at,
+                        job.created_at,
+                        job.payload,
+                        job.options,
+                        job.max_stalled,
+                    ),
+                )
+                created.append(cursor.rowcount == 1)
+        return created
+
+    def _register_queues(self, conn: sqlite3.Connection, names: set[str]) -> None:
+        new = names - self._known_queues
+        if new:
+            conn.executemany(
+                "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING", [(n,) for n in new]
+            )
+            self._known_queues |= new
+
+    # -- the worker's round trip -------------------------------------------
+
+    async def exchange(
+        self,
+        finished: Sequence[Outcome],
+        queues: Sequence[str],
+        claim: int,
+        worker: str,
+        lease_ms: int,
+    ) -> tuple[list[bool], list[ClaimedJob]]:
+        return await self.db.run(self.exchange_sync, finished, queues, claim, worker, lease_ms)
+
+    def exchange_sync(
+        self,
+        finished: Sequence[Outcome],
+        queues: Sequence[str],
+        claim: int,
+        worker: str,
+        lease_ms: int,
+    ) -> tuple[list[bool], list[ClaimedJob]]:
+        with self.db.transaction() as conn:
+            now = now_ms()
+            accepted = [self._finish(conn, outcome, now) for outcome in finished]
+            if any(o.keep is not None for o in finished):
+                self._trim(conn, finished, accepted)
+            claimed = self._claim(conn, queues, claim, worker, lease_ms, now) if claim else []
+        return accepted, claimed
+
+    def _finish(self, conn: sqlite3.Connection, o: Outcome, now: int) -> bool:
+        if o.state in (JobState.WAITING, JobState.SCHEDULED):
+            cursor = conn.execute(
+                "UPDATE jobs SET state = ?, run_at = ?, error = ?,"
+                " progress = coalesce(?, progress), token = NULL, lease_until = NULL,"
+                " cancel_requested = 0 WHERE id = ? AND token = ? AND state = 'active'",
+                (released_state(o.run_at, now).value, o.run_at, o.error, o.progress, o.id, o.token),
+            )
+        else:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = ?, finished_at = ?, expires_at = ?, result = ?,"
+                " error = ?, progress = coalesce(?, progress), token = NULL,"
+                " lease_until = NULL, cancel_requested = 0"
+                " WHERE id = ? AND token = ? AND state = 'active'",
+                (
+                    o.state.value,
+                    o.finished_at,
+                    o.expires_at,
+                    o.result,
+                    o.error,
+                    o.progress,
+                    o.id,
+                    o.token,
+                ),
+            )
+        return cursor.rowcount == 1
+
+    def _trim(
+        self, conn: sqlite3.Connection, finished: Sequence[Outcome], accepted: list[bool]
+    ) -> None:
+        """Keep only the newest ``keep`` finished jobs per queue and state."""
+        limits: dict[tuple[str, str], int] = {}
+        for outcome, ok in zip(finished, accepted, strict=True):
+            if ok and outcome.keep is not None:
+                key = (outcome.queue, outcome.state.value)
+                limits[key] = min(limits.get(key, outcome.keep), outcome.keep)
+        for (queue, state), keep in limits.items():
+            conn.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+                " WHERE queue = ? AND state = ? AND finished_at IS NOT NULL"
+                " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
+                (queue, state, keep),
+            )
+
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        queues: Sequence[str],
+        limit: int,
+        worker: str,
+        lease_ms: int,
+        now: int,
+    ) -> list[ClaimedJob]:
+        paused = {row[0] for row in conn.execute("SELECT name FROM queues WHERE paused = 1")}
+        token = secrets.token_hex(8)
+        claimed: list[ClaimedJob] = []
+        for queue in queues:
+            if queue in paused:
+                continue
+            conn.execute(
+                "UPDATE jobs SET state = 'waiting'"
+                " WHERE queue = ? AND state = 'scheduled' AND run_at <= ?",
+                (queue, now),
+            )
+            rows = conn.execute(
+                "UPDATE jobs SET state = 'active', token = ?, worker = ?, lease_until = ?,"
+                " started_at = ?, attempts = attempts + 1, cancel_requested = 0"
+                " WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
+                " ORDER BY priority DESC, run_at, seq LIMIT ?)"
+                " RETURNING id, queue, task, payload, options, attempts, run_at, created_at,"
+                " priority, seq",
+                (token, worker, now + lease_ms, now, queue, limit - len(claimed)),
+            ).fetchall()
+            rows.sort(key=lambda r: (-r[8], r[6], r[9]))
+            claimed.extend(
+                ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8])
+                for r in rows
+            )
+            if len(claimed) >= limit:
+                break
+        return claimed
+
+    # -- leases ------------------------------------------------------------
+
+    async def renew(
+        self, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> dict[str, LeaseStatus]:
+        return await self.db.run(self._renew_sync, leases, lease_ms)
+
+    def _renew_sync(
+        self, leases: Sequence[tuple[str, str]], lease_ms: int
+    ) -> dict[str, LeaseStatus]:
+        statuses: dict[str, LeaseStatus] = {}
+        with self.db.transaction() as conn:
+            until = now_ms() + lease_ms
+            for job_id, token in leases:
+                row = conn.execute(
+                    "UPDATE jobs SET lease_until = ? WHERE id = ? AND token = ?"
+                    " AND state = 'active' RETURNING cancel_requested",
+                    (until, job_id, token),
+                ).fetchone()
+                if row is None:
+                    statuses[job_id] = LeaseStatus.LOST
+                elif row[0]:
+                    statuses[job_id] = LeaseStatus.CANCEL
+        return statuses
+
+    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
+        return await self.db.run(self._release_sync, leases)
+
+    def _release_sync(self, leases: Sequence[tuple[str, str]]) -> int:
+        released = 0
+        with self.db.transaction() as conn:
+            now = now_ms()
+            for job_id, token in leases:
+                cursor = conn.execute(
+                    "UPDATE jobs SET state = CASE WHEN run_at <= ? THEN 'waiting'"
+                    " ELSE 'scheduled' END, attempts = max(attempts - 1, 0), token = NULL,"
+                    " lease_until = NULL, cancel_requested = 0"
+                    " WHERE id = ? AND token = ? AND state = 'active'",
+                    (now, job_id, token),
+                )
+                released += cursor.rowcount
+        return released
+
+    async def update_progress(
+        self, updates: Sequence[ProgressUpdate], max_log_lines: int
+    ) -> dict[str, LeaseStatus]:
+        return await self.db.run(self._update_progress_sync, updates, max_log_lines)
+
+    def _update_progress_sync(
+        self, updates: Sequence[ProgressUpdate], max_log_lines: int
+    ) -> dict[str, LeaseStatus]:
+        statuses: dict[str, LeaseStatus] = {}
+        with self.db.transaction() as conn:
+            for update in updates:
+                row = conn.execute(
+                    "UPDATE jobs SET progress = coalesce(?, progress) WHERE id = ? AND token = ?"
+                    " AND state = 'active' RETURNING cancel_requested",
+                    (update.progress, update.id, update.token),
+                ).fetchone()
+                if row is None:
+                    statuses[update.id] = LeaseStatus.LOST
+                    continue
+                if row[0]:
+                    statuses[update.id] = LeaseStatus.CANCEL
+                if update.logs:
+                    self._append_logs(conn, update.id, update.logs, max_log_lines)
+        return statuses
+
+    def _append_logs(
+        self, conn: sqlite3.Connection, job_id: str, logs: list[LogLine], max_lines: int
+    ) -> None:
+        (last,) = conn.execute(
+            "SELECT coalesce(max(n), 0) FROM job_logs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        conn.executemany(
+            "INSERT INTO job_logs (job_id, n, at, line) VALUES (?,?,?,?)",
+            [(job_id, last + i, log.at, log.line) for i, log in enumerate(logs, 1)],
+        )
+        conn.execute(
+            "DELETE FROM job_logs WHERE job_id = ? AND n <= ?",
+            (job_id, last + len(logs) - max_lines),
+        )
+
+    async def sweep_stalled(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
+        return await self.db.run(self._sweep_stalled_sync, now, keep_failed_ms)
+
+    def _sweep_stalled_sync(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
+        with self.db.transaction() as conn:
+            rows = conn.execute(
+                "UPDATE jobs SET stalls = stalls + 1, attempts = max(attempts - 1, 0),"
+                " token = NULL, lease_until = NULL, cancel_requested = 0,"
+                " state = CASE WHEN stalls < max_stalled THEN 'waiting' ELSE 'failed' END,"
+                " finished_at = CASE WHEN stalls < max_stalled THEN NULL ELSE ? END,"
+                " expires_at = CASE WHEN stalls < max_stalled THEN NULL ELSE ? END"
+                " WHERE state = 'active' AND lease_until < ?"
+                " RETURNING id, queue, task, state, stalls",
+                (now, now + keep_failed_ms, now),
+            ).fetchall()
+            failed = [(stalled_error(r[4]), r[0]) for r in rows if r[3] == "failed"]
+            conn.executemany("UPDATE jobs SET error = ? WHERE id = ?", failed)
+        return [StalledJob(r[0], r[1], r[2], r[3] == "failed") for r in rows]
+
+    async def purge_expired(self, now: int) -> int:
+        return await self.db.run(self._purge_expired_sync, now)
+
+    def _purge_expired_sync(self, now: int) -> int:
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM jobs WHERE expires_at <= ? AND finished_at IS NOT NULL", (now,)
+            ).rowcount
+
+    async def next_due(self, queues: Sequence[str]) -> int | None:
+        return await self.db.run(self._next_due_sync, queues)
+
+    def _next_due_sync(self, queues: Sequence[str]) -> int | None:
+        marks = ",".join("?" * len(queues))
+        (due,) = self.db.conn.execute(
+            f"SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND queue IN ({marks})",
+            list(queues),
+        ).fetchone()
+        return int(due) if due is not None else None
+
+    # -- reads and administration -----------------------------------------
+
+    async def get(self, job_id: str) -> JobRecord | None:
+        return await self.db.run(self.get_sync, job_id)
+
+    def get_sync(self, job_id: str) -> JobRecord | None:
+        row = self.db.conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    async def logs(self, job_id: str) -> list[LogLine]:
+        return await self.db.run(self.logs_sync, job_id)
+
+    def logs_sync(self, job_id: str) -> list[LogLine]:
+        rows = self.db.conn.execute(
+            "SELECT at, line FROM job_logs WHERE job_id = ? ORDER BY n", (job_id,)
+        ).fetchall()
+        return [LogLine(at, line) for at, line in rows]
+
+    async def list_jobs(
+        self, queue: str | None, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        return await self.db.run(self.list_jobs_sync, queue, state, offset, limit)
+
+    def list_jobs_sync(
+        self, queue: str | None, state: JobState, offset: int, limit: int
+    ) -> list[JobRecord]:
+        where, params = "state = ?", [state.value]
+        if queue is not None:
+            where, params = "queue = ? AND state = ?", [queue, state.value]
+        rows = self.db.conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM jobs WHERE {where}"
+            " ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
+            [*params, limit, offset],
+        ).fetchall()
+        return [_record(row) for row in rows]
+
+    async def counts(self) -> dict[str, dict[JobState, int]]:
+        return await self.db.run(self.counts_sync)
+
+    def counts_sync(self) -> dict[str, dict[JobState, int]]:
+        conn = self.db.conn
+        counts = {
+            name: dict.fromkeys(JobState, 0) for (name,) in conn.execute("SELECT name FROM queues")
+        }
+        for queue, state, n in conn.execute(
+            "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
+        ):
+            counts.setdefault(queue, dict.fromkeys(JobState, 0))[JobState(state)] = n
+        return counts
+
+    async def oldest_waiting(self) -> dict[str, int]:
+        return await self.db.run(self._oldest_waiting_sync)
+
+    def _oldest_waiting_sync(self) -> dict[str, int]:
+        rows = self.db.conn.execute(
+            "SELECT q.name, (SELECT min(run_at) FROM jobs"
+            " WHERE queue = q.name AND state = 'waiting') FROM queues q"
+        ).fetchall()
+        return {name: at for name, at in rows if at is not None}
+
+    async def queues(self) -> list[QueueInfo]:
+        return await self.db.run(self.queues_sync)
+
+    def queues_sync(self) -> list[QueueInfo]:
+        rows = self.db.conn.execute("SELECT name, paused FROM queues ORDER BY name").fetchall()
+        return [QueueInfo(name, bool(paused)) for name, paused in rows]
+
+    async def set_paused(self, queue: str, paused: bool) -> None:
+        await self.db.run(self.set_paused_sync, queue, paused)
+
+    def set_paused_sync(self, queue: str, paused: bool) -> None:
+        with self.db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO queues (name, paused) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET paused = excluded.paused",
+                (queue, int(paused)),
+            )
+
+    async def retry(self, job_id: str, now: int) -> bool:
+        return await self.db.run(self.retry_sync, job_id, now)
+
+    def retry_sync(self, job_id: str, now: int) -> bool:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE jobs SET state = 'waiting', attempts = 0, stalls = 0, run_at = ?,"
+                " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
+                " WHERE id = ? AND state IN ('failed', 'cancelled')",
+                (now, job_id),
+            )
+            return cursor.rowcount == 1
+
+    async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
+        return await self.db.run(self.cancel_sync, job_id, now, keep_ms)
+
+    def cancel_sync(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return CancelResult.MISSING
+            state = JobState(row[0])
+            if state.is_finished:
+                return CancelResult.FINISHED
+            if state is JobState.ACTIVE:
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+                return CancelResult.REQUESTED
+            conn.execute(
+                "UPDATE jobs SET state = 'cancelled', finished_at = ?, expires_at = ? WHERE id = ?",
+                (now, now + keep_ms, job_id),
+            )
+            return CancelResult.CANCELLED
+
+    async def remove(self, job_id: str) -> bool:
+        return await self.db.run(self.remove_sync, job_id)
+
+    def remove_sync(self, job_id: str) -> bool:
+        with self.db.transaction() as conn:
+            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if row is None:
+                return False
+            if row[0] == _ACTIVE:
+                raise ConflictError(f"job {job_id} is active; cancel it first")
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            return True
+
+    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        return await self.db.run(self.clean_sync, queue, state, before, limit)
+
+    def clean_sync(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        if state is JobState.ACTIVE:
+            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
+        with self.db.transaction() as conn:
+            return conn.execute(
+                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = ?"
+                " AND coalesce(finished_at, created_at) < ? ORDER BY seq LIMIT ?)",
+                (queue, state.value, before, limit),
+            ).rowcount
+
+    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
+        await self.db.run(self._heartbeat_sync, worker, ttl_ms)
+
+    def _heartbeat_sync(self, worker: WorkerInfo, ttl_ms: int) -> None:
+        with self.db.transaction() as conn:
+            now = now_ms()
+            conn.execute(
+                "INSERT INTO workers (id, info, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET info = excluded.info,"
+                " expires_at = excluded.expires_at",
+                (worker.id, msgspec.json.encode(worker), now + ttl_ms),
+            )
+            conn.execute("DELETE FROM workers WHERE expires_at < ?", (now,))
+
+    async def unregister(self, worker_id: str) -> None:
+        await self.db.run(self._unregister_sync, worker_id)
+
+    def _unregister_sync(self, worker_id: str) -> None:
+        with self.db.transaction() as conn:
+            conn.execute("DELETE FROM workers WHERE id = ?", (worker_id,))
+
+    async def workers(self) -> list[WorkerInfo]:
+        return await self.db.run(self._workers_sync)
+
+    def _workers_sync(self) -> list[WorkerInfo]:
+        rows = self.db.conn.execute(
+            "SELECT info FROM workers WHERE expires_at >= ? ORDER BY id", (now_ms(),)
+        ).fetchall()
+        return [_WORKER_DECODER.decode(info) for (info,) in rows]

@@ -1,0 +1,57 @@
+-- The embedded store's schema. One row per job; `seq` is the enqueue order
+-- that breaks ties within a priority (FIFO). Partial indexes keep each hot
+-- query (claim, promote, sweep, expire) an index seek over the rows it needs.
+
+CREATE TABLE IF NOT EXISTS jobs (
+    seq              INTEGER PRIMARY KEY,
+    id               TEXT    NOT NULL UNIQUE,
+    queue            TEXT    NOT NULL,
+    task             TEXT    NOT NULL,
+    state            TEXT    NOT NULL,
+    priority         INTEGER NOT NULL,
+    run_at           INTEGER NOT NULL,
+    created_at       INTEGER NOT NULL,
+    payload          BLOB    NOT NULL,
+    options          BLOB    NOT NULL,
+    max_stalled      INTEGER NOT NULL,
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    stalls           INTEGER NOT NULL DEFAULT 0,
+    token            TEXT,
+    worker           TEXT,
+    lease_until      INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    started_at       INTEGER,
+    finished_at      INTEGER,
+    expires_at       INTEGER,
+    progress         BLOB,
+    result           BLOB,
+    error            BLOB
+);
+
+CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, priority DESC, run_at, seq)
+    WHERE state = 'waiting';
+CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (queue, run_at) WHERE state = 'scheduled';
+CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_until) WHERE state = 'active';
+CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (queue, state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (queue, state, finished_at)
+    WHERE finished_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+
+CREATE TABLE IF NOT EXISTS job_logs (
+    job_id TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    n      INTEGER NOT NULL,
+    at     INTEGER NOT NULL,
+    line   TEXT    NOT NULL,
+    PRIMARY KEY (job_id, n)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS queues (
+    name   TEXT PRIMARY KEY,
+    paused INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS workers (
+    id         TEXT PRIMARY KEY,
+    info       BLOB    NOT NULL,
+    expires_at INTEGER NOT NULL
+) WITHOUT ROWID;

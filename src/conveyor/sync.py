@@ -1,0 +1,195 @@
+"""The sync facade: enqueue and read jobs from Django, Flask or a script.
+
+A private event loop runs in a daemon thread with its own store connection;
+each sync call runs the async implementation there and blocks until it is
+done. The same code paths as the async API run, so behaviour is identical.
+
+>>> job = export_report.enqueue_sync(7, fmt="xlsx")
+>>> app.sync.get(job.id).status
+<JobState.WAITING: 'waiting'>
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import threading
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from conveyor.jobs.client import Call, JobClient
+from conveyor.jobs.job import Job, JobError
+from conveyor.stores import make_job_store
+from conveyor.stores.base import CancelResult, JobState, LogLine, QueueInfo
+from conveyor.stores.memory.jobs import MemoryJobStore
+
+if TYPE_CHECKING:
+    from conveyor.app import Conveyor
+
+R = TypeVar("R")
+T = TypeVar("T")
+
+
+class _LoopThread:
+    """An event loop in a daemon thread (never holds the interpreter open at exit)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self.loop.run_forever, name="conveyor-sync", daemon=True
+        )
+        self._thread.start()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        if threading.current_thread() is self._thread:
+            coro.close()
+            raise RuntimeError("the sync facade cannot be called from its own loop")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=5)
+
+
+class SyncJob(Generic[R]):
+    """A :class:`Job` for sync code; actions block until done."""
+
+    __slots__ = ("_job", "_runner")
+
+    def __init__(self, runner: _LoopThread, job: Job[R]) -> None:
+        self._runner = runner
+        self._job = job
+
+    def __repr__(self) -> str:
+        return repr(self._job)
+
+    @property
+    def id(self) -> str:
+        return self._job.id
+
+    @property
+    def status(self) -> JobState:
+        return self._job.status
+
+    @property
+    def attempts(self) -> int:
+        return self._job.attempts
+
+    @property
+    def progress(self) -> Any:
+        return self._job.progress
+
+    @property
+    def result(self) -> R | None:
+        return self._job.result
+
+    @property
+    def error(self) -> JobError | None:
+        return self._job.error
+
+    def to_dict(self) -> dict[str, Any]:
+        return self._job.to_dict()
+
+    def refresh(self) -> SyncJob[R]:
+        self._runner.call(self._job.refresh())
+        return self
+
+    def wait(self, timeout: float | None = None) -> R:
+        return self._runner.call(self._job.wait(timeout))
+
+    def cancel(self) -> CancelResult:
+        return self._runner.call(self._job.cancel())
+
+    def logs(self) -> list[LogLine]:
+        return self._runner.call(self._job.logs())
+
+
+class SyncClient:
+    """``app.sync``: the blocking twin of ``app.jobs``."""
+
+    def __init__(self, app: Conveyor) -> None:
+        self._app = app
+        self._runner: _LoopThread | None = None
+        self._client: JobClient | None = None
+        self._lock = threading.Lock()
+
+    def _ready(self) -> tuple[_LoopThread, JobClient]:
+        with self._lock:
+            if self._runner is None or self._client is None:
+                app = self._app
+                # A memory store lives in this process only: share the app's.
+                shared = isinstance(app.store, MemoryJobStore)
+                store = app.store if shared else make_job_store(app.settings)
+                opened = False
+
+                async def opener() -> None:
+                    nonlocal opened
+                    if not opened:
+                        await store.open()
+                        opened = True
+
+                client = JobClient(app.settings, store, opener)
+                client._retention = app.jobs._retention
+                self._runner, self._client = _LoopThread(), client
+            return self._runner, self._client
+
+    def _call(self, coro_fn: Any, *args: Any, **kwargs: Any) -> Any:
+        runner, client = self._ready()
+        return runner.call(coro_fn(client, *args, **kwargs))
+
+    def enqueue_many(self, calls: Iterable[Call[Any]]) -> builtins.list[SyncJob[Any]]:
+        runner, client = self._ready()
+        jobs = runner.call(client.enqueue(list(calls)))
+        return [SyncJob(runner, job) for job in jobs]
+
+    def get(self, job_id: str) -> SyncJob[Any]:
+        runner, client = self._ready()
+        return SyncJob(runner, runner.call(client.get(job_id)))
+
+    def list(
+        self, state: JobState | str, queue: str | None = None, *, offset: int = 0, limit: int = 50
+    ) -> builtins.list[SyncJob[Any]]:
+        runner, client = self._ready()
+        jobs = runner.call(client.list(state, queue, offset=offset, limit=limit))
+        return [SyncJob(runner, job) for job in jobs]
+
+    def counts(self) -> dict[str, dict[JobState, int]]:
+        result: dict[str, dict[JobState, int]] = self._call(JobClient.counts)
+        return result
+
+    def queues(self) -> builtins.list[QueueInfo]:
+        result: builtins.list[QueueInfo] = self._call(JobClient.queues)
+        return result
+
+    def cancel(self, job_id: str) -> CancelResult:
+        result: CancelResult = self._call(JobClient.cancel, job_id)
+        return result
+
+    def retry(self, job_id: str) -> SyncJob[Any]:
+        runner, client = self._ready()
+        return SyncJob(runner, runner.call(client.retry(job_id)))
+
+    def remove(self, job_id: str) -> None:
+        self._call(JobClient.remove, job_id)
+
+    def pause(self, queue: str) -> None:
+        self._call(JobClient.pause, queue)
+
+    def resume(self, queue: str) -> None:
+        self._call(JobClient.resume, queue)
+
+    def clean(
+        self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
+    ) -> int:
+        result: int = self._call(JobClient.clean, queue, state, older_than, limit)
+        return result
+
+    def close(self) -> None:
+        with self._lock:
+            runner, client = self._runner, self._client
+            self._runner = self._client = None
+        if runner is None or client is None:
+            return
+        if client.store is not self._app.store:
+            runner.call(client.store.close())
+        runner.stop()
