@@ -94,12 +94,12 @@ class Settings(BaseSettings):
 def _store_url_problems(url: str) -> list[str]:
     scheme = urlsplit(url).scheme
     if scheme not in STORE_SCHEMES:
-        return [
-            f"url: unknown store scheme {scheme!r} in {mask_url(url)!r}; use one of {', '.join(STORE_SCHEMES)}"
-        ]
+        known = ", ".join(STORE_SCHEMES)
+        return [f"url: unknown store scheme {scheme!r} in {mask_url(url)!r}; use one of {known}"]
     if scheme == "sqlite" and not url.startswith("sqlite:///"):
         return [
-            f"url: sqlite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db, got {url!r}"
+            "url: sqlite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db,"
+            f" got {mask_url(url)!r}"
         ]
     return []
 

@@ -170,6 +170,7 @@ class Job(Generic[R]):
         """
         deadline = None if timeout is None else time.monotonic() + timeout
         delay = 0.002
+        await self.refresh()
         while not self.status.is_finished:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:

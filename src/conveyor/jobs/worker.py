@@ -263,6 +263,9 @@ class Worker:
             self.app.settings.max_payload_bytes,
         )
         running = _Running(job, ctx)
+        previous = self._running.get(job.id)
+        if previous is not None:  # our earlier attempt lost its lease and the job came back
+            self._stop_attempt(previous, "lost")
         self._running[job.id] = running
         self.app.metrics.jobs.series(job.queue, job.task).wait.observe(
             max(0.0, (job.started_at - job.run_at) / 1000)
@@ -294,7 +297,9 @@ class Worker:
         except Exception as exc:
             result = self._after_error(job, task, exc, options, retention)
         finally:
-            del self._running[job.id]
+            # After a lost lease this process may already hold the job again.
+            if self._running.get(job.id) is running:
+                del self._running[job.id]
             self._wake.set()
         if result is None:
             return
@@ -378,12 +383,16 @@ class Worker:
     def _apply(self, statuses: dict[str, LeaseStatus]) -> None:
         for job_id, status in statuses.items():
             running = self._running.get(job_id)
-            if running is None or running.stop_reason is not None:
-                continue
-            running.stop_reason = "lost" if status is LeaseStatus.LOST else "cancel"
-            running.ctx.cancelled = True
-            if running.task is not None:
-                running.task.cancel()
+            if running is not None:
+                self._stop_attempt(running, "lost" if status is LeaseStatus.LOST else "cancel")
+
+    def _stop_attempt(self, running: _Running, reason: str) -> None:
+        if running.stop_reason is not None:
+            return
+        running.stop_reason = reason
+        running.ctx.cancelled = True
+        if running.task is not None:
+            running.task.cancel()
 
     async def _flush_loop(self) -> None:
         interval = self.app.settings.progress_flush_interval
