@@ -36,6 +36,8 @@ class OperationalError(ConveyorError):
 
 
 class BadInputError(OperationalError):
+    """The caller asked for something malformed; nothing was written."""
+
     status = 400
 
 
@@ -55,6 +57,8 @@ class SerializationError(BadInputError):
 
 
 class PayloadTooLargeError(BadInputError):
+    """An encoded payload, result or progress value is over ``max_payload_bytes``."""
+
     status = 413
 
     def __init__(self, size: int, limit: int, what: str = "payload") -> None:
@@ -68,6 +72,8 @@ class InvalidArgumentsError(BadInputError):
 
 
 class NotFoundError(OperationalError):
+    """No such job, task or queue."""
+
     status = 404
 
 
@@ -76,6 +82,8 @@ class TaskNotFoundError(NotFoundError):
 
 
 class ConflictError(OperationalError):
+    """The job is in a state that forbids the request (e.g. removing an active job)."""
+
     status = 409
 
 

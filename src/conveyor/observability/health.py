@@ -15,6 +15,8 @@ from enum import StrEnum
 
 
 class Status(StrEnum):
+    """Health of a component or of the whole app."""
+
     OK = "ok"
     DEGRADED = "degraded"
     DOWN = "down"
@@ -22,6 +24,8 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
+    """The result of one health check."""
+
     status: Status
     detail: str = ""
     duration_ms: float = 0.0
@@ -29,6 +33,8 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
+    """Overall status and every check's result."""
+
     status: Status
     checks: dict[str, CheckResult] = field(default_factory=dict)
 

@@ -122,6 +122,8 @@ class JobRecord(msgspec.Struct, gc=False):
 
 
 class LogLine(msgspec.Struct, gc=False):
+    """One line of a job's log, with its time in ms since the epoch."""
+
     at: int
     line: str
 
@@ -151,6 +153,8 @@ class StalledJob(msgspec.Struct, gc=False):
 
 
 class CancelResult(StrEnum):
+    """What ``job.cancel()`` did."""
+
     CANCELLED = "cancelled"
     """It was not running; it is now cancelled."""
     REQUESTED = "requested"

@@ -1,0 +1,75 @@
+"""The public surface is exactly what ``conveyor.__all__`` says."""
+
+from __future__ import annotations
+
+import conveyor
+
+EXPECTED = {
+    "Backoff",
+    "BadInputError",
+    "Call",
+    "CancelResult",
+    "CheckResult",
+    "ConfigError",
+    "ConflictError",
+    "Conveyor",
+    "ConveyorError",
+    "HealthReport",
+    "InvalidArgumentsError",
+    "Job",
+    "JobCancelledError",
+    "JobContext",
+    "JobError",
+    "JobFailedError",
+    "JobState",
+    "LogLine",
+    "NonRetryableError",
+    "NotFoundError",
+    "OperationalError",
+    "PayloadTooLargeError",
+    "ProgrammingError",
+    "Retention",
+    "Retry",
+    "SerializationError",
+    "Settings",
+    "Status",
+    "StoreUnavailableError",
+    "SyncJob",
+    "Task",
+    "TaskNotFoundError",
+    "Worker",
+    "WorkerStats",
+    "__version__",
+    "current_job",
+}
+
+
+def test_public_names_are_pinned() -> None:
+    assert set(conveyor.__all__) == EXPECTED
+
+
+def test_every_public_name_exists_and_is_documented() -> None:
+    for name in conveyor.__all__:
+        value = getattr(conveyor, name)
+        if callable(value):
+            assert value.__doc__, f"{name} has no docstring"
+
+
+def test_errors_form_one_tree() -> None:
+    operational = [
+        conveyor.BadInputError,
+        conveyor.ConfigError,
+        conveyor.SerializationError,
+        conveyor.PayloadTooLargeError,
+        conveyor.InvalidArgumentsError,
+        conveyor.NotFoundError,
+        conveyor.TaskNotFoundError,
+        conveyor.ConflictError,
+        conveyor.StoreUnavailableError,
+        conveyor.JobFailedError,
+    ]
+    for error in operational:
+        assert issubclass(error, conveyor.OperationalError)
+    assert issubclass(conveyor.OperationalError, conveyor.ConveyorError)
+    assert issubclass(conveyor.ProgrammingError, conveyor.ConveyorError)
+    assert not issubclass(conveyor.ProgrammingError, conveyor.OperationalError)
