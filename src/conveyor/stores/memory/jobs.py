@@ -101,6 +101,8 @@ class MemoryJobStore:
         self._known_queues: set[str] = set()
         self._paused: set[str] = set()
         self._workers: dict[str, tuple[WorkerInfo, int]] = {}
+        # Finished job ids per (queue, state), oldest finish first: count retention pops here.
+        self._finished: dict[tuple[str, JobState], dict[str, None]] = defaultdict(dict)
 
     async def open(self) -> None:
         return None
@@ -115,8 +117,12 @@ class MemoryJobStore:
 
     def _place(self, job: _Job, state: JobState) -> None:
         """Put ``job`` into ``state`` and index it where that state needs it."""
+        if job.state.is_finished:
+            self._finished[job.queue, job.state].pop(job.id, None)
         job.state = state
         job.version += 1
+        if state.is_finished:
+            self._finished[job.queue, state][job.id] = None
         if state is JobState.WAITING:
             entry = (-job.priority, job.run_at, job.seq, job.id, job.version)
             heapq.heappush(self._ready[job.queue], entry)
@@ -207,12 +213,14 @@ class MemoryJobStore:
         return True
 
     def _trim(self, queue: str, state: JobState, keep: int) -> None:
-        finished = [j for j in self._jobs.values() if j.queue == queue and j.state is state]
-        if len(finished) <= keep:
-            return
-        finished.sort(key=lambda j: (j.finished_at or 0, j.seq), reverse=True)
-        for job in finished[keep:]:
-            del self._jobs[job.id]
+        finished = self._finished[queue, state]
+        while len(finished) > keep:
+            self._delete(self._jobs[next(iter(finished))])
+
+    def _delete(self, job: _Job) -> None:
+        if job.state.is_finished:
+            self._finished[job.queue, job.state].pop(job.id, None)
+        del self._jobs[job.id]
 
     def _claim(
         self, queues: Sequence[str], limit: int, worker: str, lease_ms: int, now: int
@@ -331,17 +339,8 @@ class MemoryJobStore:
                 if j.state.is_finished and j.expires_at is not None and j.expires_at <= now
             ]
             for job_id in expired:
-                del self._jobs[job_id]
+                self._delete(self._jobs[job_id])
         return len(expired)
-
-    async def next_due(self, queues: Sequence[str]) -> int | None:
-        with self._lock:
-            due = [
-                j.run_at
-                for j in self._jobs.values()
-                if j.state is JobState.SCHEDULED and j.queue in queues
-            ]
-        return min(due, default=None)
 
     # -- reads and administration -----------------------------------------
 
@@ -434,7 +433,7 @@ class MemoryJobStore:
                 return False
             if job.state is JobState.ACTIVE:
                 raise ConflictError(f"job {job_id} is active; cancel it first")
-            del self._jobs[job_id]
+            self._delete(job)
             return True
 
     async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
@@ -450,7 +449,7 @@ class MemoryJobStore:
             ]
             doomed.sort(key=lambda j: j.seq)
             for job in doomed[:limit]:
-                del self._jobs[job.id]
+                self._delete(job)
         return min(len(doomed), limit)
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:

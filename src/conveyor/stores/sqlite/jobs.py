@@ -330,17 +330,6 @@ class SqliteJobStore:
                 "DELETE FROM jobs WHERE expires_at <= ? AND finished_at IS NOT NULL", (now,)
             ).rowcount
 
-    async def next_due(self, queues: Sequence[str]) -> int | None:
-        return await self.db.run(self._next_due_sync, queues)
-
-    def _next_due_sync(self, queues: Sequence[str]) -> int | None:
-        marks = ",".join("?" * len(queues))
-        (due,) = self.db.conn.execute(
-            f"SELECT min(run_at) FROM jobs WHERE state = 'scheduled' AND queue IN ({marks})",
-            list(queues),
-        ).fetchone()
-        return int(due) if due is not None else None
-
     # -- reads and administration -----------------------------------------
 
     async def get(self, job_id: str) -> JobRecord | None:
