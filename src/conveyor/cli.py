@@ -105,6 +105,7 @@ def store_options(fn: F) -> F:
     fn = click.option(
         "--url",
         envvar="CONVEYOR_URL",
+        metavar="URL",
         show_envvar=True,
         help="Store URL, e.g. sqlite:////abs/path.db.",
     )(fn)
@@ -118,7 +119,7 @@ def store_options(fn: F) -> F:
     )(fn)
 
 
-def _given_store(ctx: click.Context | None) -> tuple[str | None, str | None] | None:
+def given_store(ctx: click.Context | None) -> tuple[str | None, str | None] | None:
     """``(app_path, url)`` if ``--app`` or ``--url`` was typed on ``ctx``'s command line."""
     if ctx is None:
         return None
@@ -138,7 +139,7 @@ def admin_app(app_path: str | None, url: str | None) -> Conveyor:
     ``CONVEYOR_URL``, then the embedded default ``Conveyor()``.
     """
     ctx = click.get_current_context()
-    given = _given_store(ctx) or _given_store(ctx.parent)
+    given = given_store(ctx) or given_store(ctx.parent)
     if given is not None:
         app_path, url = given
         if app_path and url:
@@ -229,17 +230,17 @@ def cli() -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Jobs run at once.")
 @click.option("--burst", is_flag=True, help="Exit once no job is ready instead of waiting.")
 def worker(app_path: str, queues: str | None, concurrency: int | None, burst: bool) -> None:
-    """Run a worker for APP (module.path:attribute) until SIGTERM or SIGINT.
+    """Run a worker for APP until SIGTERM or SIGINT (or, with --burst, until drained).
 
-    On a signal it stops claiming, lets running jobs finish within the
-    shutdown timeout and releases the rest. With --burst it exits once the
-    queues are drained.
+    APP is module.path:attribute naming a Conveyor. On a signal the worker
+    stops claiming, lets running jobs finish within the shutdown timeout and
+    releases the rest, then prints a summary.
     """
     app = load_app(app_path)
     names = app.queue_names() if queues is None else [q.strip() for q in queues.split(",")]
     names = [name for name in names if name]
     if not names:
-        raise CliError("no queues to work: APP registers no tasks; pass --queues")
+        raise CliError("no queues to work: register a task on APP or pass --queues a,b")
     stats = run(
         app,
         lambda a: a.work(queues=names, concurrency=concurrency, burst=burst, handle_signals=True),
@@ -259,7 +260,13 @@ def worker_summary(app: Conveyor, stats: WorkerStats) -> str:
 @click.argument("app_path", metavar="APP")
 @click.argument("task_name", metavar="TASK")
 @click.option("--args", "args_json", default="[]", metavar="JSON", help="Arguments, a JSON list.")
-@click.option("--kwargs", "kwargs_json", default="{}", metavar="JSON", help="A JSON object.")
+@click.option(
+    "--kwargs",
+    "kwargs_json",
+    default="{}",
+    metavar="JSON",
+    help="Keyword arguments, a JSON object.",
+)
 @click.option("--job-id", help="Idempotency: if a job has this id, it is returned unchanged.")
 @click.option("--delay", type=click.FloatRange(min=0), help="Seconds before the job may run.")
 @click.option("--priority", type=int, help="-1000..1000, higher first (default: the task's).")
@@ -276,7 +283,7 @@ def enqueue(
     queue: str | None,
     as_json: bool,
 ) -> None:
-    """Enqueue a call of TASK, a task registered on APP, and print the job id.
+    """Enqueue a call of TASK (registered on APP) and print the job id.
 
     TASK is the task's full name or, when unambiguous, its last part:
     "reports.export_report" or "export_report".
@@ -302,6 +309,17 @@ def jobs() -> None:
     """Inspect and administer jobs."""
 
 
+TIME_COLUMNS: dict[JobState, tuple[str, Callable[[Job[Any]], datetime | None]]] = {
+    JobState.SCHEDULED: ("runs at", lambda job: job.scheduled_for),
+    JobState.WAITING: ("enqueued", lambda job: job.created_at),
+    JobState.ACTIVE: ("started", lambda job: job.started_at),
+    JobState.COMPLETED: ("finished", lambda job: job.finished_at),
+    JobState.FAILED: ("finished", lambda job: job.finished_at),
+    JobState.CANCELLED: ("finished", lambda job: job.finished_at),
+}
+"""Per listed state, the one time worth a column."""
+
+
 @jobs.command("list")
 @click.option("--state", type=click.Choice(STATES), default="waiting", show_default=True)
 @click.option("--queue", help="Only jobs of this queue.")
@@ -325,18 +343,11 @@ def list_jobs(
     if as_json:
         print_json([job.to_dict() for job in found])
         return
-    table = Table("task", "queue", "status", "attempts", "created", "finished")
-    table.columns.insert(0, Column("id", no_wrap=True, min_width=32))  # never cut: ids get copied
+    heading, when = TIME_COLUMNS[JobState(state)]
+    table = Table(Column("id", no_wrap=True, min_width=32), "task", "queue", "attempts", heading)
     for job in found:
-        table.add_row(
-            cell(job.id),
-            cell(job.task),
-            cell(job.queue),
-            cell(job.status.value),
-            cell(job.attempts),
-            cell(short_time(job.created_at)),
-            cell(short_time(job.finished_at)),
-        )
+        row = (job.id, job.task, job.queue, job.attempts, short_time(when(job)))
+        table.add_row(*(cell(value) for value in row))
     console().print(table if found else f"no {state} jobs")
 
 
@@ -427,7 +438,10 @@ def remove_job(job_id: str, app_path: str | None, url: str | None) -> None:
 @store_options
 @json_option
 def queues(as_json: bool, app_path: str | None, url: str | None) -> None:
-    """Without a subcommand: how many jobs each queue holds per state, and if it is paused."""
+    """Show each queue's jobs per state and whether it is paused.
+
+    Subcommands pause, resume and clean a queue.
+    """
     if click.get_current_context().invoked_subcommand is not None:
         return
     overview = run(admin_app(app_path, url), queue_overview)
@@ -482,7 +496,11 @@ def resume_queue(queue: str, app_path: str | None, url: str | None) -> None:
 def clean_queue(
     queue: str, state: str, older_than: float, limit: int, app_path: str | None, url: str | None
 ) -> None:
-    """Delete up to --limit jobs of QUEUE in --state, finished more than --older-than s ago."""
+    """Delete the jobs of QUEUE in one state, oldest first.
+
+    Only jobs that finished (or, if unfinished, were created) more than
+    --older-than seconds ago, and at most --limit of them.
+    """
     removed = run(admin_app(app_path, url), lambda a: a.jobs.clean(queue, state, older_than, limit))
     click.echo(f"removed {removed} {state} jobs from queue {queue}")
 

@@ -342,3 +342,23 @@ async def test_progress_is_visible_while_the_job_runs(make_app: AppFactory) -> N
     assert job.status is JobState.ACTIVE
     release.set()
     await worker
+
+
+async def test_a_burst_worker_acknowledges_every_job_that_logged_before_it_returns(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task
+    async def chatty(n: int) -> int:
+        current_job().log(f"processing {n}")
+        current_job().set_progress(100)
+        return n
+
+    jobs = await app.enqueue_many([chatty.call(n) for n in range(60)])
+    stats = await app.work(burst=True, concurrency=7)
+    assert stats.completed == 60
+    counts = await app.jobs.counts()
+    assert counts["default"][JobState.COMPLETED] == 60
+    assert counts["default"][JobState.ACTIVE] == 0
+    assert [line.line for line in await jobs[5].logs()] == ["processing 5"]

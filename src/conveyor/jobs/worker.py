@@ -282,31 +282,39 @@ class Worker:
         options = options_decoder.decode(job.options)
         retention = self.app.jobs.retention_for(job.queue, task.retention if task else None)
         started = time.perf_counter()
-        result: tuple[Outcome, str] | None
+        result: tuple[Outcome, str] | None = None
+        run_s = 0.0
         try:
-            if task is None:
-                raise TaskNotFoundError(f"no task named {job.task!r} is registered in this worker")
-            value = await self._call(task, job, ctx, options)
-            result = outcomes.completed(
-                job, value, now_ms(), retention, self.app.settings.max_payload_bytes
-            )
-        except asyncio.CancelledError:
-            result = self._after_cancel(running, retention)
-            if result is None and running.stop_reason is None:
-                raise
-        except Exception as exc:
-            result = self._after_error(job, task, exc, options, retention)
+            try:
+                if task is None:
+                    raise TaskNotFoundError(
+                        f"no task named {job.task!r} is registered in this worker"
+                    )
+                value = await self._call(task, job, ctx, options)
+                result = outcomes.completed(
+                    job, value, now_ms(), retention, self.app.settings.max_payload_bytes
+                )
+            except asyncio.CancelledError:
+                result = self._after_cancel(running, retention)
+                if result is None and running.stop_reason is None:
+                    raise
+            except Exception as exc:
+                result = self._after_error(job, task, exc, options, retention)
+            run_s = time.perf_counter() - started
+            if result is not None and ctx.dirty and running.stop_reason is None:
+                await self._guard(functools.partial(self._flush_one, ctx))
         finally:
-            # After a lost lease this process may already hold the job again.
-            if self._running.get(job.id) is running:
+            # The job leaves _running only once its outcome is queued, so a
+            # draining worker never sees "nothing running, nothing to send"
+            # while an outcome is still on its way.
+            if result is not None:
+                self._outcomes.append((result[0], result[1], running, run_s))
+            if self._running.get(job.id) is running:  # else: re-claimed after a lost lease
                 del self._running[job.id]
             self._wake.set()
-        if result is None:
-            return
-        if ctx.dirty and running.stop_reason is None:
-            await self.store.update_progress([ctx.take_update()], self.app.settings.max_log_lines)
-        self._outcomes.append((result[0], result[1], running, time.perf_counter() - started))
-        self._wake.set()
+
+    async def _flush_one(self, ctx: JobContext) -> None:
+        await self.store.update_progress([ctx.take_update()], self.app.settings.max_log_lines)
 
     async def _call(
         self, task: Task[Any, Any], job: ClaimedJob, ctx: JobContext, options: JobOptions
@@ -440,9 +448,8 @@ class Worker:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            log.error(
-                "worker step failed", step=step.__name__, error=f"{type(exc).__name__}: {exc}"
-            )
+            name = getattr(step, "__name__", None) or getattr(step, "func", step).__name__
+            log.error("worker step failed", step=name, error=f"{type(exc).__name__}: {exc}")
 
 
 _NO_BACKOFF = Backoff.fixed(0)

@@ -45,8 +45,8 @@ class Database:
         """Open the connection in the calling thread (the sync facade uses this)."""
         if self._conn is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -55,7 +55,7 @@ class Database:
             conn.execute("PRAGMA temp_store = MEMORY")
             schema = resources.files("conveyor.stores.sqlite").joinpath("schema.sql").read_text()
             conn.executescript(schema)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn = conn
 
