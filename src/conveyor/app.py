@@ -48,6 +48,7 @@ class Conveyor:
         self.health = Health()
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.workers: list[Worker] = []
+        """Workers running in this process (a worker adds itself while it runs)."""
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
         self._sync: SyncClient | None = None
@@ -229,11 +230,7 @@ class Conveyor:
         worker = self.worker(
             queues=queues, concurrency=concurrency, burst=burst, handle_signals=handle_signals
         )
-        self.workers.append(worker)
-        try:
-            return await worker.run()
-        finally:
-            self.workers.remove(worker)
+        return await worker.run()
 
     # -- observability ---------------------------------------------------------
 

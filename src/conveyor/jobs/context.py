@@ -7,6 +7,7 @@ so reporting progress from a tight loop costs no round trip.
 
 from __future__ import annotations
 
+import threading
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -28,6 +29,7 @@ class JobContext:
     __slots__ = (
         "_dirty",
         "_limit",
+        "_lock",
         "_logs",
         "_progress",
         "attempt",
@@ -53,16 +55,22 @@ class JobContext:
         self._progress: bytes | None = None
         self._logs: list[LogLine] = []
         self._dirty = False
+        # Sync tasks report from their thread while the worker takes updates on the loop.
+        self._lock = threading.Lock()
 
     def set_progress(self, value: Any) -> None:
         """Report progress: a number (0-100 by convention) or any JSON value."""
-        self._progress = serialization.dumps(value, what="progress", limit=self._limit)
-        self._dirty = True
+        encoded = serialization.dumps(value, what="progress", limit=self._limit)
+        with self._lock:
+            self._progress = encoded
+            self._dirty = True
 
     def log(self, message: str) -> None:
         """Append a line to the job's log (the newest ``max_log_lines`` are kept)."""
-        self._logs.append(LogLine(time.time_ns() // 1_000_000, message[: self._limit]))
-        self._dirty = True
+        line = LogLine(time.time_ns() // 1_000_000, message[: self._limit])
+        with self._lock:
+            self._logs.append(line)
+            self._dirty = True
 
     def raise_if_cancelled(self) -> None:
         """Stop a long sync task cooperatively: raises once the job is cancelled."""
@@ -75,10 +83,11 @@ class JobContext:
 
     def take_update(self) -> ProgressUpdate:
         """Hand the buffered progress and logs to the worker's flusher."""
-        update = ProgressUpdate(self.job_id, self.token, self._progress, self._logs)
-        self._progress = None
-        self._logs = []
-        self._dirty = False
+        with self._lock:
+            update = ProgressUpdate(self.job_id, self.token, self._progress, self._logs)
+            self._progress = None
+            self._logs = []
+            self._dirty = False
         return update
 
 

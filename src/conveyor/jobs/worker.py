@@ -124,6 +124,7 @@ class Worker:
             self.app.settings.sync_threads, thread_name_prefix="conveyor-task"
         )
         self.app.jobs.wakeups.add(self._wake)
+        self.app.workers.append(self)
         restore = self._install_signal_handlers() if self.handle_signals else None
         helpers = [
             asyncio.create_task(self._renew_loop(), name="conveyor-renew"),
@@ -139,6 +140,7 @@ class Worker:
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._shutdown()
             self.app.jobs.wakeups.discard(self._wake)
+            self.app.workers.remove(self)
             if restore is not None:
                 restore()
             self._threads.shutdown(wait=False, cancel_futures=True)
