@@ -87,6 +87,7 @@ class JobClient:
         """Events of this process's workers, set on enqueue so they claim at once."""
         self._open = opener
         self._retention: dict[str, Retention] = {}
+        self._resolved: dict[tuple[str, Retention | None], Retention] = {}
         self._changed: asyncio.Event | None = None
 
     # -- change notification (in-process shortcut for job.wait) -------------
@@ -235,8 +236,16 @@ class JobClient:
     def set_retention(self, queue: str, retention: Retention) -> None:
         """Retention for every task of ``queue`` that does not set its own."""
         self._retention[queue] = retention
+        self._resolved.clear()
 
     def retention_for(self, queue: str, task_retention: Retention | None) -> Retention:
+        key = (queue, task_retention)
+        found = self._resolved.get(key)
+        if found is None:
+            found = self._resolved[key] = self._resolve_retention(queue, task_retention)
+        return found
+
+    def _resolve_retention(self, queue: str, task_retention: Retention | None) -> Retention:
         s = self.settings
         base = Retention(
             s.keep_completed, s.keep_completed_seconds, s.keep_failed, s.keep_failed_seconds

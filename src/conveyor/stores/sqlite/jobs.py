@@ -59,6 +59,7 @@ class SqliteJobStore:
         self.url = url
         self.db = Database(path_from_url(url), synchronous=synchronous, busy_timeout_s=timeout)
         self._known_queues: set[str] = set()
+        self._untrimmed: dict[tuple[str, str], int] = {}
 
     async def open(self) -> None:
         await self.db.open()
@@ -167,13 +168,22 @@ class SqliteJobStore:
     def _trim(
         self, conn: sqlite3.Connection, finished: Sequence[Outcome], accepted: list[bool]
     ) -> None:
-        """Keep only the newest ``keep`` finished jobs per queue and state."""
+        """Trim each queue's finished jobs in a state back to the newest ``keep``.
+
+        The trim skips the rows it keeps, so it runs once per ``keep // 10``
+        finished jobs (per process), not per batch: a queue holds at most
+        ``keep + keep // 10`` finished jobs of a state at any moment.
+        """
         limits: dict[tuple[str, str], int] = {}
         for outcome, ok in zip(finished, accepted, strict=True):
             if ok and outcome.keep is not None:
                 key = (outcome.queue, outcome.state.value)
                 limits[key] = min(limits.get(key, outcome.keep), outcome.keep)
+                self._untrimmed[key] = self._untrimmed.get(key, 0) + 1
         for (queue, state), keep in limits.items():
+            if self._untrimmed[queue, state] < max(1, keep // 10):
+                continue
+            self._untrimmed[queue, state] = 0
             conn.execute(
                 "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
                 " WHERE queue = ? AND state = ? AND finished_at IS NOT NULL"
