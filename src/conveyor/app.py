@@ -179,9 +179,11 @@ class Conveyor:
                 self._opened = True
 
     async def close(self) -> None:
-        """Stop in-process workers and close the stores."""
-        for worker in list(self.workers):
+        """Stop in-process workers, wait for them to drain, then close the stores."""
+        workers = list(self.workers)
+        for worker in workers:
             worker.stop()
+        await asyncio.gather(*(worker.wait_stopped() for worker in workers))
         if self._sync is not None:
             self._sync.close()
             self._sync = None

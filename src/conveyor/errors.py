@@ -18,6 +18,10 @@ Task code may raise these to steer retries:
 
     NonRetryableError               fails the job at once, retries or not
     Retry                           asks for another attempt after ``delay`` seconds
+
+Recorded as a job's error when an attempt runs past the task's ``timeout``:
+
+    JobTimeoutError (a TimeoutError)
 """
 
 from __future__ import annotations
@@ -124,3 +128,11 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None, reason: str = "") -> None:
         self.delay = delay
         super().__init__(reason or f"retry requested (delay={delay})")
+
+
+class JobTimeoutError(TimeoutError):
+    """An attempt ran past its task's ``timeout``; it counts as a failed attempt."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"attempt exceeded its timeout of {timeout}s")

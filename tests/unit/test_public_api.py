@@ -21,6 +21,7 @@ EXPECTED = {
     "JobContext",
     "JobError",
     "JobFailedError",
+    "JobTimeoutError",
     "JobState",
     "LogLine",
     "NonRetryableError",

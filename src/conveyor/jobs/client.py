@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
+import math
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -88,36 +90,37 @@ class JobClient:
         self._open = opener
         self._retention: dict[str, Retention] = {}
         self._resolved: dict[tuple[str, Retention | None], Retention] = {}
-        self._changed: asyncio.Event | None = None
+        # One event per event loop: an app may be used from several loops (tests, the sync facade).
+        self._changed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
+            weakref.WeakKeyDictionary()
+        )
 
     # -- change notification (in-process shortcut for job.wait) -------------
 
     def notify_change(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
-            self._changed = None
+        """Wake this process's ``job.wait()`` callers (on the loop that calls this)."""
+        event = self._changed.pop(asyncio.get_running_loop(), None)
+        if event is not None:
+            event.set()
 
     async def wait_for_change(self, timeout: float) -> None:
-        if self._changed is None:
-            self._changed = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        event = self._changed.get(loop)
+        if event is None:
+            event = self._changed[loop] = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            await asyncio.wait_for(event.wait(), timeout)
 
     # -- enqueue -----------------------------------------------------------
 
     def build(self, call: Call[Any], now: int) -> NewJob:
         task, opts = call.task, call.options
+        _check_options(opts)
         priority = task.priority if opts.priority is None else opts.priority
-        if priority not in PRIORITY_RANGE:
-            raise BadInputError(f"priority {priority} is outside -1000..1000")
-        if opts.at is not None and opts.delay is not None:
-            raise BadInputError("give either delay or at, not both")
         run_at = now
         if opts.delay is not None:
             run_at = now + int(opts.delay * 1000)
         elif opts.at is not None:
-            if opts.at.tzinfo is None:
-                raise BadInputError("at must be a timezone-aware datetime")
             run_at = int(opts.at.timestamp() * 1000)
         task.check_arguments(call.args, call.kwargs)
         options = JobOptions(
@@ -258,6 +261,49 @@ class JobClient:
     def _keep_failed_ms(self, queue: str | None) -> int:
         retention = self.retention_for(queue or "", None)
         return int((retention.failed_for or 0) * 1000)
+
+
+MAX_DELAY_SECONDS = 10 * 366 * 86_400
+MAX_ID_LENGTH = 200
+
+
+def _check_options(opts: EnqueueOptions) -> None:
+    """Reject malformed per-call options with one clear error before anything is written."""
+    problems = []
+    if opts.job_id is not None and not (
+        isinstance(opts.job_id, str) and 0 < len(opts.job_id) <= MAX_ID_LENGTH
+    ):
+        problems.append(f"job_id must be a non-empty string of at most {MAX_ID_LENGTH} chars")
+    if opts.queue is not None and not (isinstance(opts.queue, str) and opts.queue):
+        problems.append("queue must be a non-empty string")
+    if opts.priority is not None and (
+        not isinstance(opts.priority, int) or opts.priority not in PRIORITY_RANGE
+    ):
+        problems.append(f"priority must be an integer in -1000..1000, got {opts.priority!r}")
+    if opts.delay is not None and not _number_in(opts.delay, 0, MAX_DELAY_SECONDS):
+        problems.append(f"delay must be 0..{MAX_DELAY_SECONDS} seconds, got {opts.delay!r}")
+    if opts.at is not None:
+        if not isinstance(opts.at, datetime) or opts.at.tzinfo is None:
+            problems.append("at must be a timezone-aware datetime")
+        if opts.delay is not None:
+            problems.append("give either delay or at, not both")
+    if opts.timeout is not None and not _number_in(opts.timeout, 1e-3, MAX_DELAY_SECONDS):
+        problems.append(f"timeout must be a positive number of seconds, got {opts.timeout!r}")
+    if opts.retries is not None and not (
+        isinstance(opts.retries, int) and 0 <= opts.retries <= 1_000_000
+    ):
+        problems.append(f"retries must be an integer >= 0, got {opts.retries!r}")
+    if problems:
+        raise BadInputError("; ".join(problems))
+
+
+def _number_in(value: object, low: float, high: float) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and low <= value <= high
+    )
 
 
 def _state(state: JobState | str) -> JobState:

@@ -6,6 +6,7 @@ so every store behaves the same.
 
 from __future__ import annotations
 
+import math
 import traceback
 from typing import Any
 
@@ -14,9 +15,12 @@ import msgspec
 from conveyor import serialization
 from conveyor.errors import NonRetryableError, Retry, SerializationError
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.observability.logging import mask_text
 from conveyor.stores.base import ClaimedJob, JobState, Outcome
 
 MAX_TRACEBACK_CHARS = 16_000
+MAX_DELAY_SECONDS = 366 * 86_400.0
+"""Longest retry delay; a longer (or infinite) one is cut to this."""
 
 
 class OutcomeKind:
@@ -27,11 +31,13 @@ class OutcomeKind:
 
 
 def error_json(exc: BaseException, message: str | None = None) -> bytes:
+    """The stored error: type, message and traceback, with secrets masked."""
     tb = "".join(traceback.format_exception(exc))
     if len(tb) > MAX_TRACEBACK_CHARS:
         tb = "...\n" + tb[-MAX_TRACEBACK_CHARS:]
+    text = mask_text(message or str(exc))
     return msgspec.json.encode(
-        {"type": type(exc).__qualname__, "message": message or str(exc), "traceback": tb}
+        {"type": type(exc).__qualname__, "message": text, "traceback": mask_text(tb)}
     )
 
 
@@ -96,15 +102,15 @@ def after_error(
     backoff: Backoff,
     non_retryable: tuple[type[BaseException], ...],
     retention: Retention,
-    message: str | None = None,
 ) -> tuple[Outcome, str]:
     """Retry the job after its backoff if it has retries left, else fail it."""
     final = isinstance(exc, NonRetryableError | SerializationError) or (
         bool(non_retryable) and isinstance(exc, non_retryable)
     )
     if final or job.attempts > retries:
-        return failed(job, exc, now, retention, message), OutcomeKind.FAILED
+        return failed(job, exc, now, retention), OutcomeKind.FAILED
     delay = exc.delay if isinstance(exc, Retry) and exc.delay is not None else backoff(job.attempts)
+    delay = 0.0 if math.isnan(delay) else min(max(delay, 0.0), MAX_DELAY_SECONDS)
     run_at = now + int(delay * 1000)
     state = JobState.SCHEDULED if run_at > now else JobState.WAITING
     outcome = Outcome(
@@ -113,7 +119,7 @@ def after_error(
         queue=job.queue,
         state=state,
         finished_at=now,
-        error=error_json(exc, message),
+        error=error_json(exc),
         run_at=run_at,
     )
     return outcome, OutcomeKind.RETRIED

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from conveyor import serialization
-from conveyor.errors import TaskNotFoundError
+from conveyor.errors import JobTimeoutError, TaskNotFoundError
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobContext, _current
@@ -105,45 +105,63 @@ class Worker:
         self._threads: ThreadPoolExecutor | None = None
         self._started_at = now_ms()
         self._store_errors = 0
+        self._force_stop = False
+        self._stopped = asyncio.Event()
         self.last_beat = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------
 
     def stop(self) -> None:
-        """Stop claiming; running jobs get ``shutdown_timeout`` to finish."""
-        if not self._stopping:
+        """Stop claiming; running jobs get ``shutdown_timeout`` to finish.
+
+        A second call (a second Ctrl-C) cuts the wait short: what still runs
+        is cancelled and released at once.
+        """
+        if self._stopping:
+            self._force_stop = True
+            log.warning("worker stopping now", worker=self.id, running=len(self._running))
+        else:
             self._stopping = True
             log.info("worker stopping", worker=self.id, running=len(self._running))
         self._wake.set()
+
+    async def wait_stopped(self) -> None:
+        """Wait until :meth:`run` has finished (outcomes written, leases released)."""
+        await self._stopped.wait()
 
     async def run(self) -> WorkerStats:
         if not self.queues:
             raise ValueError("the worker has no queues: register a task or pass queues=[...]")
         await self.app.open()
+        # One thread per slot, so a sync job's timeout never runs while it waits for a thread.
         self._threads = ThreadPoolExecutor(
-            self.app.settings.sync_threads, thread_name_prefix="conveyor-task"
+            max(self.concurrency, self.app.settings.sync_threads),
+            thread_name_prefix="conveyor-task",
         )
         self.app.jobs.wakeups.add(self._wake)
         self.app.workers.append(self)
         restore = self._install_signal_handlers() if self.handle_signals else None
-        helpers = [
+        maintenance = asyncio.create_task(self._maintenance_loop(), name="conveyor-maintenance")
+        # Leases are renewed and progress flushed until the very end of the drain.
+        lease_keepers = [
             asyncio.create_task(self._renew_loop(), name="conveyor-renew"),
             asyncio.create_task(self._flush_loop(), name="conveyor-flush"),
-            asyncio.create_task(self._maintenance_loop(), name="conveyor-maintenance"),
         ]
         log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency)
         try:
             await self._exchange_loop()
         finally:
-            for helper in helpers:
-                helper.cancel()
-            await asyncio.gather(*helpers, return_exceptions=True)
-            await self._shutdown()
-            self.app.jobs.wakeups.discard(self._wake)
-            self.app.workers.remove(self)
-            if restore is not None:
-                restore()
-            self._threads.shutdown(wait=False, cancel_futures=True)
+            try:
+                await _cancel_all([maintenance])
+                await self._shutdown()
+            finally:
+                await _cancel_all(lease_keepers)
+                self.app.jobs.wakeups.discard(self._wake)
+                self.app.workers.remove(self)
+                if restore is not None:
+                    restore()
+                self._threads.shutdown(wait=False, cancel_futures=True)
+                self._stopped.set()
         log.info("worker stopped", worker=self.id, **_stats_fields(self.stats))
         return self.stats
 
@@ -165,7 +183,7 @@ class Worker:
     async def _shutdown(self) -> None:
         """Let running jobs finish within the deadline; release what is left."""
         deadline = time.monotonic() + self.app.settings.shutdown_timeout
-        while self._running and time.monotonic() < deadline:
+        while self._running and time.monotonic() < deadline and not self._force_stop:
             await self._flush_outcomes()
             await sleep_or_wake(self._wake, min(0.05, max(0.0, deadline - time.monotonic())))
             self._wake.clear()
@@ -217,6 +235,8 @@ class Worker:
             await asyncio.sleep(delay)
             return []
         self._store_errors = 0
+        self._force_stop = False
+        self._stopped = asyncio.Event()
         self.last_beat = time.monotonic()
         if pending:
             self._record(pending, accepted)
@@ -281,13 +301,14 @@ class Worker:
             job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempts
         )
         task = self.app.tasks.get(job.task)
-        options = options_decoder.decode(job.options)
         retention = self.app.jobs.retention_for(job.queue, task.retention if task else None)
         started = time.perf_counter()
         result: tuple[Outcome, str] | None = None
         run_s = 0.0
         try:
+            options = _DEFAULT_OPTIONS
             try:
+                options = options_decoder.decode(job.options)
                 if task is None:
                     raise TaskNotFoundError(
                         f"no task named {job.task!r} is registered in this worker"
@@ -301,7 +322,11 @@ class Worker:
                 if result is None and running.stop_reason is None:
                     raise
             except Exception as exc:
-                result = self._after_error(job, task, exc, options, retention)
+                try:
+                    result = self._after_error(job, task, exc, options, retention)
+                except Exception as policy_error:  # e.g. a custom backoff that raised
+                    log.exception("retry policy failed; failing the job")
+                    result = outcomes.failed(job, policy_error, now_ms(), retention), "failed"
             run_s = time.perf_counter() - started
             if result is not None and ctx.dirty and running.stop_reason is None:
                 await self._guard(functools.partial(self._flush_one, ctx))
@@ -326,15 +351,26 @@ class Worker:
             coro = task.fn(*args, **kwargs)
             if options.timeout is None:
                 return await coro
-            async with asyncio.timeout(options.timeout):
-                return await coro
+            deadline = asyncio.timeout(options.timeout)
+            try:
+                async with deadline:
+                    return await coro
+            except TimeoutError:
+                if deadline.expired():
+                    raise JobTimeoutError(options.timeout) from None
+                raise
         assert self._threads is not None
         call = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
         future = asyncio.get_running_loop().run_in_executor(self._threads, call)
         try:
             return await asyncio.wait_for(future, options.timeout)
-        except (TimeoutError, asyncio.CancelledError):
+        except TimeoutError:
+            if not future.cancelled():  # the function itself raised TimeoutError
+                raise
             ctx.cancelled = True  # the thread cannot be killed; it sees the flag
+            raise JobTimeoutError(options.timeout or 0.0) from None
+        except asyncio.CancelledError:
+            ctx.cancelled = True
             raise
 
     def _after_cancel(self, running: _Running, retention: Any) -> tuple[Outcome, str] | None:
@@ -356,9 +392,6 @@ class Worker:
         options: JobOptions,
         retention: Any,
     ) -> tuple[Outcome, str]:
-        message = None
-        if isinstance(exc, TimeoutError) and options.timeout is not None:
-            message = f"attempt exceeded its timeout of {options.timeout}s"
         result = outcomes.after_error(
             job,
             exc,
@@ -367,13 +400,12 @@ class Worker:
             backoff=task.backoff if task else _NO_BACKOFF,
             non_retryable=task.non_retryable if task else (),
             retention=retention,
-            message=message,
         )
         level = "warning" if result[1] == outcomes.OutcomeKind.RETRIED else "error"
         getattr(log, level)(
             "job attempt failed",
             outcome=result[1],
-            error=f"{type(exc).__name__}: {message or exc}",
+            error=f"{type(exc).__name__}: {exc}",
         )
         return result
 
@@ -388,12 +420,17 @@ class Worker:
     async def _renew(self) -> None:
         held = [(r.job.id, r.job.token) for r in self._running.values()]
         if held:
-            self._apply(await self.store.renew(held, self._lease_ms))
+            self._apply(await self.store.renew(held, self._lease_ms), dict(held))
 
-    def _apply(self, statuses: dict[str, LeaseStatus]) -> None:
+    def _apply(self, statuses: dict[str, LeaseStatus], tokens: dict[str, str]) -> None:
+        """Stop attempts whose lease was lost or whose job is to be cancelled.
+
+        ``tokens`` are the tokens the call was made with: if this worker has
+        claimed the job again meanwhile, the answer is about the old attempt.
+        """
         for job_id, status in statuses.items():
             running = self._running.get(job_id)
-            if running is not None:
+            if running is not None and running.job.token == tokens.get(job_id):
                 self._stop_attempt(running, "lost" if status is LeaseStatus.LOST else "cancel")
 
     def _stop_attempt(self, running: _Running, reason: str) -> None:
@@ -413,7 +450,8 @@ class Worker:
     async def _flush_progress(self) -> None:
         updates = [r.ctx.take_update() for r in self._running.values() if r.ctx.dirty]
         if updates:
-            self._apply(await self.store.update_progress(updates, self.app.settings.max_log_lines))
+            statuses = await self.store.update_progress(updates, self.app.settings.max_log_lines)
+            self._apply(statuses, {u.id: u.token for u in updates})
 
     async def _maintenance_loop(self) -> None:
         interval = self.app.settings.sweep_interval
@@ -455,6 +493,13 @@ class Worker:
 
 
 _NO_BACKOFF = Backoff.fixed(0)
+_DEFAULT_OPTIONS = JobOptions()
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _stats_fields(stats: WorkerStats) -> dict[str, int]:
