@@ -19,8 +19,9 @@ from conveyor.errors import ConfigError
 DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
 STORE_SCHEMES = ("memory", "sqlite", "redis", "rediss")
 
+# The password runs to the last "@" of the authority, so one containing "@" is masked whole.
 _URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^@/\s]+)@"
+    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^/\s]+)@"
 )
 
 

@@ -134,7 +134,7 @@ async def test_release_gives_the_job_back_as_if_never_claimed(make_app: AppFacto
 
     job = await work.enqueue()
     _, (claimed,) = await app.store.exchange([], ["default"], 1, "w1", LEASE_MS)
-    assert await app.store.release([(job.id, claimed.token), (job.id, "stale")]) == 1
+    assert await app.store.release([(job.id, claimed.token), (job.id, "stale")], 60_000) == 1
     await job.refresh()
     assert (job.status, job.attempts) == (JobState.WAITING, 0)
 

@@ -32,3 +32,14 @@ def test_nested_values_are_masked() -> None:
     out = _masked(event="x", headers={"Authorization": "Bearer abc.def", "accept": "json"})
     assert out["headers"] == {"Authorization": "***", "accept": "json"}
     assert mask_text("Authorization: Bearer abc.def") == "Authorization: ***"
+
+
+def test_prefixed_secret_keys_in_text_are_masked() -> None:
+    text = mask_text("access_token=abc client_secret: xyz db_password=p")
+    assert text == "access_token=*** client_secret: *** db_password=***"
+
+
+def test_a_password_containing_at_signs_is_masked_whole() -> None:
+    from conveyor.config import mask_url
+
+    assert mask_url("redis://:p@ss@host/0") == "redis://:***@host/0"

@@ -121,6 +121,7 @@ def after_error(
         finished_at=now,
         error=error_json(exc),
         run_at=run_at,
+        expires_at=_expiry(now, retention.failed_for),  # used if it turns out cancelled
     )
     return outcome, OutcomeKind.RETRIED
 

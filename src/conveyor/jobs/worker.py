@@ -196,7 +196,8 @@ class Worker:
         await self._flush_outcomes()
         if leftovers:
             leases = [(r.job.id, r.job.token) for r in leftovers]
-            self.stats.released += await self.store.release(leases)
+            keep_ms = int(self.app.settings.keep_failed_seconds * 1000)
+            self.stats.released += await self.store.release(leases, keep_ms)
             log.warning("released unfinished jobs", worker=self.id, count=len(leases))
         await self.store.unregister(self.id)
 
@@ -235,8 +236,6 @@ class Worker:
             await asyncio.sleep(delay)
             return []
         self._store_errors = 0
-        self._force_stop = False
-        self._stopped = asyncio.Event()
         self.last_beat = time.monotonic()
         if pending:
             self._record(pending, accepted)

@@ -22,7 +22,8 @@ _SECRET_KEY = re.compile(
     r"pass(word|wd)?|secret|token|api[_-]?key|authorization|credential|private[_-]?key", re.I
 )
 _INLINE_SECRET = re.compile(
-    r"(?P<key>\b(?:pass(?:word|wd)?|secret|token|api[_-]?key|authorization)\b\s*[=:]\s*)(?P<value>(?:Bearer\s+)?[^\s,;&'\"]+)",
+    r"(?P<key>\b[\w-]*?(?:pass(?:word|wd)?|secret|token|api[_-]?key|authorization)"
+    r"\s*[=:]\s*)(?P<value>(?:Bearer\s+)?[^\s,;&'\"]+)",
     re.I,
 )
 _BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<value>[A-Za-z0-9._~+/-]+=*)")

@@ -214,8 +214,12 @@ class JobStore(Protocol):
         """Extend leases ``(job_id, token)``; report only those lost or to cancel."""
         ...
 
-    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
-        """Give jobs back as waiting, as if never claimed (graceful shutdown)."""
+    async def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
+        """Give jobs back as waiting, as if never claimed (graceful shutdown).
+
+        A job whose cancellation was asked for ends cancelled instead, kept
+        ``keep_ms``. (A retry outcome and a stall sweep do the same.)
+        """
         ...
 
     async def update_progress(

@@ -129,6 +129,11 @@ class MemoryJobStore:
         elif state is JobState.SCHEDULED:
             heapq.heappush(self._scheduled[job.queue], (job.run_at, job.seq, job.id, job.version))
 
+    def _end_cancelled(self, job: _Job, now: int, expires_at: int | None) -> None:
+        job.finished_at = now
+        job.expires_at = expires_at
+        self._place(job, JobState.CANCELLED)
+
     def _clear_lease(self, job: _Job) -> None:
         job.token = None
         job.lease_until = None
@@ -196,14 +201,18 @@ class MemoryJobStore:
         job = self._holds(outcome.id, outcome.token)
         if job is None:
             return False
-        self._clear_lease(job)
         if outcome.progress is not None:
             job.progress = outcome.progress
         job.error = outcome.error
         if outcome.state in (JobState.WAITING, JobState.SCHEDULED):
             job.run_at = outcome.run_at
-            self._place(job, released_state(outcome.run_at, now))
+            if job.cancel_requested:
+                self._end_cancelled(job, now, outcome.expires_at)
+            else:
+                self._place(job, released_state(outcome.run_at, now))
+            self._clear_lease(job)
             return True
+        self._clear_lease(job)
         job.result = outcome.result
         job.finished_at = outcome.finished_at
         job.expires_at = outcome.expires_at
@@ -278,7 +287,7 @@ class MemoryJobStore:
                     statuses[job_id] = LeaseStatus.CANCEL
         return statuses
 
-    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
+    async def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
         released = 0
         with self._lock:
             now = now_ms()
@@ -287,8 +296,11 @@ class MemoryJobStore:
                 if job is None:
                     continue
                 job.attempts = max(0, job.attempts - 1)
+                if job.cancel_requested:
+                    self._end_cancelled(job, now, now + keep_ms)
+                else:
+                    self._place(job, released_state(job.run_at, now))
                 self._clear_lease(job)
-                self._place(job, released_state(job.run_at, now))
                 released += 1
         return released
 
@@ -317,11 +329,14 @@ class MemoryJobStore:
             for job in list(self._jobs.values()):
                 if job.state is not JobState.ACTIVE or (job.lease_until or 0) >= now:
                     continue
+                cancel = job.cancel_requested
                 self._clear_lease(job)
                 job.stalls += 1
                 job.attempts = max(0, job.attempts - 1)
-                failed = job.stalls > job.max_stalled
-                if failed:
+                failed = job.stalls > job.max_stalled and not cancel
+                if cancel:
+                    self._end_cancelled(job, now, now + keep_failed_ms)
+                elif failed:
                     job.error = stalled_error(job.stalls)
                     job.finished_at = now
                     job.expires_at = now + keep_failed_ms

@@ -78,8 +78,13 @@ class SqliteJobStore:
     def enqueue_sync(self, jobs: Sequence[NewJob]) -> list[bool]:
         now = now_ms()
         created: list[bool] = []
+        new_queues = {job.queue for job in jobs} - self._known_queues
         with self.db.transaction() as conn:
-            self._register_queues(conn, {job.queue for job in jobs})
+            if new_queues:
+                conn.executemany(
+                    "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING",
+                    [(name,) for name in new_queues],
+                )
             insert = conn.execute
             for job in jobs:
                 cursor = insert(
@@ -100,15 +105,8 @@ class SqliteJobStore:
                     ),
                 )
                 created.append(cursor.rowcount == 1)
+        self._known_queues |= new_queues  # only once committed
         return created
-
-    def _register_queues(self, conn: sqlite3.Connection, names: set[str]) -> None:
-        new = names - self._known_queues
-        if new:
-            conn.executemany(
-                "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING", [(n,) for n in new]
-            )
-            self._known_queues |= new
 
     # -- the worker's round trip -------------------------------------------
 
@@ -130,6 +128,8 @@ class SqliteJobStore:
         worker: str,
         lease_ms: int,
     ) -> tuple[list[bool], list[ClaimedJob]]:
+        if not finished and not self._anything_to_claim(queues):
+            return [], []  # an idle poll takes no write lock
         with self.db.transaction() as conn:
             now = now_ms()
             accepted = [self._finish(conn, outcome, now) for outcome in finished]
@@ -138,13 +138,36 @@ class SqliteJobStore:
             claimed = self._claim(conn, queues, claim, worker, lease_ms, now) if claim else []
         return accepted, claimed
 
+    def _anything_to_claim(self, queues: Sequence[str]) -> bool:
+        marks = ",".join("?" * len(queues))
+        row = self.db.conn.execute(
+            f"SELECT EXISTS (SELECT 1 FROM jobs WHERE state = 'waiting' AND queue IN ({marks}))"
+            f" OR EXISTS (SELECT 1 FROM jobs WHERE state = 'scheduled' AND queue IN ({marks})"
+            " AND run_at <= ?)",
+            [*queues, *queues, now_ms()],
+        ).fetchone()
+        return bool(row[0])
+
     def _finish(self, conn: sqlite3.Connection, o: Outcome, now: int) -> bool:
         if o.state in (JobState.WAITING, JobState.SCHEDULED):
+            # A job whose cancellation was asked for is not retried: it ends cancelled.
             cursor = conn.execute(
-                "UPDATE jobs SET state = ?, run_at = ?, error = ?,"
-                " progress = coalesce(?, progress), token = NULL, lease_until = NULL,"
-                " cancel_requested = 0 WHERE id = ? AND token = ? AND state = 'active'",
-                (released_state(o.run_at, now).value, o.run_at, o.error, o.progress, o.id, o.token),
+                "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE ? END,"
+                " finished_at = CASE WHEN cancel_requested THEN ? END,"
+                " expires_at = CASE WHEN cancel_requested THEN ? END,"
+                " run_at = ?, error = ?, progress = coalesce(?, progress), token = NULL,"
+                " lease_until = NULL, cancel_requested = 0"
+                " WHERE id = ? AND token = ? AND state = 'active'",
+                (
+                    released_state(o.run_at, now).value,
+                    now,
+                    o.expires_at,
+                    o.run_at,
+                    o.error,
+                    o.progress,
+                    o.id,
+                    o.token,
+                ),
             )
         else:
             cursor = conn.execute(
@@ -254,20 +277,23 @@ class SqliteJobStore:
                     statuses[job_id] = LeaseStatus.CANCEL
         return statuses
 
-    async def release(self, leases: Sequence[tuple[str, str]]) -> int:
-        return await self.db.run(self._release_sync, leases)
+    async def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
+        return await self.db.run(self._release_sync, leases, keep_ms)
 
-    def _release_sync(self, leases: Sequence[tuple[str, str]]) -> int:
+    def _release_sync(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
         released = 0
         with self.db.transaction() as conn:
             now = now_ms()
             for job_id, token in leases:
                 cursor = conn.execute(
-                    "UPDATE jobs SET state = CASE WHEN run_at <= ? THEN 'waiting'"
-                    " ELSE 'scheduled' END, attempts = max(attempts - 1, 0), token = NULL,"
+                    "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
+                    " WHEN run_at <= ? THEN 'waiting' ELSE 'scheduled' END,"
+                    " finished_at = CASE WHEN cancel_requested THEN ? END,"
+                    " expires_at = CASE WHEN cancel_requested THEN ? END,"
+                    " attempts = max(attempts - 1, 0), token = NULL,"
                     " lease_until = NULL, cancel_requested = 0"
                     " WHERE id = ? AND token = ? AND state = 'active'",
-                    (now, job_id, token),
+                    (now, now, now + keep_ms, job_id, token),
                 )
                 released += cursor.rowcount
         return released
@@ -320,9 +346,12 @@ class SqliteJobStore:
             rows = conn.execute(
                 "UPDATE jobs SET stalls = stalls + 1, attempts = max(attempts - 1, 0),"
                 " token = NULL, lease_until = NULL, cancel_requested = 0,"
-                " state = CASE WHEN stalls < max_stalled THEN 'waiting' ELSE 'failed' END,"
-                " finished_at = CASE WHEN stalls < max_stalled THEN NULL ELSE ? END,"
-                " expires_at = CASE WHEN stalls < max_stalled THEN NULL ELSE ? END"
+                " state = CASE WHEN cancel_requested THEN 'cancelled'"
+                " WHEN stalls < max_stalled THEN 'waiting' ELSE 'failed' END,"
+                " finished_at = CASE WHEN stalls < max_stalled AND NOT cancel_requested"
+                " THEN NULL ELSE ? END,"
+                " expires_at = CASE WHEN stalls < max_stalled AND NOT cancel_requested"
+                " THEN NULL ELSE ? END"
                 " WHERE state = 'active' AND lease_until < ?"
                 " RETURNING id, queue, task, state, stalls",
                 (now, now + keep_failed_ms, now),
@@ -334,11 +363,19 @@ class SqliteJobStore:
     async def purge_expired(self, now: int) -> int:
         return await self.db.run(self._purge_expired_sync, now)
 
-    def _purge_expired_sync(self, now: int) -> int:
-        with self.db.transaction() as conn:
-            return conn.execute(
-                "DELETE FROM jobs WHERE expires_at <= ? AND finished_at IS NOT NULL", (now,)
-            ).rowcount
+    def _purge_expired_sync(self, now: int, batch: int = 1_000) -> int:
+        """Delete in batches of short transactions, never holding the write lock for long."""
+        purged = 0
+        while True:
+            with self.db.transaction() as conn:
+                deleted = conn.execute(
+                    "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
+                    " WHERE expires_at <= ? AND finished_at IS NOT NULL LIMIT ?)",
+                    (now, batch),
+                ).rowcount
+            purged += deleted
+            if deleted < batch:
+                return purged
 
     # -- reads and administration -----------------------------------------
 

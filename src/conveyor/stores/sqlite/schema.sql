@@ -33,6 +33,7 @@ CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, priority DESC, run_at, seq
 CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (queue, run_at) WHERE state = 'scheduled';
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_until) WHERE state = 'active';
 CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (queue, state, created_at);
+CREATE INDEX IF NOT EXISTS jobs_listing_all ON jobs (state, created_at, seq);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (queue, state, finished_at)
     WHERE finished_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
