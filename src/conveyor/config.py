@@ -17,7 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from conveyor.errors import ConfigError
 
 DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
-STORE_SCHEMES = ("memory", "sqlite", "redis", "rediss")
+STORE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
 
 # The password runs to the last "@" of the authority, so one containing "@" is masked whole.
 _URL_PASSWORD = re.compile(

@@ -37,9 +37,14 @@ def test_default_store_is_embedded_sqlite() -> None:
     assert settings.store_url == "sqlite:///.conveyor/conveyor.db"
 
 
-def test_redis_is_not_yet_a_store_here() -> None:
-    with pytest.raises(ConfigError, match="redis"):
-        Conveyor("redis://localhost:6379/0")
+def test_redis_urls_are_accepted_without_connecting() -> None:
+    for url in (
+        "redis://localhost:6379/0",
+        "rediss://user:pw@cache.internal:6380/2",
+        "redis+cluster://10.0.0.1:7000",
+    ):
+        app = Conveyor(url)
+        assert "pw" not in repr(app)
 
 
 @pytest.mark.parametrize(

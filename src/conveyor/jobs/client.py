@@ -109,7 +109,8 @@ class JobClient:
         if event is None:
             event = self._changed[loop] = asyncio.Event()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     # -- enqueue -----------------------------------------------------------
 

@@ -196,5 +196,7 @@ def _iso(value: datetime | None) -> str | None:
 
 async def sleep_or_wake(event: asyncio.Event, seconds: float) -> None:
     """Sleep up to ``seconds``, returning early once ``event`` is set."""
+    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(event.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await event.wait()

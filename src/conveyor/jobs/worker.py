@@ -107,6 +107,7 @@ class Worker:
         self._store_errors = 0
         self._force_stop = False
         self._stopped = asyncio.Event()
+        self._blocking: asyncio.Future[None] | None = None
         self.last_beat = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------
@@ -141,21 +142,26 @@ class Worker:
         self.app.jobs.wakeups.add(self._wake)
         self.app.workers.append(self)
         restore = self._install_signal_handlers() if self.handle_signals else None
-        maintenance = asyncio.create_task(self._maintenance_loop(), name="conveyor-maintenance")
+        maintenance_halt, lease_halt = asyncio.Event(), asyncio.Event()
+        maintenance = asyncio.create_task(
+            self._maintenance_loop(maintenance_halt), name="conveyor-maintenance"
+        )
         # Leases are renewed and progress flushed until the very end of the drain.
         lease_keepers = [
-            asyncio.create_task(self._renew_loop(), name="conveyor-renew"),
-            asyncio.create_task(self._flush_loop(), name="conveyor-flush"),
+            asyncio.create_task(self._renew_loop(lease_halt), name="conveyor-renew"),
+            asyncio.create_task(self._flush_loop(lease_halt), name="conveyor-flush"),
         ]
         log.info("worker started", worker=self.id, queues=self.queues, concurrency=self.concurrency)
         try:
             await self._exchange_loop()
         finally:
             try:
-                await _cancel_all([maintenance])
+                if self._blocking is not None:
+                    self._blocking.cancel()
+                await self._halt(maintenance_halt, [maintenance])
                 await self._shutdown()
             finally:
-                await _cancel_all(lease_keepers)
+                await self._halt(lease_halt, lease_keepers)
                 self.app.jobs.wakeups.discard(self._wake)
                 self.app.workers.remove(self)
                 if restore is not None:
@@ -220,7 +226,27 @@ class Worker:
                 if self.burst and not self._running:
                     return
                 self._wake.clear()
-                await sleep_or_wake(self._wake, poll)
+                await self._idle(poll)
+
+    async def _idle(self, poll: float) -> None:
+        """Wait for work: the store's push where it has one, else ``poll`` seconds.
+
+        A blocking wait is kept across wake-ups (a finished job, an in-process
+        enqueue) rather than cancelled, so its connection is not torn down.
+        """
+        wait_for_work = getattr(self.store, "wait_for_work", None)
+        if wait_for_work is None:
+            await sleep_or_wake(self._wake, poll)
+            return
+        if self._blocking is None or self._blocking.done():
+            self._blocking = asyncio.ensure_future(wait_for_work(self.queues, 1.0))
+        woken = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait({self._blocking, woken}, return_when=asyncio.FIRST_COMPLETED)
+        woken.cancel()
+        blocking = self._blocking
+        if blocking.done() and not blocking.cancelled() and blocking.exception() is not None:
+            log.error("waiting for work failed", error=repr(blocking.exception()))
+            await sleep_or_wake(self._wake, poll)
 
     async def _exchange(self, want: int) -> list[ClaimedJob]:
         pending, self._outcomes = self._outcomes, []
@@ -361,10 +387,12 @@ class Worker:
         assert self._threads is not None
         call = functools.partial(contextvars.copy_context().run, task.fn, *args, **kwargs)
         future = asyncio.get_running_loop().run_in_executor(self._threads, call)
+        deadline = asyncio.timeout(options.timeout)
         try:
-            return await asyncio.wait_for(future, options.timeout)
+            async with deadline:
+                return await future
         except TimeoutError:
-            if not future.cancelled():  # the function itself raised TimeoutError
+            if not deadline.expired():  # the function itself raised TimeoutError
                 raise
             ctx.cancelled = True  # the thread cannot be killed; it sees the flag
             raise JobTimeoutError(options.timeout or 0.0) from None
@@ -410,11 +438,12 @@ class Worker:
 
     # -- leases, progress, maintenance ---------------------------------------
 
-    async def _renew_loop(self) -> None:
+    async def _renew_loop(self, halt: asyncio.Event) -> None:
         interval = self.app.settings.lease_seconds / 3
-        while True:
-            await asyncio.sleep(interval)
-            await self._guard(self._renew)
+        while not halt.is_set():
+            await sleep_or_wake(halt, interval)
+            if not halt.is_set():
+                await self._guard(self._renew)
 
     async def _renew(self) -> None:
         held = [(r.job.id, r.job.token) for r in self._running.values()]
@@ -440,11 +469,12 @@ class Worker:
         if running.task is not None:
             running.task.cancel()
 
-    async def _flush_loop(self) -> None:
+    async def _flush_loop(self, halt: asyncio.Event) -> None:
         interval = self.app.settings.progress_flush_interval
-        while True:
-            await asyncio.sleep(interval)
-            await self._guard(self._flush_progress)
+        while not halt.is_set():
+            await sleep_or_wake(halt, interval)
+            if not halt.is_set():
+                await self._guard(self._flush_progress)
 
     async def _flush_progress(self) -> None:
         updates = [r.ctx.take_update() for r in self._running.values() if r.ctx.dirty]
@@ -452,16 +482,33 @@ class Worker:
             statuses = await self.store.update_progress(updates, self.app.settings.max_log_lines)
             self._apply(statuses, {u.id: u.token for u in updates})
 
-    async def _maintenance_loop(self) -> None:
+    async def _maintenance_loop(self, halt: asyncio.Event) -> None:
         interval = self.app.settings.sweep_interval
-        while True:
+        while not halt.is_set():
             await self._guard(self._maintain)
-            await asyncio.sleep(interval)
+            await sleep_or_wake(halt, interval)
+
+    async def _halt(self, halt: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
+        """Stop background loops by asking them, not by cancelling them mid-call.
+
+        (A cancellation that lands inside a redis-py call can be swallowed, and a
+        loop cancelled that way would run on forever.) A loop that does not end
+        within the store timeout is cancelled after all.
+        """
+        halt.set()
+        try:
+            async with asyncio.timeout(self.app.settings.store_timeout + 1):
+                await asyncio.gather(*loops, return_exceptions=True)
+        except TimeoutError:
+            for loop in loops:
+                loop.cancel()
 
     async def _maintain(self) -> None:
         s = self.app.settings
         now = now_ms()
-        for stalled in await self.store.sweep_stalled(now, int(s.keep_failed_seconds * 1000)):
+        keep_ms = int(s.keep_failed_seconds * 1000)
+        exclusive_ms = int(s.sweep_interval * 900)  # one worker per interval sweeps a shared store
+        for stalled in await self.store.sweep_stalled(now, keep_ms, exclusive_ms):
             series = self.app.metrics.jobs.series(stalled.queue, stalled.task)
             series.stalled.inc()
             if stalled.failed:
@@ -493,12 +540,6 @@ class Worker:
 
 _NO_BACKOFF = Backoff.fixed(0)
 _DEFAULT_OPTIONS = JobOptions()
-
-
-async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def _stats_fields(stats: WorkerStats) -> dict[str, int]:

@@ -88,7 +88,8 @@ class Health:
     async def _run(self, check: Check) -> CheckResult:
         started = time.perf_counter()
         try:
-            result = await asyncio.wait_for(check(), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                result = await check()
         except TimeoutError:
             result = CheckResult(Status.DOWN, f"no answer within {self.timeout}s")
         except Exception as exc:  # a failing check is a result, not a crash

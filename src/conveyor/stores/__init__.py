@@ -23,4 +23,8 @@ def make_job_store(settings: Settings) -> JobStore:
         return SqliteJobStore(
             url, synchronous=settings.sqlite_synchronous, timeout=settings.store_timeout
         )
+    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
+        from conveyor.stores.redis.jobs import RedisJobStore
+
+        return RedisJobStore(url, timeout=settings.store_timeout)
     raise ConfigError([f"url: the {scheme}:// store is not available in this version"])

@@ -226,8 +226,14 @@ class JobStore(Protocol):
         self, updates: Sequence[ProgressUpdate], max_log_lines: int
     ) -> dict[str, LeaseStatus]: ...
 
-    async def sweep_stalled(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
-        """Return jobs whose lease expired to waiting, or fail them past max_stalled."""
+    async def sweep_stalled(
+        self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
+    ) -> list[StalledJob]:
+        """Return jobs whose lease expired to waiting, or fail them past max_stalled.
+
+        With ``exclusive_ms`` a store shared by many workers may skip the sweep
+        when another worker swept less than that long ago.
+        """
         ...
 
     async def purge_expired(self, now: int) -> int:

@@ -323,7 +323,9 @@ class MemoryJobStore:
                     statuses[update.id] = LeaseStatus.CANCEL
         return statuses
 
-    async def sweep_stalled(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
+    async def sweep_stalled(
+        self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
+    ) -> list[StalledJob]:
         stalled: list[StalledJob] = []
         with self._lock:
             for job in list(self._jobs.values()):

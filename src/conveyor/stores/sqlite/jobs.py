@@ -338,7 +338,9 @@ class SqliteJobStore:
             (job_id, last + len(logs) - max_lines),
         )
 
-    async def sweep_stalled(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
+    async def sweep_stalled(
+        self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
+    ) -> list[StalledJob]:
         return await self.db.run(self._sweep_stalled_sync, now, keep_failed_ms)
 
     def _sweep_stalled_sync(self, now: int, keep_failed_ms: int) -> list[StalledJob]:

@@ -1,0 +1,81 @@
+-- The worker's round trip: record finished outcomes, then claim ready jobs.
+-- KEYS[1]  the queue's meta key
+-- ARGV     now, worker, lease_until, claim (max jobs), token, n (outcomes), then
+--          per outcome: id, token, state, finished_at, result, error, run_at,
+--          expires_at, keep, progress (10 values each; "" for none)
+-- Returns  { accepted (1/0 per outcome), claimed (8 values per job: id, task,
+--          payload, options, attempts, run_at, created_at, priority), next_due }
+local now, worker, lease_until = ARGV[1], ARGV[2], ARGV[3]
+local claim, token, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
+
+local accepted = {}
+local trims = {}
+for i = 7, 6 + n * 10, 10 do
+  local id, held, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local key = job_key(id)
+  local f = rcall("HMGET", key, "token", "state", "created_at", "cancel_requested",
+    "priority", "seq")
+  if f[1] ~= held or f[2] ~= "active" then
+    accepted[#accepted + 1] = 0
+  else
+    local created_at = f[3]
+    local finished_at, run_at, expires_at = ARGV[i + 3], ARGV[i + 6], ARGV[i + 7]
+    if ARGV[i + 5] ~= "" then rcall("HSET", key, "error", ARGV[i + 5]) else rcall("HDEL", key, "error") end
+    if ARGV[i + 9] ~= "" then rcall("HSET", key, "progress", ARGV[i + 9]) end
+    local cancel = f[4] == "1"
+    clear_lease(id)
+    if state == "waiting" or state == "scheduled" then
+      rcall("HSET", key, "run_at", run_at)
+      if cancel then
+        finish(id, created_at, "active", "cancelled", finished_at, expires_at)
+      elseif make_due(id, created_at, "active", run_at, now, f[5], f[6]) then
+        wake_workers()
+      end
+    else
+      if ARGV[i + 4] ~= "" then rcall("HSET", key, "result", ARGV[i + 4]) end
+      finish(id, created_at, "active", state, finished_at, expires_at)
+      local keep = ARGV[i + 8]
+      if keep ~= "" then
+        if trims[state] == nil or tonumber(keep) < trims[state] then trims[state] = tonumber(keep) end
+      end
+    end
+    accepted[#accepted + 1] = 1
+  end
+end
+for state, keep in pairs(trims) do trim_done(state, keep) end
+
+local claimed = {}
+local next_due = ""
+if claim > 0 and rcall("HGET", KEYS[1], "paused") ~= "1" then
+  local due = rcall("ZRANGEBYSCORE", P .. "scheduled", "-inf", now, "LIMIT", 0, 1000)
+  for _, id in ipairs(due) do
+    local f = rcall("HMGET", job_key(id), "created_at", "run_at", "priority", "seq")
+    rcall("ZREM", P .. "scheduled", id)
+    make_due(id, f[1], "scheduled", f[2], now, f[3], f[4])
+  end
+  local popped = rcall("ZPOPMIN", P .. "ready", claim)
+  for j = 1, #popped, 2 do
+    local id = string.sub(popped[j], 18)
+    local key = job_key(id)
+    local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority")
+    local attempts = rcall("HINCRBY", key, "attempts", 1)
+    move_state(id, f[5], "waiting", "active")
+    rcall("HSET", key, "token", token, "worker", worker, "lease_until", lease_until,
+      "started_at", now, "cancel_requested", "0")
+    rcall("ZADD", P .. "active", lease_until, id)
+    claimed[#claimed + 1] = id
+    claimed[#claimed + 1] = f[1]
+    claimed[#claimed + 1] = f[2]
+    claimed[#claimed + 1] = f[3]
+    claimed[#claimed + 1] = attempts
+    claimed[#claimed + 1] = f[4]
+    claimed[#claimed + 1] = f[5]
+    claimed[#claimed + 1] = f[6]
+  end
+  if rcall("ZCARD", P .. "ready") > 0 then wake_workers() end
+  if #claimed == 0 then
+    local first = rcall("ZRANGE", P .. "scheduled", 0, 0, "WITHSCORES")
+    if #first > 0 then next_due = first[2] end
+  end
+end
+return { accepted, claimed, next_due }

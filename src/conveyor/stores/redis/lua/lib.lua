@@ -1,0 +1,89 @@
+-- Shared helpers, prepended to every script of this folder when it is loaded.
+-- Every script gets KEYS[1] = "<prefix>meta" of one queue; the other keys of that
+-- queue are built from the prefix and all share the queue's {hash tag}, so a
+-- script touches one cluster slot only.
+--
+-- Keys of a queue, with P = "cv:{<queue>}:":
+--   P.."meta"            hash: paused
+--   P.."seq"             counter: enqueue order (FIFO within a priority and run_at)
+--   P.."job:"..id        hash: the job's fields
+--   P.."logs:"..id       list: "<ms>\t<line>"
+--   P.."ready"           zset: waiting jobs, score = priority and run_at, member = seq:id
+--   P.."scheduled"       zset: scheduled jobs by run_at
+--   P.."active"          zset: active jobs by lease_until
+--   P.."state:"..s       zset: jobs in state s by created_at (listing, counts)
+--   P.."done:"..s        zset: finished jobs in state s by finished_at (count retention)
+--   P.."expiry"          zset: finished jobs by expires_at (age retention)
+--   P.."marker"          list: a token pushed when jobs are ready; workers block on it
+local rcall = redis.call
+local P = string.sub(KEYS[1], 1, -5)
+local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
+
+local function job_key(id) return P .. "job:" .. id end
+
+local function ready_score(priority, run_at)
+  return string.format("%.0f", (1000 - tonumber(priority)) * PRIORITY_SPAN + tonumber(run_at))
+end
+
+local function ready_member(seq, id) return string.format("%016d", tonumber(seq)) .. ":" .. id end
+
+local function move_state(id, created_at, old, new)
+  rcall("ZREM", P .. "state:" .. old, id)
+  rcall("ZADD", P .. "state:" .. new, created_at, id)
+  rcall("HSET", job_key(id), "state", new)
+end
+
+-- Make a job due: waiting if run_at has come, else scheduled.
+local function make_due(id, created_at, old, run_at, now, priority, seq)
+  if tonumber(run_at) <= tonumber(now) then
+    move_state(id, created_at, old, "waiting")
+    rcall("ZADD", P .. "ready", ready_score(priority, run_at), ready_member(seq, id))
+    return true
+  end
+  move_state(id, created_at, old, "scheduled")
+  rcall("ZADD", P .. "scheduled", run_at, id)
+  return false
+end
+
+local function wake_workers()
+  rcall("LPUSH", P .. "marker", "1")
+  rcall("LTRIM", P .. "marker", 0, 0)
+end
+
+local function finish(id, created_at, old, state, now, expires_at)
+  move_state(id, created_at, old, state)
+  rcall("ZADD", P .. "done:" .. state, now, id)
+  rcall("HSET", job_key(id), "finished_at", now)
+  if expires_at ~= nil and expires_at ~= "" then
+    rcall("HSET", job_key(id), "expires_at", expires_at)
+    rcall("ZADD", P .. "expiry", expires_at, id)
+  end
+end
+
+local function clear_lease(id)
+  rcall("ZREM", P .. "active", id)
+  rcall("HDEL", job_key(id), "token", "lease_until")
+  rcall("HSET", job_key(id), "cancel_requested", "0")
+end
+
+local function delete_job(id)
+  local f = rcall("HMGET", job_key(id), "state", "seq")
+  local state = f[1]
+  if not state then return false end
+  rcall("ZREM", P .. "state:" .. state, id)
+  rcall("ZREM", P .. "done:" .. state, id)
+  rcall("ZREM", P .. "ready", ready_member(f[2], id))
+  rcall("ZREM", P .. "scheduled", id)
+  rcall("ZREM", P .. "active", id)
+  rcall("ZREM", P .. "expiry", id)
+  rcall("DEL", job_key(id), P .. "logs:" .. id)
+  return true
+end
+
+local function trim_done(state, keep)
+  local done = P .. "done:" .. state
+  local excess = rcall("ZCARD", done) - tonumber(keep)
+  if excess > 0 then
+    for _, id in ipairs(rcall("ZRANGE", done, 0, excess - 1)) do delete_job(id) end
+  end
+end
