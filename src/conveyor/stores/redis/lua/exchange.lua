@@ -17,23 +17,41 @@ for i = 7, 6 + n * 10, 10 do
     "priority", "seq")
   if f[1] ~= held or f[2] ~= "active" then
     accepted[#accepted + 1] = 0
-  else
-    local created_at = f[3]
-    local finished_at, run_at, expires_at = ARGV[i + 3], ARGV[i + 6], ARGV[i + 7]
-    if ARGV[i + 5] ~= "" then rcall("HSET", key, "error", ARGV[i + 5]) else rcall("HDEL", key, "error") end
+  elseif state == "waiting" or state == "scheduled" then
+    local created_at, finished_at, run_at, expires_at = f[3], ARGV[i + 3], ARGV[i + 6], ARGV[i + 7]
+    rcall("HSET", key, "error", ARGV[i + 5], "run_at", run_at)
     if ARGV[i + 9] ~= "" then rcall("HSET", key, "progress", ARGV[i + 9]) end
     local cancel = f[4] == "1"
     clear_lease(id)
-    if state == "waiting" or state == "scheduled" then
-      rcall("HSET", key, "run_at", run_at)
-      if cancel then
-        finish(id, created_at, "active", "cancelled", finished_at, expires_at)
-      elseif make_due(id, created_at, "active", run_at, now, f[5], f[6]) then
-        wake_workers()
+    if cancel then
+      finish(id, created_at, "active", "cancelled", finished_at, expires_at)
+    elseif make_due(id, created_at, "active", run_at, now, f[5], f[6]) then
+      wake_workers()
+    end
+    accepted[#accepted + 1] = 1
+  else
+    -- The hot path (a job completed or failed for good): as few calls as possible.
+    local created_at, finished_at, expires_at = f[3], ARGV[i + 3], ARGV[i + 7]
+    local fields = { "state", state, "finished_at", finished_at, "cancel_requested", "0" }
+    local gone = { "token", "lease_until" }
+    local optional = { { "result", ARGV[i + 4] }, { "error", ARGV[i + 5] },
+      { "progress", ARGV[i + 9] }, { "expires_at", expires_at } }
+    for _, pair in ipairs(optional) do
+      if pair[2] ~= "" then
+        fields[#fields + 1] = pair[1]
+        fields[#fields + 1] = pair[2]
+      elseif pair[1] == "error" then
+        gone[#gone + 1] = "error"
       end
-    else
-      if ARGV[i + 4] ~= "" then rcall("HSET", key, "result", ARGV[i + 4]) end
-      finish(id, created_at, "active", state, finished_at, expires_at)
+    end
+    rcall("HSET", key, unpack(fields))
+    rcall("HDEL", key, unpack(gone))
+    rcall("ZREM", P .. "active", id)
+    rcall("ZREM", P .. "state:active", id)
+    rcall("ZADD", P .. "state:" .. state, created_at, id)
+    rcall("ZADD", P .. "done:" .. state, finished_at, id)
+    if expires_at ~= "" then rcall("ZADD", P .. "expiry", expires_at, id) end
+    do
       local keep = ARGV[i + 8]
       if keep ~= "" then
         if trims[state] == nil or tonumber(keep) < trims[state] then trims[state] = tonumber(keep) end
@@ -59,9 +77,10 @@ if claim > 0 and rcall("HGET", KEYS[1], "paused") ~= "1" then
     local key = job_key(id)
     local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority")
     local attempts = rcall("HINCRBY", key, "attempts", 1)
-    move_state(id, f[5], "waiting", "active")
-    rcall("HSET", key, "token", token, "worker", worker, "lease_until", lease_until,
-      "started_at", now, "cancel_requested", "0")
+    rcall("ZREM", P .. "state:waiting", id)
+    rcall("ZADD", P .. "state:active", f[5], id)
+    rcall("HSET", key, "state", "active", "token", token, "worker", worker,
+      "lease_until", lease_until, "started_at", now, "cancel_requested", "0")
     rcall("ZADD", P .. "active", lease_until, id)
     claimed[#claimed + 1] = id
     claimed[#claimed + 1] = f[1]

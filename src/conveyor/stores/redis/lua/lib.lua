@@ -80,10 +80,22 @@ local function delete_job(id)
   return true
 end
 
+-- Keep the newest `keep` finished jobs of a state; the rest go in a few variadic calls.
 local function trim_done(state, keep)
   local done = P .. "done:" .. state
   local excess = rcall("ZCARD", done) - tonumber(keep)
-  if excess > 0 then
-    for _, id in ipairs(rcall("ZRANGE", done, 0, excess - 1)) do delete_job(id) end
+  if excess <= 0 then return end
+  local ids = rcall("ZRANGE", done, 0, excess - 1)
+  local keys = {}
+  for i, id in ipairs(ids) do
+    keys[2 * i - 1] = job_key(id)
+    keys[2 * i] = P .. "logs:" .. id
   end
+  for first = 1, #ids, 1000 do -- unpack() has a stack limit; stay well under it
+    local last = math.min(first + 999, #ids)
+    rcall("ZREM", P .. "state:" .. state, unpack(ids, first, last))
+    rcall("ZREM", P .. "expiry", unpack(ids, first, last))
+    rcall("DEL", unpack(keys, 2 * first - 1, 2 * last))
+  end
+  rcall("ZREMRANGEBYRANK", done, 0, excess - 1)
 end
