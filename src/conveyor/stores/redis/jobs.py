@@ -111,7 +111,13 @@ class RedisJobStore:
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             async with asyncio.timeout(self._timeout):
-                return await fn(*args, **kwargs)
+                try:
+                    return await fn(*args, **kwargs)
+                except redis_errors.ConnectionError:
+                    # A pooled connection may have died with a server restart; one more
+                    # try gets a fresh one. (Scripts are token-checked or idempotent, so
+                    # a script that did run before the reply was lost does no harm.)
+                    return await fn(*args, **kwargs)
         except (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError) as exc:
             raise StoreUnavailableError(
                 f"Redis store {mask_url(self.url)} is unreachable: {type(exc).__name__}: {exc}"
