@@ -1,0 +1,155 @@
+"""Worker processes on one real Redis server: SIGKILL loses no job, leases hold long jobs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from conveyor import Conveyor, JobState
+from tests.integration.redis_worker_app import record, slow_record
+
+pytestmark = [pytest.mark.slow, pytest.mark.redis]
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = [sys.executable, "-m", "tests.integration.redis_worker_app"]
+CONCURRENCY = 20
+FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
+FAST_LEASE = {"LEASE_SECONDS": "1", "SWEEP_INTERVAL": "0.2", "CONCURRENCY": str(CONCURRENCY)}
+
+
+def _env(url: str, runs: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "CONVEYOR_URL": url, "RUNS_DIR": str(runs), **extra}
+
+
+def _runs(runs: Path) -> Counter[int]:
+    """How many times each job number ran to the end, over every worker process."""
+    counts: Counter[int] = Counter()
+    for path in runs.glob("runs-*.txt"):
+        counts.update(int(line) for line in path.read_text().split())
+    return counts
+
+
+def _numbers(path: Path) -> list[int]:
+    return [int(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def _runs_of(runs: Path, proc: subprocess.Popen[bytes]) -> int:
+    return len(_numbers(runs / f"runs-{proc.pid}.txt"))
+
+
+def _interrupted(runs: Path, proc: subprocess.Popen[bytes]) -> set[int]:
+    """Jobs a (killed) worker process began and never finished."""
+    started = _numbers(runs / f"starts-{proc.pid}.txt")
+    return set(started) - set(_numbers(runs / f"runs-{proc.pid}.txt"))
+
+
+def _duplicates(runs_per_job: Counter[int]) -> int:
+    return sum(n - 1 for n in runs_per_job.values())
+
+
+async def test_killing_a_worker_repeatedly_loses_no_job(redis_url: str, tmp_path: Path) -> None:
+    jobs, kills = 10_000, 3
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = _env(redis_url, runs, **FAST_LEASE, MAX_STALLED=str(kills + 1), SHUTDOWN_TIMEOUT="5")
+    async with Conveyor(redis_url, log_level="WARNING", keep_completed=1_000_000) as producer:
+        producer_record = producer.task(name="record")(record.fn)
+        for start in range(0, jobs, 1_000):
+            await producer.enqueue_many(
+                [producer_record.call(n) for n in range(start, start + 1_000)]
+            )
+        steady = subprocess.Popen(WORKER, cwd=ROOT, env=env)
+        victim = subprocess.Popen(WORKER, cwd=ROOT, env=env)
+        interrupted: list[set[int]] = []
+        try:
+            for _ in range(kills):
+                # Kill only a worker that is busy (it has run 200 jobs), mid-run.
+                await _wait_for(lambda v=victim: _runs_of(runs, v) >= 200, 30)  # type: ignore[misc]
+                victim.kill()
+                victim.wait(timeout=10)
+                assert sum(_runs(runs).values()) < jobs, "the run ended before the kill"
+                interrupted.append(_interrupted(runs, victim))
+                victim = subprocess.Popen(WORKER, cwd=ROOT, env=env)
+            await _wait_for_completed(producer, jobs, timeout=60)
+            counts = (await producer.jobs.counts())["default"]
+        finally:
+            for proc in (steady, victim):
+                proc.terminate()
+            for proc in (steady, victim):
+                proc.wait(timeout=30)
+    runs_per_job = _runs(runs)
+    assert set(runs_per_job) == set(range(jobs))
+    assert counts[JobState.COMPLETED] == jobs
+    assert counts[JobState.ACTIVE] == 0
+    assert counts[JobState.WAITING] == 0
+    assert counts[JobState.FAILED] == 0
+    # The kills hit running jobs, and each of those ran to the end elsewhere.
+    assert sum(map(len, interrupted)) > 0, [len(jobs) for jobs in interrupted]
+    assert set().union(*interrupted) <= set(runs_per_job)
+    # Only jobs that had run but were not yet acknowledged by a killed worker run twice,
+    # and a worker never holds more than CONCURRENCY jobs.
+    assert _duplicates(runs_per_job) <= kills * CONCURRENCY
+    assert steady.returncode == 0
+
+
+async def test_without_kills_no_job_runs_twice_even_ten_leases_long(
+    redis_url: str, tmp_path: Path
+) -> None:
+    quick, slow, slow_seconds = 2_000, 4, 10.0  # slow jobs run 10x LEASE_SECONDS
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    env = _env(redis_url, runs, **FAST_LEASE)
+    async with Conveyor(redis_url, log_level="WARNING", keep_completed=1_000_000) as producer:
+        producer_record = producer.task(name="record")(record.fn)
+        producer_slow = producer.task(name="slow_record")(slow_record.fn)
+        slow_jobs = await producer.enqueue_many(
+            [producer_slow.call(n, slow_seconds) for n in range(quick, quick + slow)]
+        )
+        await producer.enqueue_many([producer_record.call(n) for n in range(quick)])
+        procs = [subprocess.Popen([*WORKER, "--burst"], cwd=ROOT, env=env) for _ in range(2)]
+        try:
+            for proc in procs:
+                assert await asyncio.to_thread(proc.wait, 60) == 0
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        counts = (await producer.jobs.counts())["default"]
+        for job in slow_jobs:
+            await job.refresh()
+            assert (job.status, job.stalls, job.attempts) == (JobState.COMPLETED, 0, 1)
+    assert _runs(runs) == Counter({n: 1 for n in range(quick + slow)})
+    assert counts[JobState.COMPLETED] == quick + slow
+    assert counts[JobState.ACTIVE] == 0
+    assert counts[JobState.WAITING] == 0
+
+
+async def _wait_for_completed(app: Conveyor, jobs: int, timeout: float) -> None:
+    """Wait until every job finished; fail at once, with the errors, if one did not complete."""
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = (await app.jobs.counts()).get("default", {})
+        finished = sum(counts.get(state, 0) for state in FINISHED)
+        if finished >= jobs or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.2)
+    failed = await app.jobs.list("failed", limit=20)
+    errors = [(job.args, job.stalls, job.error and job.error.message) for job in failed]
+    assert counts.get(JobState.COMPLETED, 0) == jobs, f"{dict(counts)}; failed: {errors}"
+
+
+async def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.02)
