@@ -217,3 +217,16 @@ async def test_sync_facade_enqueues_and_reads_jobs(make_app: AppFactory) -> None
     assert seen is JobState.COMPLETED
     assert await asyncio.to_thread(job.wait, 5) == 42
     assert (await asyncio.to_thread(app.sync.counts))["default"][JobState.COMPLETED] == 1
+
+
+async def test_a_long_page_of_jobs_lists_in_full(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.task
+    async def noop(n: int) -> None:
+        return None
+
+    await app.enqueue_many([noop.call(n) for n in range(250)])
+    page = await app.jobs.list("waiting", limit=1000)
+    assert len(page) == 250
+    assert sorted(j.args[0][0] for j in page) == list(range(250))

@@ -155,6 +155,19 @@ class RedisJobStore:
         finally:
             await pool.release(conn)
 
+    async def _pipelined(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run one read command many times in one round trip (per node on a cluster)."""
+        if not calls:
+            return []
+
+        async def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for args in calls:
+                getattr(pipe, command)(*args)
+            return list(await pipe.execute())
+
+        return await self._call(run)
+
     async def _remember_queues(self, queues: set[str]) -> None:
         new = queues - self._known_queues
         if new:
@@ -168,9 +181,7 @@ class RedisJobStore:
     async def _locate(self, job_id: str) -> str | None:
         """The queue that holds ``job_id`` (ids are unique per queue)."""
         queues = await self._all_queues()
-        found = await asyncio.gather(
-            *(self._call(self.client.exists, f"{_prefix(q)}job:{job_id}") for q in queues)
-        )
+        found = await self._pipelined("exists", [(f"{_prefix(q)}job:{job_id}",) for q in queues])
         for queue, exists in zip(queues, found, strict=True):
             if exists:
                 return queue
@@ -398,21 +409,17 @@ class RedisJobStore:
             )
             candidates += [(score, member.decode(), q) for member, score in rows]
         candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        records = await asyncio.gather(
-            *(self._read(q, job_id) for _, job_id, q in candidates[offset : offset + limit])
-        )
-        return [r for r in records if r is not None]
+        page = candidates[offset : offset + limit]
+        rows = await self._pipelined("hgetall", [(f"{_prefix(q)}job:{i}",) for _, i, q in page])
+        return [_record(i, q, row) for (_, i, q), row in zip(page, rows, strict=True) if row]
 
     async def counts(self) -> dict[str, dict[JobState, int]]:
         counts: dict[str, dict[JobState, int]] = {}
-        for queue in await self._all_queues():
-            sizes = await asyncio.gather(
-                *(
-                    self._call(self.client.zcard, f"{_prefix(queue)}state:{s.value}")
-                    for s in JobState
-                )
-            )
-            counts[queue] = dict(zip(JobState, (int(n) for n in sizes), strict=True))
+        queues = await self._all_queues()
+        keys = [(f"{_prefix(q)}state:{s.value}",) for q in queues for s in JobState]
+        sizes = iter(await self._pipelined("zcard", keys))
+        for queue in queues:
+            counts[queue] = {state: int(next(sizes)) for state in JobState}
         return counts
 
     async def oldest_waiting(self) -> dict[str, int]:
@@ -430,9 +437,7 @@ class RedisJobStore:
 
     async def queues(self) -> list[QueueInfo]:
         names = await self._all_queues()
-        paused = await asyncio.gather(
-            *(self._call(self.client.hget, meta_key(q), "paused") for q in names)
-        )
+        paused = await self._pipelined("hget", [(meta_key(q), "paused") for q in names])
         return [QueueInfo(n, p == b"1") for n, p in zip(names, paused, strict=True)]
 
     async def set_paused(self, queue: str, paused: bool) -> None:
