@@ -278,7 +278,15 @@ class RedisJobStore:
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int
     ) -> dict[str, LeaseStatus]:
-        return await self._per_queue_statuses("renew", leases, [now_ms() + lease_ms], _pairs)
+        statuses: dict[str, LeaseStatus] = {}
+        grouped = await self._group_leases(leases)
+        for queue, items in grouped.items():
+            answer = await self._script("renew", queue, [now_ms() + lease_ms, *items])
+            statuses.update(_statuses(answer))
+        located = {items[k] for items in grouped.values() for k in range(0, len(items), 2)}
+        statuses.update((job_id, LeaseStatus.LOST) for job_id, _ in leases if job_id not in located)
+        self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
+        return statuses
 
     async def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
         released = 0
@@ -303,26 +311,6 @@ class RedisJobStore:
             statuses.update(_statuses(await self._script("progress", queue, args)))
         located = {job_id for ids in grouped.values() for job_id in ids}
         statuses.update((job_id, LeaseStatus.LOST) for job_id in fields if job_id not in located)
-        self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
-        return statuses
-
-    async def _per_queue_statuses(
-        self,
-        script: str,
-        leases: Sequence[tuple[str, str]],
-        head: list[Any],
-        flatten: Callable[[list[tuple[str, str]]], list[str]],
-    ) -> dict[str, LeaseStatus]:
-        statuses: dict[str, LeaseStatus] = {}
-        grouped = await self._group_ids([job_id for job_id, _ in leases])
-        located = {job_id for ids in grouped.values() for job_id in ids}
-        for queue, ids in grouped.items():
-            wanted = set(ids)
-            items = flatten([lease for lease in leases if lease[0] in wanted])
-            statuses.update(_statuses(await self._script(script, queue, [*head, *items])))
-        for job_id, _ in leases:
-            if job_id not in located:
-                statuses[job_id] = LeaseStatus.LOST
         self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
         return statuses
 
