@@ -3,12 +3,32 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
-from conveyor import CancelResult, JobState, current_job
+from conveyor import CancelResult, Conveyor, JobState, current_job
 from conveyor.stores.base import LeaseStatus, Outcome, ProgressUpdate, now_ms
 from tests.conftest import AppFactory
 
 LEASE_MS = 60_000
+
+
+class _Endless:
+    """A task that runs until it is cancelled, noting that it started and was interrupted."""
+
+    def __init__(self, app: Conveyor) -> None:
+        self.started = asyncio.Event()
+        self.interrupted: list[bool] = []
+
+        @app.task(retries=3)
+        async def endless() -> None:
+            self.started.set()
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                self.interrupted.append(True)
+                raise
+
+        self.task = endless
 
 
 def _completed(job_id: str, token: str, queue: str = "default") -> Outcome:
@@ -185,25 +205,14 @@ async def test_cancelling_a_waiting_job_means_it_never_runs(make_app: AppFactory
 
 async def test_cancelling_a_running_job_cancels_its_attempt(make_app: AppFactory) -> None:
     app = make_app(lease_seconds=0.3, sweep_interval=0.1)
-    started = asyncio.Event()
-    interrupted: list[bool] = []
-
-    @app.task(retries=3)
-    async def endless() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            interrupted.append(True)
-            raise
-
-    job = await endless.enqueue()
+    endless = _Endless(app)
+    job = await endless.task.enqueue()
     worker = asyncio.create_task(app.work(burst=True))
-    await started.wait()
+    await endless.started.wait()
     assert await job.cancel() is CancelResult.REQUESTED
     stats = await asyncio.wait_for(worker, 5)
     assert stats.cancelled == 1
-    assert interrupted == [True]
+    assert endless.interrupted == [True]
     await job.refresh()
     assert job.status is JobState.CANCELLED
     assert job.attempts == 1
@@ -221,7 +230,7 @@ async def test_a_sync_task_sees_the_cancel_flag(make_app: AppFactory) -> None:
         for _ in range(500):
             if ctx.cancelled:
                 return "stopped"
-            threading_sleep(0.01)
+            time.sleep(0.01)
         return "ran out"
 
     job = await endless.enqueue()
@@ -232,41 +241,24 @@ async def test_a_sync_task_sees_the_cancel_flag(make_app: AppFactory) -> None:
     assert (await job.refresh()).status is JobState.CANCELLED
 
 
-def threading_sleep(seconds: float) -> None:
-    import time
-
-    time.sleep(seconds)
-
-
 async def test_a_worker_that_loses_its_lease_abandons_the_attempt(
     make_app: AppFactory,
 ) -> None:
     app = make_app(lease_seconds=0.3, sweep_interval=0.1, shutdown_timeout=0.05)
-    started = asyncio.Event()
-    interrupted: list[bool] = []
-
-    @app.task
-    async def endless() -> None:
-        started.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            interrupted.append(True)
-            raise
-
-    job = await endless.enqueue()
+    endless = _Endless(app)
+    job = await endless.task.enqueue()
     worker = app.worker()
     running = asyncio.create_task(worker.run())
-    await started.wait()
+    await endless.started.wait()
     # Another process decides the lease expired (as after a long pause of this one).
     await app.store.sweep_stalled(now_ms() + 3_600_000, 60_000)
     for _ in range(100):
-        if interrupted:
+        if endless.interrupted:
             break
         await asyncio.sleep(0.05)
     worker.stop()
     stats = await running
-    assert interrupted[:1] == [True]
+    assert endless.interrupted[:1] == [True]
     assert stats.lost == 1
     await job.refresh()
     assert job.stalls == 1

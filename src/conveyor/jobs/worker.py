@@ -40,7 +40,7 @@ from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobContext, _current
 from conveyor.jobs.job import sleep_or_wake
-from conveyor.jobs.retry import Backoff
+from conveyor.jobs.retry import Backoff, Retention
 from conveyor.observability.logging import get_logger
 from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
 
@@ -107,7 +107,7 @@ class Worker:
         self._store_errors = 0
         self._force_stop = False
         self._stopped = asyncio.Event()
-        self._blocking: asyncio.Future[None] | None = None
+        self._blocking: asyncio.Future[Any] | None = None
         self.last_beat = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------
@@ -229,18 +229,14 @@ class Worker:
                 await self._idle(poll)
 
     async def _idle(self, poll: float) -> None:
-        """Wait for work: the store's push where it has one, else ``poll`` seconds.
+        """Wait until the store says work may be ready, or this process wakes us.
 
-        A blocking wait is kept across wake-ups (a finished job, an in-process
-        enqueue) rather than cancelled, so its connection is not torn down.
+        The store's wait is kept across wake-ups (a finished job, an in-process
+        enqueue) rather than cancelled, so a blocking connection is not torn down.
         """
-        wait_for_work = getattr(self.store, "wait_for_work", None)
-        if wait_for_work is None:
-            await sleep_or_wake(self._wake, poll)
-            return
         if self._blocking is None or self._blocking.done():
-            self._blocking = asyncio.ensure_future(wait_for_work(self.queues, 1.0))
-        woken = asyncio.ensure_future(self._wake.wait())
+            self._blocking = asyncio.ensure_future(self.store.wait_for_work(self.queues, poll))
+        woken: asyncio.Future[Any] = asyncio.ensure_future(self._wake.wait())
         await asyncio.wait({self._blocking, woken}, return_when=asyncio.FIRST_COMPLETED)
         woken.cancel()
         blocking = self._blocking
@@ -400,7 +396,7 @@ class Worker:
             ctx.cancelled = True
             raise
 
-    def _after_cancel(self, running: _Running, retention: Any) -> tuple[Outcome, str] | None:
+    def _after_cancel(self, running: _Running, retention: Retention) -> tuple[Outcome, str] | None:
         if running.stop_reason == "cancel":
             log.info("job cancelled")
             return outcomes.cancelled(
@@ -417,7 +413,7 @@ class Worker:
         task: Task[Any, Any] | None,
         exc: Exception,
         options: JobOptions,
-        retention: Any,
+        retention: Retention,
     ) -> tuple[Outcome, str]:
         result = outcomes.after_error(
             job,

@@ -208,6 +208,15 @@ class JobStore(Protocol):
         """
         ...
 
+    async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:
+        """Return when a job may be ready in ``queues``.
+
+        A store that cannot push sleeps ``poll_interval``; one that can blocks
+        until told (or a short timeout). Workers in the producer's own process
+        are also woken directly by the enqueue.
+        """
+        ...
+
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int
     ) -> dict[str, LeaseStatus]:

@@ -7,6 +7,7 @@ valid only while its job is still in that state with the same ``version``.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import secrets
 import threading
@@ -270,6 +271,9 @@ class MemoryJobStore:
             if len(claimed) >= limit:
                 break
         return claimed
+
+    async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:
+        await asyncio.sleep(poll_interval)  # no push across processes: poll
 
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int

@@ -66,8 +66,6 @@ def _opt(value: int | bytes | None) -> int | bytes | str:
 class RedisJobStore:
     """A :class:`~conveyor.stores.base.JobStore` on Redis or Redis Cluster."""
 
-    blocking = True
-
     def __init__(self, url: str, *, timeout: float = 5.0) -> None:
         self.url = url
         self._timeout = timeout
@@ -265,8 +263,12 @@ class RedisJobStore:
             self._next_due = min(next_due, default=None)
         return accepted, claimed
 
-    async def wait_for_work(self, queues: Sequence[str], timeout: float) -> None:
-        """Block until a job may be ready in ``queues`` or ``timeout`` passes."""
+    async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:
+        """Block until a job may be ready in ``queues``: on the queues' markers, up to 1 s.
+
+        Enqueues push the marker, so there is no polling; ``poll_interval`` is not needed.
+        """
+        timeout = 1.0
         if self._next_due is not None:
             timeout = min(timeout, max(0.001, (self._next_due - now_ms()) / 1000))
         timeout = max(0.001, min(timeout, self._timeout / 2))

@@ -9,6 +9,7 @@ to the connection's thread.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import sqlite3
 from collections.abc import Sequence
@@ -253,6 +254,9 @@ class SqliteJobStore:
         return claimed
 
     # -- leases ------------------------------------------------------------
+
+    async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:
+        await asyncio.sleep(poll_interval)  # no push across processes: poll
 
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int
