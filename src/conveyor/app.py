@@ -21,6 +21,7 @@ from conveyor.observability.metrics import Metrics
 from conveyor.stores import make_job_store
 
 if TYPE_CHECKING:
+    from conveyor.events.bus import EventBus
     from conveyor.sync import SyncClient
 
 P = ParamSpec("P")
@@ -52,6 +53,7 @@ class Conveyor:
         self._opened = False
         self._open_lock: asyncio.Lock | None = None
         self._sync: SyncClient | None = None
+        self._events: EventBus | None = None
         self.health.add_check("store", self._check_store)
         self.health.add_check("workers", self._check_workers, critical=False)
 
@@ -254,6 +256,17 @@ class Conveyor:
         if stale:
             return CheckResult(Status.DEGRADED, f"not heartbeating: {', '.join(stale)}")
         return CheckResult(Status.OK, f"{len(self.workers)} running")
+
+    # -- events ----------------------------------------------------------------
+
+    @property
+    def events(self) -> EventBus:
+        """The event bus: ``@app.events.subscribe(...)``, ``await app.events.publish(...)``."""
+        if self._events is None:
+            from conveyor.events.bus import EventBus
+
+            self._events = EventBus(self)
+        return self._events
 
     # -- sync facade -----------------------------------------------------------
 

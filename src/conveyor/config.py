@@ -7,6 +7,7 @@ Values come from keyword arguments to ``Conveyor(...)`` first, then from
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -69,6 +70,14 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a killed process; FULL also survives power loss, slower."""
     store_timeout: float = Field(default=5.0, gt=0, le=600)
+
+    event_source: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
+    """The ``source`` stamped on published events (default: this host's name)."""
+    event_route_ttl: float = Field(default=2.0, ge=0, le=3_600)
+    """How long a publisher trusts its copy of which groups subscribe to which event types."""
+    event_dead_letters: int = Field(default=100_000, ge=0)
+    """Dead letters kept per subscriber group (newest first)."""
+    event_dead_letters_seconds: float = Field(default=30 * 86_400.0, ge=0)
 
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

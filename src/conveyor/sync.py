@@ -21,10 +21,13 @@ from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job, JobError
 from conveyor.stores import make_job_store
 from conveyor.stores.base import CancelResult, JobState, LogLine, QueueInfo
+from conveyor.stores.events import make_event_store
 from conveyor.stores.memory.jobs import MemoryJobStore
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
+    from conveyor.events.envelope import EventMeta
+    from conveyor.events.publisher import Publisher
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -113,6 +116,7 @@ class SyncClient:
         self._app = app
         self._runner: _LoopThread | None = None
         self._client: JobClient | None = None
+        self._publisher: Publisher | None = None
         self._lock = threading.Lock()
 
     def _ready(self) -> tuple[_LoopThread, JobClient]:
@@ -143,6 +147,16 @@ class SyncClient:
         runner, client = self._ready()
         jobs = runner.call(client.enqueue(list(calls)))
         return [SyncJob(runner, job) for job in jobs]
+
+    def publish(self, events: Iterable[object], **options: Any) -> builtins.list[EventMeta]:
+        """Publish events (``app.events.publish_many``) and block until they are stored."""
+        runner, client = self._ready()
+        if self._publisher is None:
+            bus = self._app.events
+            shared = client.store is self._app.store
+            store = bus.store if shared else make_event_store(client.store)
+            self._publisher = bus.publisher_over(client.store, store, client._open)
+        return runner.call(self._publisher.publish(list(events), **options))
 
     def get(self, job_id: str) -> SyncJob[Any]:
         runner, client = self._ready()
@@ -190,6 +204,7 @@ class SyncClient:
         with self._lock:
             runner, client = self._runner, self._client
             self._runner = self._client = None
+            self._publisher = None
         if runner is None or client is None:
             return
         if client.store is not self._app.store:

@@ -45,10 +45,26 @@ PRIORITY_RANGE = range(-1_000, 1_001)
 
 
 class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
-    """Per-job settings fixed at enqueue and stored with the job."""
+    """Per-job settings fixed at enqueue and stored with the job.
 
-    retries: int = 0
+    ``None`` leaves the setting to the task in the worker that runs the job:
+    event deliveries are enqueued that way, since the consumer, not the
+    publisher, owns a handler's retry policy.
+    """
+
+    retries: int | None = None
     timeout: float | None = None
+
+    def under(self, task: Task[Any, Any] | None) -> JobOptions:
+        """These options with what they leave open taken from ``task``."""
+        if self.retries is not None and (
+            self.timeout is not None or task is None or task.timeout is None
+        ):
+            return self
+        return JobOptions(
+            retries=self.retries if self.retries is not None else (task.retries if task else 0),
+            timeout=self.timeout if self.timeout is not None else (task.timeout if task else None),
+        )
 
 
 options_decoder = msgspec.json.Decoder(JobOptions)

@@ -63,6 +63,7 @@ class Task(_Caller[P, R]):
         "max_stalled",
         "name",
         "non_retryable",
+        "on_outcome",
         "priority",
         "queue",
         "retention",
@@ -98,6 +99,8 @@ class Task(_Caller[P, R]):
         self.retention = retention
         self.max_stalled = max_stalled
         self.non_retryable = non_retryable
+        self.on_outcome: Callable[[str, float], None] | None = None
+        """Called by the worker with each recorded outcome kind and its run time (seconds)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
 

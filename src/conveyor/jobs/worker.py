@@ -134,6 +134,7 @@ class Worker:
         if not self.queues:
             raise ValueError("the worker has no queues: register a task or pass queues=[...]")
         await self.app.open()
+        await self.app.events.declare()  # publishers elsewhere learn this app's subscriptions
         # One thread per slot, so a sync job's timeout never runs while it waits for a thread.
         self._threads = ThreadPoolExecutor(
             max(self.concurrency, self.app.settings.sync_threads),
@@ -293,6 +294,9 @@ class Worker:
             else:
                 stats.cancelled += 1
                 series.cancelled.inc()
+            task = self.app.tasks.get(job.task)
+            if task is not None and task.on_outcome is not None:
+                task.on_outcome(kind, run_s)
 
     # -- running one job ------------------------------------------------------
 
@@ -329,7 +333,7 @@ class Worker:
         try:
             options = _DEFAULT_OPTIONS
             try:
-                options = options_decoder.decode(job.options)
+                options = options_decoder.decode(job.options).under(task)
                 if task is None:
                     raise TaskNotFoundError(
                         f"no task named {job.task!r} is registered in this worker"
@@ -419,7 +423,7 @@ class Worker:
             job,
             exc,
             now_ms(),
-            retries=options.retries,
+            retries=options.under(task).retries or 0,
             backoff=task.backoff if task else _NO_BACKOFF,
             non_retryable=task.non_retryable if task else (),
             retention=retention,

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from conveyor.events.envelope import GROUP_QUEUE_PREFIX
+from conveyor.events.metrics import EventMetrics
 from conveyor.stores.base import JobState
 
 if TYPE_CHECKING:
@@ -89,6 +91,8 @@ class JobMetrics:
             registry=registry,
         )
         self._series: dict[tuple[str, str], _TaskSeries] = {}
+        self.counts: dict[str, dict[JobState, int]] = {}
+        """Jobs by queue and state as of the last refresh."""
 
     def series(self, queue: str, task: str) -> _TaskSeries:
         key = (queue, task)
@@ -108,6 +112,7 @@ class JobMetrics:
 
     async def refresh(self, store: JobStore) -> None:
         counts = await store.counts()
+        self.counts = counts
         for queue, by_state in counts.items():
             for state in JobState:
                 self.jobs.labels(queue, state.value).set(by_state.get(state, 0))
@@ -125,9 +130,11 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs = JobMetrics(self.registry)
+        self.events = EventMetrics(self.registry)
 
     async def exposition(self, store: JobStore | None = None) -> bytes:
         """Prometheus text format, with store gauges refreshed first."""
         if store is not None:
             await self.jobs.refresh(store)
+            self.events.refresh(self.jobs.counts, GROUP_QUEUE_PREFIX)
         return generate_latest(self.registry)

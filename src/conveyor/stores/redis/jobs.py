@@ -123,6 +123,10 @@ class RedisJobStore:
         except redis_errors.ClusterError as exc:
             raise StoreUnavailableError(f"Redis cluster {mask_url(self.url)}: {exc}") from None
 
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """One Redis call for a store that shares this connection (the event store)."""
+        return await self._call(fn, *args, **kwargs)
+
     async def _script(self, name: str, queue: str, args: Sequence[Any]) -> Any:
         script = self._scripts[name]
         if self._is_cluster:
@@ -193,17 +197,31 @@ class RedisJobStore:
             by_queue[job.queue].append(index)
         await self._remember_queues(set(by_queue))
         now = now_ms()
-        created = [False] * len(jobs)
+        batches: list[tuple[str, list[Any]]] = []
         for queue, indexes in by_queue.items():
             args: list[Any] = [now]
             for i in indexes:
                 j = jobs[i]
                 args += [j.id, j.task, j.payload, j.options, j.priority, j.run_at]
                 args += [j.created_at, j.max_stalled]
-            flags = await self._script("enqueue", queue, args)
+            batches.append((queue, args))
+        if len(batches) > 1 and not self._is_cluster:
+            # Several queues on one server: one MULTI/EXEC, so all or none are written.
+            answers = await self._call(self._enqueue_together, batches)
+        else:  # one queue is one script; on a cluster each queue's slot is written apart
+            answers = [await self._script("enqueue", queue, args) for queue, args in batches]
+        created = [False] * len(jobs)
+        for indexes, flags in zip(by_queue.values(), answers, strict=True):
             for i, flag in zip(indexes, flags, strict=True):
                 created[i] = bool(flag)
         return created
+
+    async def _enqueue_together(self, batches: list[tuple[str, list[Any]]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=True)
+        script = self._scripts["enqueue"]
+        for queue, args in batches:
+            await script(keys=[meta_key(queue)], args=args, client=pipe)
+        return list(await pipe.execute())
 
     # -- the worker's round trip ---------------------------------------------
 

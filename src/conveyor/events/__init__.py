@@ -1,0 +1,1 @@
+"""The event bus: typed domain events delivered through the job engine."""

@@ -1,0 +1,99 @@
+"""SqliteEventStore: event groups and processed ids in the job store's file.
+
+Its tables are created on first use, on the job store's connection thread.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+import msgspec
+
+from conveyor.stores.sqlite.database import Database
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS event_groups (
+    grp        TEXT PRIMARY KEY,
+    types      TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS event_processed (
+    grp        TEXT NOT NULL,
+    event_id   TEXT NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (grp, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS event_processed_expiry ON event_processed (expires_at);
+"""
+
+TRIM_EVERY = 256
+"""Expired processed ids are deleted once per this many marks (per process)."""
+
+
+class SqliteEventStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._ready = False
+        self._marks = 0
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = self.db.conn
+        if not self._ready:
+            conn.executescript(_SCHEMA)
+            self._ready = True
+        return conn
+
+    async def save_group(self, group: str, types: Sequence[str], now: int) -> None:
+        encoded = msgspec.json.encode(sorted(set(types))).decode()
+        await self.db.run(self._save_group, group, encoded, now)
+
+    def _save_group(self, group: str, types: str, now: int) -> None:
+        self._conn().execute(
+            "INSERT INTO event_groups (grp, types, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (grp) DO UPDATE SET types = excluded.types,"
+            " updated_at = excluded.updated_at",
+            (group, types, now),
+        )
+
+    async def groups(self) -> dict[str, list[str]]:
+        rows = await self.db.run(self._groups)
+        return {group: msgspec.json.decode(types) for group, types in rows}
+
+    def _groups(self) -> list[tuple[str, str]]:
+        return self._conn().execute("SELECT grp, types FROM event_groups ORDER BY grp").fetchall()
+
+    async def drop_group(self, group: str) -> bool:
+        return await self.db.run(self._drop_group, group)
+
+    def _drop_group(self, group: str) -> bool:
+        return self._conn().execute("DELETE FROM event_groups WHERE grp = ?", (group,)).rowcount > 0
+
+    async def is_processed(self, group: str, event_id: str, now: int) -> bool:
+        return await self.db.run(self._is_processed, group, event_id, now)
+
+    def _is_processed(self, group: str, event_id: str, now: int) -> bool:
+        row = (
+            self._conn()
+            .execute(
+                "SELECT 1 FROM event_processed WHERE grp = ? AND event_id = ? AND expires_at > ?",
+                (group, event_id, now),
+            )
+            .fetchone()
+        )
+        return row is not None
+
+    async def mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
+        await self.db.run(self._mark_processed, group, event_id, expires_at, now)
+
+    def _mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
+        conn = self._conn()
+        with self.db.transaction():
+            conn.execute(
+                "INSERT INTO event_processed (grp, event_id, expires_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (grp, event_id) DO UPDATE SET expires_at = excluded.expires_at",
+                (group, event_id, expires_at),
+            )
+            self._marks += 1
+            if self._marks % TRIM_EVERY == 0:
+                conn.execute("DELETE FROM event_processed WHERE expires_at <= ?", (now,))
