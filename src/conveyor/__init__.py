@@ -23,6 +23,9 @@ from conveyor.errors import (
     StoreUnavailableError,
     TaskNotFoundError,
 )
+from conveyor.events.bus import EventBus
+from conveyor.events.deadletters import DeadLetter
+from conveyor.events.envelope import EventMeta
 from conveyor.jobs.client import Call
 from conveyor.jobs.context import JobCancelledError, JobContext, current_job
 from conveyor.jobs.job import Job, JobError
@@ -45,6 +48,9 @@ __all__ = [
     "ConflictError",
     "Conveyor",
     "ConveyorError",
+    "DeadLetter",
+    "EventBus",
+    "EventMeta",
     "HealthReport",
     "InvalidArgumentsError",
     "Job",
