@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor
+from tests.postgres_server import PostgresServer, running_postgres
 from tests.redis_servers import RedisCluster, RedisServer, running_cluster, running_server
 
 STORES = ["memory", "sqlite", "redis", "redis-cluster"]
@@ -100,3 +101,10 @@ async def make_app(store_url: str) -> AsyncIterator[AppFactory]:
     yield make
     for app in apps:
         await app.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session (started on first use)."""
+    with running_postgres() as server:
+        yield server

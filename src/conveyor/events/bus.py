@@ -17,8 +17,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from conveyor.errors import BadInputError, ProgrammingError
+from conveyor.events.audit import AuditLog
 from conveyor.events.deadletters import DeadLetters
 from conveyor.events.envelope import EventMeta, delivery_task, event_type, group_queue
+from conveyor.events.outbox import Outbox
 from conveyor.events.publisher import Publisher
 from conveyor.events.subscription import Subscription
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
@@ -133,6 +135,29 @@ class EventBus:
             return handler
 
         return register
+
+    def audit(
+        self,
+        *event_types: type[Any],
+        database: Any,
+        table: str = "conveyor_audit",
+        group: str = "audit",
+        retries: int = DEFAULT_RETRIES,
+        backoff: BackoffLike = DEFAULT_BACKOFF,
+    ) -> AuditLog:
+        """Record every event of ``event_types`` in ``table`` (see ``AuditLog``)."""
+        if not event_types:
+            raise ProgrammingError("name the event types to audit")
+        audit = AuditLog(database, table)
+        for cls in event_types:
+            self.subscribe(cls, group=group, retries=retries, backoff=backoff)(audit.record)
+        return audit
+
+    def outbox(self, table: str = "conveyor_outbox", *, batch: int = 500) -> Outbox:
+        """A transactional outbox in the application's database (see ``Outbox``)."""
+        if not 0 < batch <= 10_000:
+            raise ProgrammingError("batch must be 1..10000")
+        return Outbox(self.publisher, table, batch)
 
     def _local_routes(self) -> dict[str, set[str]]:
         routes: dict[str, set[str]] = {}

@@ -78,24 +78,44 @@ class Publisher:
         trace_id: str | None = None,
         request_id: str | None = None,
     ) -> list[EventMeta]:
-        if event_id is not None and (len(events) != 1 or not _valid_id(event_id)):
-            raise BadInputError(
-                f"event_id must be a string of 1..{MAX_EVENT_ID_LENGTH} characters without"
-                " whitespace, braces or '@', given for one event"
-            )
+        if event_id is not None and len(events) != 1:
+            raise BadInputError("event_id can only be given when publishing one event")
         now = now_ms()
-        source = source or self.settings.event_source
         envelopes = [
-            new_envelope(
-                event,
-                source=source,
-                event_id=event_id,
-                trace_id=trace_id,
-                request_id=request_id,
-                now=now,
+            self.envelope(
+                event, event_id=event_id, source=source, trace_id=trace_id, request_id=request_id
             )
             for event in events
         ]
+        await self.publish_envelopes(envelopes, now)
+        return [envelope.meta() for envelope in envelopes]
+
+    def envelope(
+        self,
+        event: object,
+        *,
+        event_id: str | None = None,
+        source: str | None = None,
+        trace_id: str | None = None,
+        request_id: str | None = None,
+    ) -> Envelope:
+        """The envelope of one event: its type checked, its metadata stamped."""
+        if event_id is not None and not _valid_id(event_id):
+            raise BadInputError(
+                f"event_id must be a string of 1..{MAX_EVENT_ID_LENGTH} characters without"
+                " whitespace, braces or '@'"
+            )
+        return new_envelope(
+            event,
+            source=source or self.settings.event_source,
+            event_id=event_id,
+            trace_id=trace_id,
+            request_id=request_id,
+            now=now_ms(),
+        )
+
+    async def publish_envelopes(self, envelopes: Sequence[Envelope], now: int) -> None:
+        """Enqueue the deliveries of ready-made envelopes in one store step."""
         await self._open()
         routes = await self.routes()
         jobs = [job for envelope in envelopes for job in self._deliveries(envelope, routes, now)]
@@ -107,7 +127,6 @@ class Publisher:
             self._metrics.published.labels(envelope.type).inc()
             if not routes.get(envelope.type):
                 self._metrics.unrouted.labels(envelope.type).inc()
-        return [envelope.meta() for envelope in envelopes]
 
     def _deliveries(
         self, envelope: Envelope, routes: dict[str, list[str]], now: int

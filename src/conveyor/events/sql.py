@@ -1,0 +1,86 @@
+"""One way to run a statement on the application's own database connection.
+
+The outbox and the audit handler write through whatever the application
+already holds: a DB-API connection (``sqlite3``, ``psycopg``, ``psycopg2``)
+or a SQLAlchemy ``Connection`` / ``Session`` (sync), or an ``AsyncConnection``
+/ ``AsyncSession``. Statements here are written with ``?`` placeholders and
+rewritten once per connection kind; they never contain a literal ``?``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal
+
+from conveyor.errors import BadInputError
+
+Dialect = Literal["sqlite", "postgresql"]
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+class Sql:
+    """A statement runner for one connection (or session) of the application's."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        module = type(conn).__module__
+        self.is_sqlalchemy = module.startswith("sqlalchemy")
+        self.is_async = self.is_sqlalchemy and "asyncio" in module
+        if self.is_sqlalchemy:
+            self.dialect = _dialect(_sqlalchemy_dialect(conn))
+            self._placeholder = ""
+        else:
+            driver = sys.modules.get(module.split(".")[0])
+            style = getattr(driver, "paramstyle", None)
+            if style not in _PLACEHOLDERS or not hasattr(conn, "cursor"):
+                raise BadInputError(
+                    f"{type(conn).__qualname__} is not a supported connection: pass a DB-API"
+                    " connection (sqlite3, psycopg) or a SQLAlchemy Connection or Session"
+                )
+            self.dialect = _dialect("sqlite" if module.startswith("sqlite3") else "postgresql")
+            self._placeholder = _PLACEHOLDERS[style]
+
+    def _statement(self, sql: str, params: Sequence[Any]) -> tuple[Any, Any]:
+        if not self.is_sqlalchemy:
+            return sql.replace("?", self._placeholder), tuple(params)
+        from sqlalchemy import text
+
+        parts = sql.split("?")
+        named = parts[0] + "".join(f":p{i}{part}" for i, part in enumerate(parts[1:]))
+        return text(named), {f"p{i}": value for i, value in enumerate(params)}
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement; returns its rows (empty for statements without any)."""
+        statement, bound = self._statement(sql, params)
+        if self.is_sqlalchemy:
+            result = self.conn.execute(statement, bound)
+            return [tuple(row) for row in result] if result.returns_rows else []
+        cursor = self.conn.cursor()
+        try:
+            cursor.execute(statement, bound)
+            return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
+        finally:
+            cursor.close()
+
+    async def execute_async(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """``execute`` on a SQLAlchemy AsyncConnection or AsyncSession."""
+        statement, bound = self._statement(sql, params)
+        result = await self.conn.execute(statement, bound)
+        return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def _sqlalchemy_dialect(conn: Any) -> str:
+    dialect = getattr(conn, "dialect", None)
+    if dialect is None:  # a Session: its bind has the dialect
+        bind = conn.get_bind()
+        dialect = bind.dialect
+    return str(dialect.name)
+
+
+def _dialect(name: str) -> Dialect:
+    if name == "sqlite":
+        return "sqlite"
+    if name == "postgresql":
+        return "postgresql"
+    raise BadInputError(f"the {name} database is not supported; use SQLite or PostgreSQL")
