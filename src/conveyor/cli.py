@@ -4,6 +4,7 @@
     conveyor enqueue APP TASK [--args JSON] [--kwargs JSON] [--job-id ID] ...
     conveyor jobs list | show ID | retry ID | cancel ID | remove ID
     conveyor queues [pause Q | resume Q | clean Q --state S]
+    conveyor events groups | dlq list | dlq show ID | dlq replay ID|--all | dlq purge
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
 Admin commands (``jobs``, ``queues``) find their store through ``--app`` or
@@ -503,6 +504,15 @@ def clean_queue(
     """
     removed = run(admin_app(app_path, url), lambda a: a.jobs.clean(queue, state, older_than, limit))
     click.echo(f"removed {removed} {state} jobs from queue {queue}")
+
+
+def _add_subcommands() -> None:
+    from conveyor.events.cli import events  # imports this module: registered last
+
+    cli.add_command(events)
+
+
+_add_subcommands()
 
 
 def main() -> None:
