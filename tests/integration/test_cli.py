@@ -74,6 +74,12 @@ class Cli:
     def enqueue(self, task: str, *args: str) -> str:
         return self("enqueue", APP, task, *args).stdout.strip()
 
+    def run_script(self, name: str) -> None:
+        proc = subprocess.run(
+            [sys.executable, name], cwd=self.cwd, env=self.env, capture_output=True, timeout=30
+        )
+        assert proc.returncode == 0, proc.stderr
+
     def work(self) -> str:
         return self("worker", APP, "--burst").stdout
 
