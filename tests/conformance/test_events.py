@@ -261,8 +261,8 @@ async def test_an_idempotent_group_skips_an_event_it_processed(make_app: AppFact
     await app.events.publish(OrderShipped(1, "ups"), event_id="evt-9")
     await app.work(burst=True)
     assert counted == {"plain": 2, "careful": 1}
-    assert await app.events.store.is_processed("careful", "evt-9", 0)
-    assert not await app.events.store.is_processed("plain", "evt-9", 0)
+    assert await app.events.store.processed("careful", ["evt-9", "evt-0"], 0) == {"evt-9"}
+    assert await app.events.store.processed("plain", ["evt-9"], 0) == set()
 
 
 async def test_a_failed_idempotent_delivery_is_not_remembered(make_app: AppFactory) -> None:
@@ -309,7 +309,8 @@ async def test_subscriptions_are_recorded_in_the_store(make_app: AppFactory) -> 
     async def b(event: OrderCreated) -> None: ...
 
     await app.events.declare()
-    assert await app.events.store.groups() == {"audit": ["OrderCreated", "OrderShipped"]}
+    assert await app.events.groups() == {"audit": ["OrderCreated", "OrderShipped"]}
+    assert list(await app.events.store.groups()) == ["audit"]
     assert await app.events.drop_group("audit")
     assert await app.events.store.groups() == {}
     assert not await app.events.drop_group("audit")
@@ -388,3 +389,78 @@ async def test_publish_sync(make_app: AppFactory) -> None:
     assert meta.type == "OrderShipped"
     await app.work(burst=True)
     assert handled == [5]
+
+
+async def test_a_batch_group_gets_the_events_of_a_publish_call_in_batches(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    batches: list[list[int]] = []
+    singles: list[int] = []
+
+    @app.events.subscribe(OrderShipped, group="warehouse", batch=10)
+    async def restock(events: list[OrderShipped], metas: list[EventMeta]) -> None:
+        assert [m.type for m in metas] == ["OrderShipped"] * len(events)
+        batches.append([e.order_id for e in events])
+
+    @app.events.subscribe(OrderShipped, group="mail")
+    async def mail(event: OrderShipped) -> None:
+        singles.append(event.order_id)
+
+    await app.events.publish_many([OrderShipped(n, "ups") for n in range(25)])
+    await app.work(burst=True)
+    assert sorted(map(len, batches)) == [5, 10, 10]
+    assert sorted(n for batch in batches for n in batch) == list(range(25))
+    assert sorted(singles) == list(range(25))
+    counts = await app.jobs.counts()
+    assert counts["events.warehouse"][JobState.COMPLETED] == 3
+    assert counts["events.mail"][JobState.COMPLETED] == 25
+
+
+async def test_a_failed_batch_is_one_dead_letter_and_replays_whole(make_app: AppFactory) -> None:
+    app = make_app()
+    broken = True
+    seen: list[list[int]] = []
+
+    @app.events.subscribe(OrderShipped, group="ledger", batch=50, retries=1, backoff=0)
+    async def post(events: list[OrderShipped]) -> None:
+        seen.append([e.order_id for e in events])
+        if broken:
+            raise RuntimeError("ledger locked")
+
+    await app.events.publish_many([OrderShipped(n, "ups") for n in range(3)])
+    await app.work(burst=True)
+    (letter,) = await app.events.dead_letters.list("ledger")
+    assert letter.attempts == 2
+    assert [event.data["order_id"] for event in letter.events] == [0, 1, 2]
+    assert letter.meta == letter.events[0].meta
+    broken = False
+    await app.events.dead_letters.replay(letter.id)
+    await app.work(burst=True)
+    assert seen == [[0, 1, 2]] * 3
+    assert await app.events.dead_letters.count() == {"ledger": 0}
+
+
+async def test_an_idempotent_batch_group_skips_the_events_it_processed(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    seen: list[list[int]] = []
+
+    @app.events.subscribe(OrderShipped, group="stats", batch=100, idempotent=True)
+    async def count(events: list[OrderShipped]) -> None:
+        seen.append([e.order_id for e in events])
+
+    await app.events.publish(OrderShipped(1, "ups"), event_id="e-1")
+    await app.work(burst=True)
+    (done,) = await app.jobs.list("completed", "events.stats")
+    await app.jobs.remove(done.id)
+    # The first event again, now in a batch with a new one: only the new one is handled.
+    first, second = OrderShipped(1, "ups"), OrderShipped(2, "ups")
+    envelopes = [
+        app.events.publisher.envelope(first, event_id="e-1"),
+        app.events.publisher.envelope(second, event_id="e-2"),
+    ]
+    await app.events.publisher.publish_envelopes(envelopes, 0)
+    await app.work(burst=True)
+    assert seen == [[1], [2]]

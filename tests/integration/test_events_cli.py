@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_cli import APP, Cli
+from tests.integration.test_cli import Cli
 
 APP_MODULE = """
 import msgspec
@@ -59,13 +59,14 @@ def test_dead_letters_are_listed_shown_replayed_and_purged(cli: Cli) -> None:
     assert groups["audit"]["backlog"] == 0
 
     letters = cli.json("events", "dlq", "list", "--group", "mailer")
-    assert sorted(letter["data"]["order_id"] for letter in letters) == [1, 2]
+    assert sorted(letter["events"][0]["data"]["order_id"] for letter in letters) == [1, 2]
     assert {letter["attempts"] for letter in letters} == {2}
     letter_id = letters[0]["id"]
     shown = cli.admin("events", "dlq", "show", letter_id).stdout
     assert "smtp down for order [b]" in shown  # the error, printed literally
     assert "Traceback" in shown
-    assert cli.json("events", "dlq", "show", letter_id)["meta"]["type"] == "OrderPlaced"
+    (event,) = cli.json("events", "dlq", "show", letter_id)["events"]
+    assert event["meta"]["type"] == "OrderPlaced"
 
     assert "replayed" in cli.admin("events", "dlq", "replay", letter_id).stdout
     assert len(cli.json("events", "dlq", "list")) == 1

@@ -21,7 +21,7 @@ from conveyor.events.audit import AuditLog
 from conveyor.events.deadletters import DeadLetters
 from conveyor.events.envelope import EventMeta, delivery_task, event_type, group_queue
 from conveyor.events.outbox import Outbox
-from conveyor.events.publisher import Publisher
+from conveyor.events.publisher import Publisher, decode_spec, encode_spec
 from conveyor.events.subscription import Subscription
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.stores.base import JobStore, now_ms
@@ -78,6 +78,7 @@ class EventBus:
         retries: int = DEFAULT_RETRIES,
         backoff: BackoffLike = DEFAULT_BACKOFF,
         timeout: float | None = None,
+        batch: int = 0,
         idempotent: bool = False,
         remember_for: float = REMEMBER_FOR,
         max_stalled: int | None = None,
@@ -87,7 +88,10 @@ class EventBus:
         Every group gets every event (fan-out); the workers of one group
         share its deliveries (competing consumers). A failing handler is
         retried ``retries`` times after ``backoff`` (default 1 s, 2 s, 4 s),
-        then its delivery is dead-lettered. With ``idempotent`` the group
+        then its delivery is dead-lettered. With ``batch=N`` a delivery
+        carries up to N events of one publish call, the handler takes lists
+        (``handler(events)`` or ``(events, metas)``), and retries, dead
+        letters and replay apply to the batch. With ``idempotent`` the group
         records each processed event id for ``remember_for`` seconds and
         skips a redelivered one.
         """
@@ -103,6 +107,8 @@ class EventBus:
             raise ProgrammingError(f"group {group!r} already handles {type_name!r} events")
         if remember_for <= 0:
             raise ProgrammingError("remember_for must be > 0 seconds")
+        if not isinstance(batch, int) or not 0 <= batch <= 10_000:
+            raise ProgrammingError("batch must be 0 (one event per delivery) to 10000")
 
         def register(handler: H) -> H:
             sub = Subscription(
@@ -110,6 +116,7 @@ class EventBus:
                 type_name=type_name,
                 event_cls=event_cls,
                 handler=handler,
+                batch=batch,
                 idempotent=idempotent,
                 remember_for=remember_for,
                 store=lambda: self.store,
@@ -159,11 +166,17 @@ class EventBus:
             raise ProgrammingError("batch must be 1..10000")
         return Outbox(self.publisher, table, batch)
 
-    def _local_routes(self) -> dict[str, set[str]]:
-        routes: dict[str, set[str]] = {}
-        for group, type_name in self.subscriptions:
-            routes.setdefault(type_name, set()).add(group)
+    def _local_routes(self) -> dict[str, dict[str, int]]:
+        routes: dict[str, dict[str, int]] = {}
+        for (group, type_name), sub in self.subscriptions.items():
+            routes.setdefault(type_name, {})[group] = sub.batch
         return routes
+
+    def _local_groups(self) -> dict[str, dict[str, int]]:
+        groups: dict[str, dict[str, int]] = {}
+        for (group, type_name), sub in self.subscriptions.items():
+            groups.setdefault(group, {})[type_name] = sub.batch
+        return groups
 
     async def declare(self) -> None:
         """Record this process's subscriptions in the store, so every publisher routes to them.
@@ -173,24 +186,21 @@ class EventBus:
         """
         if not self._undeclared:
             return
-        wanted: dict[str, list[str]] = {}
-        for group, type_name in self.subscriptions:
-            wanted.setdefault(group, []).append(type_name)
         await self._app.open()
         now = now_ms()
-        for group, types in wanted.items():
-            await self.store.save_group(group, types, now)
+        for group, types in self._local_groups().items():
+            await self.store.save_group(group, encode_spec(types), now)
         self._undeclared = False
         self.publisher.forget_routes()
 
     async def groups(self) -> dict[str, list[str]]:
         """Every group recorded in the store (and this process's), with its event types."""
         await self._app.open()
-        found = await self.store.groups()
-        for group, type_name in self.subscriptions:
-            types = found.setdefault(group, [])
-            if type_name not in types:
-                types.append(type_name)
+        found = {
+            group: set(decode_spec(spec)) for group, spec in (await self.store.groups()).items()
+        }
+        for group, types in self._local_groups().items():
+            found.setdefault(group, set()).update(types)
         return {group: sorted(types) for group, types in sorted(found.items())}
 
     async def drop_group(self, group: str) -> bool:

@@ -136,10 +136,11 @@ def show_letter(letter_id: str, as_json: bool, app_path: str | None, url: str | 
     grid.add_column(overflow="fold")
     for key in ("id", "group", "attempts", "failed_at"):
         grid.add_row(key, cell(data[key]))
-    for key, value in data["meta"].items():
-        if key not in ("attempt", "group"):
-            grid.add_row(key, cell(value))
-    grid.add_row("data", cell(compact_json(data["data"])))
+    for event in data["events"]:
+        for key, value in event["meta"].items():
+            if key not in ("attempt", "group"):
+                grid.add_row(key, cell(value))
+        grid.add_row("data", cell(compact_json(event["data"])))
     if letter.error is not None:
         grid.add_row("error", cell(f"{letter.error.type}: {letter.error.message}"))
     out.print(grid)

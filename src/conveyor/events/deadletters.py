@@ -22,29 +22,47 @@ from conveyor.stores.base import JobState
 PAGE = 500
 
 
+class DeadEvent(msgspec.Struct, frozen=True):
+    """One event of a dead letter: its metadata and its data as stored (JSON)."""
+
+    meta: EventMeta
+    data: Any
+
+
 class DeadLetter(msgspec.Struct, frozen=True):
-    """One dead-lettered delivery: the event, its metadata and why it failed."""
+    """One dead-lettered delivery: its event (or batch of events) and why it failed."""
 
     id: str
     """The delivery's id, ``<event_id>@<group>`` (pass it to ``replay``)."""
     group: str
-    meta: EventMeta
-    data: Any
-    """The event as stored (JSON data)."""
+    events: list[DeadEvent]
+    """The delivery's events: one, or a batch."""
     attempts: int
     error: JobError | None
     failed_at: datetime | None
 
+    @property
+    def meta(self) -> EventMeta:
+        """The (first) event's metadata."""
+        return self.events[0].meta
+
+    @property
+    def data(self) -> Any:
+        """The (first) event's data."""
+        return self.events[0].data
+
 
 def dead_letter(job: Job[Any]) -> DeadLetter:
-    (envelope,), _ = job.args
-    wire = msgspec.convert(envelope, Envelope)
+    (payload,), _ = job.args
     group = job.queue[len(GROUP_QUEUE_PREFIX) :]
+    events = []
+    for envelope in payload if isinstance(payload, list) else [payload]:
+        wire = msgspec.convert(envelope, Envelope)
+        events.append(DeadEvent(wire.meta(attempt=job.attempts, group=group), wire.data))
     return DeadLetter(
         id=job.id,
         group=group,
-        meta=wire.meta(attempt=job.attempts, group=group),
-        data=wire.data,
+        events=events,
         attempts=job.attempts,
         error=job.error,
         failed_at=job.finished_at,

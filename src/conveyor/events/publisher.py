@@ -10,9 +10,12 @@ that crashed after publishing) adds nothing while the delivery is kept.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import re
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+
+import msgspec
 
 from conveyor import serialization
 from conveyor.config import Settings
@@ -29,6 +32,8 @@ from conveyor.stores.base import JobStore, NewJob, now_ms
 from conveyor.stores.events import EventStore
 
 MAX_EVENT_ID_LENGTH = 100
+Routes = dict[str, list[tuple[str, int]]]
+"""Event type -> ``(group, batch size)`` of each subscribed group."""
 _SAFE_ID = re.compile(r"[^\s{}@]+")
 
 
@@ -40,7 +45,7 @@ class Publisher:
         settings: Settings,
         jobs: JobStore,
         events: EventStore,
-        local: Callable[[], dict[str, set[str]]],
+        local: Callable[[], dict[str, dict[str, int]]],
         metrics: EventMetrics,
         opener: Callable[[], Awaitable[None]],
         wakeups: Iterable[asyncio.Event] = (),
@@ -52,20 +57,25 @@ class Publisher:
         self._metrics = metrics
         self._open = opener
         self._wakeups = wakeups
-        self._routes: dict[str, list[str]] = {}
+        self._routes: Routes = {}
         self._routes_at = float("-inf")
 
     def forget_routes(self) -> None:
         self._routes_at = float("-inf")
 
-    async def routes(self) -> dict[str, list[str]]:
-        """Event type -> subscribed groups: the store's record merged with this process's."""
+    async def routes(self) -> Routes:
+        """Event type -> the groups subscribed to it (and their batch sizes, 0: one at a time).
+
+        The store's record merged with this process's own subscriptions.
+        """
         if time.monotonic() - self._routes_at > self.settings.event_route_ttl:
-            merged: dict[str, set[str]] = {t: set(g) for t, g in self._local().items()}
-            for group, types in (await self._events.groups()).items():
-                for type_name in types:
-                    merged.setdefault(type_name, set()).add(group)
-            self._routes = {t: sorted(groups) for t, groups in merged.items()}
+            merged: dict[str, dict[str, int]] = {}
+            for group, spec in (await self._events.groups()).items():
+                for type_name, batch in decode_spec(spec).items():
+                    merged.setdefault(type_name, {})[group] = batch
+            for type_name, groups in self._local().items():
+                merged.setdefault(type_name, {}).update(groups)
+            self._routes = {t: sorted(groups.items()) for t, groups in merged.items()}
             self._routes_at = time.monotonic()
         return self._routes
 
@@ -118,39 +128,79 @@ class Publisher:
         """Enqueue the deliveries of ready-made envelopes in one store step."""
         await self._open()
         routes = await self.routes()
-        jobs = [job for envelope in envelopes for job in self._deliveries(envelope, routes, now)]
+        by_type: dict[str, list[Envelope]] = {}
+        for envelope in envelopes:
+            by_type.setdefault(envelope.type, []).append(envelope)
+        jobs: list[NewJob] = []
+        for type_name, of_type in by_type.items():
+            groups = routes.get(type_name)
+            self._metrics.published.labels(type_name).inc(len(of_type))
+            if not groups:
+                self._metrics.unrouted.labels(type_name).inc(len(of_type))
+                continue
+            jobs += self._deliveries(type_name, of_type, groups, now)
         if jobs:
             await self._jobs.enqueue(jobs)
             for wakeup in self._wakeups:
                 wakeup.set()
-        for envelope in envelopes:
-            self._metrics.published.labels(envelope.type).inc()
-            if not routes.get(envelope.type):
-                self._metrics.unrouted.labels(envelope.type).inc()
 
     def _deliveries(
-        self, envelope: Envelope, routes: dict[str, list[str]], now: int
+        self, type_name: str, envelopes: list[Envelope], groups: list[tuple[str, int]], now: int
     ) -> list[NewJob]:
-        groups = routes.get(envelope.type)
-        if not groups:
-            return []
-        payload = serialization.dumps(
-            [[envelope], {}], what="event", limit=self.settings.max_payload_bytes
+        """One job per event for each plain group; one per ``batch`` events for a batch group."""
+        limit = self.settings.max_payload_bytes
+        singles: list[tuple[str, bytes]] | None = None
+        jobs: list[NewJob] = []
+        for group, batch in groups:
+            task, queue = delivery_task(group, type_name), group_queue(group)
+            if batch:
+                for start in range(0, len(envelopes), batch):
+                    chunk = envelopes[start : start + batch]
+                    payload = serialization.dumps([[chunk], {}], what="event batch", limit=limit)
+                    jobs.append(self._job(f"{_batch_id(chunk)}@{group}", queue, task, payload, now))
+                continue
+            if singles is None:
+                singles = [
+                    (e.event_id, serialization.dumps([[e], {}], what="event", limit=limit))
+                    for e in envelopes
+                ]
+            jobs += [
+                self._job(f"{event_id}@{group}", queue, task, payload, now)
+                for event_id, payload in singles
+            ]
+        return jobs
+
+    def _job(self, job_id: str, queue: str, task: str, payload: bytes, now: int) -> NewJob:
+        return NewJob(
+            id=job_id,
+            queue=queue,
+            task=task,
+            payload=payload,
+            options=b"{}",  # the consumer's subscription owns retries and timeout
+            priority=0,
+            run_at=now,
+            created_at=now,
+            max_stalled=self.settings.max_stalled,
         )
-        return [
-            NewJob(
-                id=f"{envelope.event_id}@{group}",
-                queue=group_queue(group),
-                task=delivery_task(group, envelope.type),
-                payload=payload,
-                options=b"{}",  # the consumer's subscription owns retries and timeout
-                priority=0,
-                run_at=now,
-                created_at=now,
-                max_stalled=self.settings.max_stalled,
-            )
-            for group in groups
-        ]
+
+
+def _batch_id(chunk: Sequence[Envelope]) -> str:
+    """A batch's id: the same events give the same id (a relay's re-publish adds nothing)."""
+    digest = hashlib.blake2b(digest_size=16)
+    for envelope in chunk:
+        digest.update(envelope.event_id.encode())
+        digest.update(b"\0")
+    return f"batch-{digest.hexdigest()}"
+
+
+def encode_spec(types: dict[str, int]) -> bytes:
+    """A group's subscriptions as recorded in the store: event type -> batch size."""
+    return msgspec.json.encode({"types": {t: {"batch": b} for t, b in sorted(types.items())}})
+
+
+def decode_spec(spec: bytes) -> dict[str, int]:
+    types = msgspec.json.decode(spec).get("types", {})
+    return {type_name: int(options.get("batch", 0)) for type_name, options in types.items()}
 
 
 def _valid_id(event_id: object) -> bool:

@@ -4,6 +4,10 @@ The handler is wrapped in a task named ``events.<group>:<type>`` on the
 group's queue ``events.<group>``. The job engine then gives it everything a
 delivery needs: leases and stall recovery, retries with backoff, the failed
 state as the dead-letter queue and retry-from-failed as replay.
+
+A delivery carries one event, or with ``batch`` up to that many (the
+handler then takes a list); either kind is handled whatever the current
+mode, so changing it never strands deliveries already queued.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import msgspec
 import structlog
 
 from conveyor.errors import NonRetryableError, ProgrammingError
-from conveyor.events.envelope import Envelope, current_delivery, from_data
+from conveyor.events.envelope import Envelope, EventMeta, current_delivery, from_data
 from conveyor.jobs.context import current_job
 from conveyor.jobs.outcome import OutcomeKind
 from conveyor.stores.base import now_ms
@@ -37,6 +41,7 @@ class Subscription:
         type_name: str,
         event_cls: type[Any],
         handler: Callable[..., Any],
+        batch: int,
         idempotent: bool,
         remember_for: float,
         store: Callable[[], EventStore],
@@ -46,55 +51,75 @@ class Subscription:
         self.type_name = type_name
         self.event_cls = event_cls
         self.handler = handler
+        self.batch = batch
         self.is_async = inspect.iscoroutinefunction(handler)
         self.wants_meta = _wants_meta(handler)
         self.idempotent = idempotent
         self.remember_ms = int(remember_for * 1000)
         self._store = store
         self.skipped = 0
-        """Deliveries skipped in this process because the group had processed the event."""
+        """Events skipped in this process because the group had processed them."""
         labels = (group, type_name)
         self._delivered = metrics.delivered.labels(*labels)
         self._retried = metrics.retried.labels(*labels)
         self._dead = metrics.dead_lettered.labels(*labels)
         self._duration = metrics.duration.labels(*labels)
 
-    async def deliver(self, envelope: dict[str, Any]) -> None:
-        """The task function: rebuild the event, skip it if processed, run the handler."""
-        try:
-            wire = msgspec.convert(envelope, Envelope)
-        except msgspec.ValidationError as exc:
-            raise NonRetryableError(f"not an event envelope: {exc}") from None
-        meta = wire.meta(attempt=current_job().attempt, group=self.group)
-        event = from_data(self.event_cls, wire.data)
-        if self.idempotent and await self._store().is_processed(
-            self.group, meta.event_id, now_ms()
-        ):
-            self.skipped += 1
-            return
-        fields = {"event_id": meta.event_id, "event_type": meta.type}
-        if meta.trace_id is not None:
-            fields["trace_id"] = meta.trace_id
-        if meta.request_id is not None:
-            fields["request_id"] = meta.request_id
-        structlog.contextvars.bind_contextvars(**fields)
-        token = current_delivery.set(meta)
-        try:
-            args = (event, meta) if self.wants_meta else (event,)
-            if self.is_async:
-                await self.handler(*args)
-            else:  # to_thread copies the context: current_job() and log fields work there
-                await asyncio.to_thread(self.handler, *args)
-        finally:
-            current_delivery.reset(token)
+    async def deliver(self, payload: Any) -> None:
+        """The task function: rebuild the events, skip processed ones, run the handler."""
+        attempt = current_job().attempt
+        metas: list[EventMeta] = []
+        events: list[Any] = []
+        for envelope in payload if isinstance(payload, list) else [payload]:
+            try:
+                wire = msgspec.convert(envelope, Envelope)
+            except msgspec.ValidationError as exc:
+                raise NonRetryableError(f"not an event envelope: {exc}") from None
+            metas.append(wire.meta(attempt=attempt, group=self.group))
+            events.append(from_data(self.event_cls, wire.data))
+        if self.idempotent:
+            metas, events = await self._unprocessed(metas, events)
+            if not events:
+                return
+        _bind_log_fields(metas)
+        if self.batch:
+            token = current_delivery.set(metas[0])
+            try:
+                await self._call(events, metas)
+            finally:
+                current_delivery.reset(token)
+        else:
+            for event, meta in zip(events, metas, strict=True):
+                token = current_delivery.set(meta)
+                try:
+                    await self._call(event, meta)
+                finally:
+                    current_delivery.reset(token)
         if self.idempotent:
             now = now_ms()
             await self._store().mark_processed(
-                self.group, meta.event_id, now + self.remember_ms, now
+                self.group, [m.event_id for m in metas], now + self.remember_ms, now
             )
 
+    async def _call(self, event: Any, meta: Any) -> None:
+        args = (event, meta) if self.wants_meta else (event,)
+        if self.is_async:
+            await self.handler(*args)
+        else:  # to_thread copies the context: current_job() and log fields work there
+            await asyncio.to_thread(self.handler, *args)
+
+    async def _unprocessed(
+        self, metas: list[EventMeta], events: list[Any]
+    ) -> tuple[list[EventMeta], list[Any]]:
+        done = await self._store().processed(self.group, [m.event_id for m in metas], now_ms())
+        if not done:
+            return metas, events
+        self.skipped += len(done)
+        kept = [i for i, meta in enumerate(metas) if meta.event_id not in done]
+        return [metas[i] for i in kept], [events[i] for i in kept]
+
     def on_outcome(self, kind: str, run_s: float) -> None:
-        """Count what the job engine decided about an attempt (the worker calls this)."""
+        """Count what the job engine decided about a delivery (the worker calls this)."""
         if kind == OutcomeKind.COMPLETED:
             self._delivered.inc()
         elif kind == OutcomeKind.RETRIED:
@@ -104,8 +129,20 @@ class Subscription:
         self._duration.observe(run_s)
 
 
+def _bind_log_fields(metas: list[EventMeta]) -> None:
+    first = metas[0]
+    fields: dict[str, Any] = {"event_id": first.event_id, "event_type": first.type}
+    if len(metas) > 1:
+        fields["events"] = len(metas)
+    if first.trace_id is not None:
+        fields["trace_id"] = first.trace_id
+    if first.request_id is not None:
+        fields["request_id"] = first.request_id
+    structlog.contextvars.bind_contextvars(**fields)
+
+
 def _wants_meta(handler: Callable[..., Any]) -> bool:
-    """A handler takes ``(event)`` or ``(event, meta)``."""
+    """A handler takes ``(event)`` or ``(event, meta)`` (lists of them with ``batch``)."""
     params = [
         p
         for p in inspect.signature(handler).parameters.values()

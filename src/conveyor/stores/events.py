@@ -17,23 +17,25 @@ from conveyor.stores.base import JobStore
 
 
 class EventStore(Protocol):
-    async def save_group(self, group: str, types: Sequence[str], now: int) -> None:
-        """Record that ``group`` subscribes to ``types`` (replacing its earlier set)."""
+    async def save_group(self, group: str, spec: bytes, now: int) -> None:
+        """Record ``group``'s subscriptions (opaque JSON from the bus), replacing the old."""
 
-    async def groups(self) -> dict[str, list[str]]:
-        """Every recorded group and the event types it subscribes to."""
+    async def groups(self) -> dict[str, bytes]:
+        """Every recorded group and its subscriptions."""
         ...
 
     async def drop_group(self, group: str) -> bool:
         """Forget ``group``'s subscriptions; False if it was not recorded."""
         ...
 
-    async def is_processed(self, group: str, event_id: str, now: int) -> bool:
-        """Whether ``group`` recorded ``event_id`` as processed (and the record is live)."""
+    async def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
+        """Which of ``event_ids`` ``group`` recorded as processed (records still live)."""
         ...
 
-    async def mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
-        """Record ``event_id`` as processed by ``group`` until ``expires_at``; drop expired ones."""
+    async def mark_processed(
+        self, group: str, event_ids: Sequence[str], expires_at: int, now: int
+    ) -> None:
+        """Record ``event_ids`` as processed by ``group`` until ``expires_at``; drop expired."""
 
 
 def make_event_store(jobs: JobStore) -> EventStore:

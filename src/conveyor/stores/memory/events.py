@@ -4,27 +4,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+TRIM_EVERY = 1024
+
 
 class MemoryEventStore:
     def __init__(self) -> None:
-        self._groups: dict[str, list[str]] = {}
+        self._groups: dict[str, bytes] = {}
         self._processed: dict[str, dict[str, int]] = {}
+        self._marks = 0
 
-    async def save_group(self, group: str, types: Sequence[str], now: int) -> None:
-        self._groups[group] = sorted(set(types))
+    async def save_group(self, group: str, spec: bytes, now: int) -> None:
+        self._groups[group] = spec
 
-    async def groups(self) -> dict[str, list[str]]:
-        return {group: list(types) for group, types in self._groups.items()}
+    async def groups(self) -> dict[str, bytes]:
+        return dict(sorted(self._groups.items()))
 
     async def drop_group(self, group: str) -> bool:
         return self._groups.pop(group, None) is not None
 
-    async def is_processed(self, group: str, event_id: str, now: int) -> bool:
-        return self._processed.get(group, {}).get(event_id, 0) > now
+    async def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
+        seen = self._processed.get(group, {})
+        return {event_id for event_id in event_ids if seen.get(event_id, 0) > now}
 
-    async def mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
+    async def mark_processed(
+        self, group: str, event_ids: Sequence[str], expires_at: int, now: int
+    ) -> None:
         seen = self._processed.setdefault(group, {})
-        seen[event_id] = expires_at
-        if len(seen) % 1024 == 0:
+        for event_id in event_ids:
+            seen[event_id] = expires_at
+        self._marks += 1
+        if self._marks % TRIM_EVERY == 0:
             for key in [k for k, until in seen.items() if until <= now]:
                 del seen[key]

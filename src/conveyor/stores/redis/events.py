@@ -1,6 +1,6 @@
 """RedisEventStore: event groups in one hash, processed ids in a zset per group.
 
-``cv:events:groups`` maps a group to the JSON list of its event types.
+``cv:events:groups`` maps a group to its subscriptions (JSON from the bus).
 ``cv:{evp:GROUP}:processed`` scores each processed event id by its expiry;
 marking one also drops the expired ones, so the set stays bounded by the
 retention. Both are single-key operations, so they work on a cluster.
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import msgspec
 
 from conveyor.stores.redis.jobs import RedisJobStore
 
@@ -26,29 +24,36 @@ class RedisEventStore:
     def __init__(self, jobs: RedisJobStore) -> None:
         self._jobs = jobs
 
-    async def save_group(self, group: str, types: Sequence[str], now: int) -> None:
-        encoded = msgspec.json.encode(sorted(set(types)))
-        await self._jobs.call(self._jobs.client.hset, GROUPS_KEY, group, encoded)
+    async def save_group(self, group: str, spec: bytes, now: int) -> None:
+        await self._jobs.call(self._jobs.client.hset, GROUPS_KEY, group, spec)
 
-    async def groups(self) -> dict[str, list[str]]:
+    async def groups(self) -> dict[str, bytes]:
         found = await self._jobs.call(self._jobs.client.hgetall, GROUPS_KEY)
-        return {
-            group.decode(): msgspec.json.decode(types) for group, types in sorted(found.items())
-        }
+        return {group.decode(): bytes(spec) for group, spec in sorted(found.items())}
 
     async def drop_group(self, group: str) -> bool:
         return bool(await self._jobs.call(self._jobs.client.hdel, GROUPS_KEY, group))
 
-    async def is_processed(self, group: str, event_id: str, now: int) -> bool:
-        score = await self._jobs.call(self._jobs.client.zscore, _processed_key(group), event_id)
-        return score is not None and score > now
+    async def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
+        if not event_ids:
+            return set()
+        scores = await self._jobs.call(
+            self._jobs.client.zmscore, _processed_key(group), list(event_ids)
+        )
+        return {
+            event_id
+            for event_id, score in zip(event_ids, scores, strict=True)
+            if score is not None and score > now
+        }
 
-    async def mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
+    async def mark_processed(
+        self, group: str, event_ids: Sequence[str], expires_at: int, now: int
+    ) -> None:
         key = _processed_key(group)
 
         async def run() -> Any:
             pipe = self._jobs.client.pipeline(transaction=True)
-            pipe.zadd(key, {event_id: expires_at})
+            pipe.zadd(key, dict.fromkeys(event_ids, expires_at))
             pipe.zremrangebyscore(key, "-inf", now)
             return await pipe.execute()
 

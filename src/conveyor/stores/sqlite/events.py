@@ -8,14 +8,12 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-import msgspec
-
 from conveyor.stores.sqlite.database import Database
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS event_groups (
     grp        TEXT PRIMARY KEY,
-    types      TEXT NOT NULL,
+    spec       TEXT NOT NULL,
     updated_at INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS event_processed (
@@ -44,24 +42,23 @@ class SqliteEventStore:
             self._ready = True
         return conn
 
-    async def save_group(self, group: str, types: Sequence[str], now: int) -> None:
-        encoded = msgspec.json.encode(sorted(set(types))).decode()
-        await self.db.run(self._save_group, group, encoded, now)
+    async def save_group(self, group: str, spec: bytes, now: int) -> None:
+        await self.db.run(self._save_group, group, spec.decode(), now)
 
-    def _save_group(self, group: str, types: str, now: int) -> None:
+    def _save_group(self, group: str, spec: str, now: int) -> None:
         self._conn().execute(
-            "INSERT INTO event_groups (grp, types, updated_at) VALUES (?, ?, ?)"
-            " ON CONFLICT (grp) DO UPDATE SET types = excluded.types,"
+            "INSERT INTO event_groups (grp, spec, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (grp) DO UPDATE SET spec = excluded.spec,"
             " updated_at = excluded.updated_at",
-            (group, types, now),
+            (group, spec, now),
         )
 
-    async def groups(self) -> dict[str, list[str]]:
+    async def groups(self) -> dict[str, bytes]:
         rows = await self.db.run(self._groups)
-        return {group: msgspec.json.decode(types) for group, types in rows}
+        return {group: spec.encode() for group, spec in rows}
 
     def _groups(self) -> list[tuple[str, str]]:
-        return self._conn().execute("SELECT grp, types FROM event_groups ORDER BY grp").fetchall()
+        return self._conn().execute("SELECT grp, spec FROM event_groups ORDER BY grp").fetchall()
 
     async def drop_group(self, group: str) -> bool:
         return await self.db.run(self._drop_group, group)
@@ -69,30 +66,35 @@ class SqliteEventStore:
     def _drop_group(self, group: str) -> bool:
         return self._conn().execute("DELETE FROM event_groups WHERE grp = ?", (group,)).rowcount > 0
 
-    async def is_processed(self, group: str, event_id: str, now: int) -> bool:
-        return await self.db.run(self._is_processed, group, event_id, now)
+    async def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
+        return await self.db.run(self._processed, group, list(event_ids), now)
 
-    def _is_processed(self, group: str, event_id: str, now: int) -> bool:
-        row = (
-            self._conn()
-            .execute(
-                "SELECT 1 FROM event_processed WHERE grp = ? AND event_id = ? AND expires_at > ?",
-                (group, event_id, now),
+    def _processed(self, group: str, event_ids: list[str], now: int) -> set[str]:
+        found: set[str] = set()
+        conn = self._conn()
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = conn.execute(
+                f"SELECT event_id FROM event_processed WHERE grp = ? AND expires_at > ?"
+                f" AND event_id IN ({marks})",
+                (group, now, *chunk),
             )
-            .fetchone()
-        )
-        return row is not None
+            found.update(row[0] for row in rows)
+        return found
 
-    async def mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
-        await self.db.run(self._mark_processed, group, event_id, expires_at, now)
+    async def mark_processed(
+        self, group: str, event_ids: Sequence[str], expires_at: int, now: int
+    ) -> None:
+        await self.db.run(self._mark_processed, group, list(event_ids), expires_at, now)
 
-    def _mark_processed(self, group: str, event_id: str, expires_at: int, now: int) -> None:
+    def _mark_processed(self, group: str, event_ids: list[str], expires_at: int, now: int) -> None:
         conn = self._conn()
         with self.db.transaction():
-            conn.execute(
+            conn.executemany(
                 "INSERT INTO event_processed (grp, event_id, expires_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (grp, event_id) DO UPDATE SET expires_at = excluded.expires_at",
-                (group, event_id, expires_at),
+                [(group, event_id, expires_at) for event_id in event_ids],
             )
             self._marks += 1
             if self._marks % TRIM_EVERY == 0:
