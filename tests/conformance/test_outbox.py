@@ -6,6 +6,7 @@ SQLAlchemy) or a real PostgreSQL server (through ``psycopg`` and SQLAlchemy).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -210,3 +211,33 @@ async def test_the_audit_handler_records_each_event_once(
     await app.work(burst=True)
     rows = app_db.query("SELECT event_id, type, trace_id, data FROM audit_log")
     assert rows == [("evt-5", "OrderPlaced", "t-5", '{"order_id":5}')]
+
+
+async def test_the_relay_loop_moves_rows_until_stopped(make_app: AppFactory, app_db: AppDb) -> None:
+    app = make_app()
+    handled: list[int] = []
+    done = asyncio.Event()
+
+    @app.events.subscribe(OrderPlaced, group="audit")
+    async def on_placed(event: OrderPlaced) -> None:
+        handled.append(event.order_id)
+        if len(handled) == 3:
+            done.set()
+
+    outbox = _outbox_with_table(app.events.outbox(batch=2), app_db)
+    stop = asyncio.Event()
+    worker = app.worker()
+    running = [
+        asyncio.create_task(outbox.relay(app_db.database, interval=0.01, stop=stop)),
+        asyncio.create_task(worker.run()),
+    ]
+    for n in range(3):
+        with app_db.begin() as conn:
+            outbox.add(conn, OrderPlaced(n))
+    async with asyncio.timeout(30):
+        await done.wait()
+    stop.set()
+    worker.stop()
+    await asyncio.gather(*running)
+    assert sorted(handled) == [0, 1, 2]
+    assert app_db.query("SELECT COUNT(*) FROM conveyor_outbox") == [(0,)]
