@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.orm import Session
 
-from conveyor import EventMeta
+from conveyor import BadInputError, EventMeta
 from conveyor.events.outbox import Outbox
 from tests.conftest import AppFactory
 from tests.postgres_server import PostgresServer
@@ -241,3 +241,32 @@ async def test_the_relay_loop_moves_rows_until_stopped(make_app: AppFactory, app
     await asyncio.gather(*running)
     assert sorted(handled) == [0, 1, 2]
     assert app_db.query("SELECT COUNT(*) FROM conveyor_outbox") == [(0,)]
+
+
+async def test_add_async_on_a_sqlalchemy_async_session(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    app = make_app()
+    handled: list[int] = []
+
+    @app.events.subscribe(OrderPlaced, group="audit")
+    async def on_placed(event: OrderPlaced) -> None:
+        handled.append(event.order_id)
+
+    path = tmp_path / "async.db"
+    engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
+    outbox = app.events.outbox()
+    with sqlite3.connect(path) as conn:
+        outbox.create_table(conn)
+    try:
+        async with AsyncSession(engine) as session, session.begin():
+            await outbox.add_async(session, OrderPlaced(8))
+            with pytest.raises(BadInputError, match="async"):
+                outbox.add(session, OrderPlaced(9))
+    finally:
+        await engine.dispose()
+    assert await outbox.relay_once(lambda: sqlite3.connect(path)) == 1
+    await app.work(burst=True)
+    assert handled == [8]

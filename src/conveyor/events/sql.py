@@ -17,6 +17,7 @@ from conveyor.errors import BadInputError
 
 Dialect = Literal["sqlite", "postgresql"]
 _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+_DRIVERS = {"sqlite3": "sqlite", "psycopg": "postgresql", "psycopg2": "postgresql"}
 
 
 class Sql:
@@ -38,7 +39,7 @@ class Sql:
                     f"{type(conn).__qualname__} is not a supported connection: pass a DB-API"
                     " connection (sqlite3, psycopg) or a SQLAlchemy Connection or Session"
                 )
-            self.dialect = _dialect("sqlite" if module.startswith("sqlite3") else "postgresql")
+            self.dialect = _dialect(_DRIVERS.get(module.split(".")[0], module))
             self._placeholder = _PLACEHOLDERS[style]
 
     def _statement(self, sql: str, params: Sequence[Any]) -> tuple[Any, Any]:
@@ -52,6 +53,10 @@ class Sql:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run one statement; returns its rows (empty for statements without any)."""
+        if self.is_async:
+            raise BadInputError(
+                f"{type(self.conn).__qualname__} is async: use the *_async method instead"
+            )
         statement, bound = self._statement(sql, params)
         if self.is_sqlalchemy:
             result = self.conn.execute(statement, bound)
