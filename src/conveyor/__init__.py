@@ -11,6 +11,7 @@ from conveyor.errors import (
     ConflictError,
     ConveyorError,
     InvalidArgumentsError,
+    InvalidScheduleError,
     JobFailedError,
     JobTimeoutError,
     NonRetryableError,
@@ -27,6 +28,7 @@ from conveyor.jobs.client import Call
 from conveyor.jobs.context import JobCancelledError, JobContext, current_job
 from conveyor.jobs.job import Job, JobError
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
@@ -47,6 +49,7 @@ __all__ = [
     "ConveyorError",
     "HealthReport",
     "InvalidArgumentsError",
+    "InvalidScheduleError",
     "Job",
     "JobCancelledError",
     "JobContext",
@@ -62,6 +65,7 @@ __all__ = [
     "ProgrammingError",
     "Retention",
     "Retry",
+    "Schedule",
     "SerializationError",
     "Settings",
     "Status",
