@@ -4,6 +4,7 @@
     conveyor enqueue APP TASK [--args JSON] [--kwargs JSON] [--job-id ID] ...
     conveyor jobs list | show ID | retry ID | cancel ID | remove ID
     conveyor queues [pause Q | resume Q | clean Q --state S]
+    conveyor schedules list | add APP TASK --cron EXPR | remove NAME   (cli_schedules.py)
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
 Admin commands (``jobs``, ``queues``) find their store through ``--app`` or
@@ -503,6 +504,11 @@ def clean_queue(
     """
     removed = run(admin_app(app_path, url), lambda a: a.jobs.clean(queue, state, older_than, limit))
     click.echo(f"removed {removed} {state} jobs from queue {queue}")
+
+
+from conveyor.cli_schedules import schedules  # noqa: E402 (it uses the helpers above)
+
+cli.add_command(schedules)
 
 
 def main() -> None:
