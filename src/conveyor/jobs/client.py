@@ -123,8 +123,10 @@ class JobClient:
         task, opts = call.task, call.options
         _check_options(opts)
         priority = task.priority if opts.priority is None else opts.priority
-        run_at = dedupe.debounced_run_at(opts.debounce, now) or now
-        if opts.delay is not None:
+        run_at = now
+        if opts.debounce is not None:
+            run_at = now + round(opts.debounce[1] * 1000)
+        elif opts.delay is not None:
             run_at = now + int(opts.delay * 1000)
         elif opts.at is not None:
             run_at = int(opts.at.timestamp() * 1000)
@@ -154,12 +156,12 @@ class JobClient:
         """
         now = now_ms()
         new = [self.build(call, now) for call in calls]
-        keys = [
-            dedupe.dedupe_for(job, c.options.debounce, c.options.throttle, now)
-            for job, c in zip(new, calls, strict=True)
-        ]
         await self._open()
-        if any(keys):
+        if any(c.options.debounce is not None or c.options.throttle is not None for c in calls):
+            keys = [
+                dedupe.dedupe_for(job, c.options.debounce, c.options.throttle, now)
+                for job, c in zip(new, calls, strict=True)
+            ]
             if self._dedupe is None:
                 self._dedupe = make_dedupe_store(self.store)
             answers = await dedupe.insert(self.store, self._dedupe, new, keys)
@@ -313,12 +315,13 @@ def _check_options(opts: EnqueueOptions) -> None:
         isinstance(opts.retries, int) and 0 <= opts.retries <= 1_000_000
     ):
         problems.append(f"retries must be an integer >= 0, got {opts.retries!r}")
-    problems += dedupe.check(
-        opts.debounce,
-        opts.throttle,
-        job_id=opts.job_id,
-        delayed=opts.delay is not None or opts.at is not None,
-    )
+    if opts.debounce is not None or opts.throttle is not None:
+        problems += dedupe.check(
+            opts.debounce,
+            opts.throttle,
+            job_id=opts.job_id,
+            delayed=opts.delay is not None or opts.at is not None,
+        )
     if problems:
         raise BadInputError("; ".join(problems))
 

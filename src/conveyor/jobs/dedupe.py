@@ -69,10 +69,6 @@ def _valid(value: object, *, allow_zero: bool) -> bool:
     )
 
 
-def debounced_run_at(debounce: KeyWindow | None, now: int) -> int | None:
-    return None if debounce is None else now + round(debounce[1] * 1000)
-
-
 def dedupe_for(
     job: NewJob, debounce: KeyWindow | None, throttle: KeyWindow | None, now: int
 ) -> Dedupe | None:
