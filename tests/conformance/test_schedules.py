@@ -25,7 +25,7 @@ from conveyor import (
 )
 from conveyor.jobs.client import Call, EnqueueOptions
 from conveyor.jobs.schedule import Missed
-from conveyor.jobs.scheduler import plan_fire, tick_job_id
+from conveyor.jobs.scheduler import Scheduler, plan_fire, tick_job_id
 from conveyor.stores.base import now_ms
 from conveyor.stores.schedules import ScheduleRecord
 from tests.conftest import AppFactory
@@ -268,6 +268,7 @@ async def test_moving_a_schedule_to_another_queue(make_app: AppFactory) -> None:
     [
         ({"cron": "61 * * * *"}, "invalid cron expression"),
         ({"cron": "not cron"}, "invalid cron expression"),
+        ({"cron": "0 0 31 2 *"}, "invalid cron expression"),
         ({"cron": "* * * * *", "tz": "Mars/Olympus"}, "unknown time zone"),
         ({"every": 0}, "every must be"),
         ({"every": 60, "tz": "UTC"}, "cron schedules only"),
@@ -328,3 +329,20 @@ async def test_a_declared_schedule_is_written_by_a_worker_and_fires(make_app: Ap
     assert all(run.startswith("beat@") for run in runs)
     assert all(tick % 50 == 0 for tick in ticks)
     assert len(set(ticks)) == len(ticks)
+
+
+async def test_a_schedule_that_cannot_be_planned_does_not_stop_the_others(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    _tick_task(app)
+    base = (now_ms() // MINUTE) * MINUTE  # the current minute: due, and within grace
+    good = await _stored(app, next_fire=base, name="good", grace=3600)
+    broken = msgspec.structs.replace(good, name="broken", timing='{"cron":"0 0 31 2 *"}')
+    await app.schedules.store.put_schedule(broken)
+
+    delay = await Scheduler(app, ["default"]).step()
+    assert 0 <= delay <= 1.0
+    ids = await _job_ids(app)
+    assert f"good@{base}" in ids
+    assert not any(i.startswith("broken@") for i in ids)

@@ -123,15 +123,26 @@ class Scheduler:
         due, later = await self.store.due_schedules(self.queues, now, DUE_LIMIT)
         if not due:
             return _until(later, now)
-        fires = [plan_fire(record, now) for record in due]
+        fires = [fire for fire in (_plan_or_log(r, now) for r in due) if fire is not None]
         applied = await self.store.fire_schedules(fires)
         if any(ok and fire.jobs for ok, fire in zip(applied, fires, strict=True)):
             for wakeup in self.app.jobs.wakeups:
                 wakeup.set()
         if not all(applied) or len(due) == DUE_LIMIT:
             return 0.0  # another worker moved a schedule, or more are due: look again
-        soonest = min(fire.next_fire for fire in fires)
-        return _until(soonest if later is None else min(later, soonest), now_ms())
+        upcoming = [fire.next_fire for fire in fires] + ([] if later is None else [later])
+        return _until(min(upcoming, default=None), now_ms())
+
+
+def _plan_or_log(record: ScheduleRecord, now: int) -> ScheduleFire | None:
+    """One broken schedule (say, timing written by a newer version) must not stop the others."""
+    try:
+        return plan_fire(record, now)
+    except Exception as exc:
+        log.error(
+            "cannot plan schedule", schedule=record.name, error=f"{type(exc).__name__}: {exc}"
+        )
+        return None
 
 
 def _until(at: int | None, now: int) -> float:

@@ -47,7 +47,7 @@ class Timing(msgspec.Struct, frozen=True, omit_defaults=True):
             raise InvalidScheduleError(f"cron must be a non-empty string, got {cron!r}")
         zone = _zone(tz or "UTC")
         try:
-            croniter(cron, datetime.now(zone))
+            croniter(cron, datetime.now(zone)).get_next(datetime)  # "0 0 31 2 *" never fires
         except (CroniterError, ValueError, KeyError) as exc:
             raise InvalidScheduleError(f"invalid cron expression {cron!r}: {exc}") from None
         return cls(cron=" ".join(cron.split()), tz=tz or "UTC")
