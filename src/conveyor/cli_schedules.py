@@ -8,6 +8,9 @@
 
 ``add`` needs APP to check the arguments against TASK's signature; ``list``
 and ``remove`` find their store like the other admin commands.
+
+It uses the helpers of ``cli.py``, which imports it at its end and adds the
+group: import ``conveyor.cli``, not this module, first.
 """
 
 from __future__ import annotations
