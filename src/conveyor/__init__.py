@@ -11,6 +11,7 @@ from conveyor.errors import (
     ConflictError,
     ConveyorError,
     InvalidArgumentsError,
+    InvalidScheduleError,
     JobFailedError,
     JobTimeoutError,
     NonRetryableError,
@@ -30,6 +31,7 @@ from conveyor.jobs.client import Call
 from conveyor.jobs.context import JobCancelledError, JobContext, current_job
 from conveyor.jobs.job import Job, JobError
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
@@ -53,6 +55,7 @@ __all__ = [
     "EventMeta",
     "HealthReport",
     "InvalidArgumentsError",
+    "InvalidScheduleError",
     "Job",
     "JobCancelledError",
     "JobContext",
@@ -68,6 +71,7 @@ __all__ = [
     "ProgrammingError",
     "Retention",
     "Retry",
+    "Schedule",
     "SerializationError",
     "Settings",
     "Status",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Coroutine, Iterable
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
@@ -13,6 +14,7 @@ from conveyor.errors import ProgrammingError
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
+from conveyor.jobs.schedule import Missed, ScheduleClient
 from conveyor.jobs.task import Task, TaskDecorator
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, Health, Status
@@ -45,6 +47,7 @@ class Conveyor:
         self.settings: Settings = load_settings(url, settings)
         self.store = make_job_store(self.settings)
         self.jobs = JobClient(self.settings, self.store, self.open)
+        self.schedules = ScheduleClient(self)
         self.metrics = Metrics()
         self.health = Health()
         self.tasks: dict[str, Task[Any, Any]] = {}
@@ -79,6 +82,10 @@ class Conveyor:
         retention: Retention | None = None,
         max_stalled: int | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str | None = None,
+        missed: Missed = "skip",
     ) -> TaskDecorator: ...
 
     def task(
@@ -94,6 +101,10 @@ class Conveyor:
         retention: Retention | None = None,
         max_stalled: int | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str | None = None,
+        missed: Missed = "skip",
     ) -> Any:
         """Register a function (async or sync) as a task.
 
@@ -101,6 +112,9 @@ class Conveyor:
         :class:`Backoff` or ``f(attempt) -> seconds`` (default exponential
         with jitter); ``timeout``: seconds per attempt; ``priority``: -1000..1000,
         higher first; ``non_retryable``: exception classes that fail at once.
+        ``cron`` (in time zone ``tz``) or ``every`` (seconds) schedules the task,
+        which then takes no arguments; ``missed`` is the missed-ticks policy
+        (see :meth:`ScheduleClient.add <conveyor.jobs.schedule.ScheduleClient.add>`).
         """
         options: dict[str, Any] = {
             "name": name,
@@ -112,6 +126,10 @@ class Conveyor:
             "retention": retention,
             "max_stalled": max_stalled,
             "non_retryable": non_retryable,
+            "cron": cron,
+            "every": every,
+            "tz": tz,
+            "missed": missed,
         }
         if fn is not None:
             return self._register(fn, **options)
@@ -130,6 +148,10 @@ class Conveyor:
         retention: Retention | None = None,
         max_stalled: int | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
+        cron: str | None = None,
+        every: float | timedelta | None = None,
+        tz: str | None = None,
+        missed: Missed = "skip",
     ) -> Task[Any, Any]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
         if task_name in self.tasks:
@@ -151,6 +173,8 @@ class Conveyor:
             max_stalled=self.settings.max_stalled if max_stalled is None else max_stalled,
             non_retryable=tuple(non_retryable),
         )
+        if cron is not None or every is not None or tz is not None:
+            self.schedules.declare(task, cron=cron, every=every, tz=tz, missed=missed)
         self.tasks[task_name] = task
         return task
 

@@ -5,6 +5,7 @@
     conveyor jobs list | show ID | retry ID | cancel ID | remove ID
     conveyor queues [pause Q | resume Q | clean Q --state S]
     conveyor events groups | dlq list | dlq show ID | dlq replay ID|--all | dlq purge
+    conveyor schedules list | add APP TASK --cron EXPR | remove NAME   (cli_schedules.py)
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
 Admin commands (``jobs``, ``queues``) find their store through ``--app`` or
@@ -507,8 +508,10 @@ def clean_queue(
 
 
 def _add_subcommands() -> None:
-    from conveyor.events.cli import events  # imports this module: registered last
+    from conveyor.cli_schedules import schedules  # both import this module: registered last
+    from conveyor.events.cli import events
 
+    cli.add_command(schedules)
     cli.add_command(events)
 
 

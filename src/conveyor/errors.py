@@ -6,8 +6,9 @@
     │   │   ├── ConfigError         settings are invalid (lists every problem)
     │   │   ├── SerializationError  a value is not JSON-serializable
     │   │   ├── PayloadTooLargeError
-    │   │   └── InvalidArgumentsError   arguments do not fit the task's signature
-    │   ├── NotFoundError           no such job, task or queue
+    │   │   ├── InvalidArgumentsError   arguments do not fit the task's signature
+    │   │   └── InvalidScheduleError    a bad cron expression, time zone or interval
+    │   ├── NotFoundError           no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           the job is in a state that forbids the request
     │   ├── StoreUnavailableError   the store cannot be reached
@@ -73,6 +74,10 @@ class PayloadTooLargeError(BadInputError):
 
 class InvalidArgumentsError(BadInputError):
     """The arguments given to ``enqueue`` do not bind to the task's signature."""
+
+
+class InvalidScheduleError(BadInputError):
+    """A schedule's cron expression, time zone, interval or policy is invalid."""
 
 
 class NotFoundError(OperationalError):

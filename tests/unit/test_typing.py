@@ -1,4 +1,4 @@
-"""mypy sees through ``@app.task``: enqueue is checked against the function's signature."""
+"""mypy sees through ``@app.task``: enqueue and schedules are checked against the signature."""
 
 from __future__ import annotations
 
@@ -30,6 +30,11 @@ SAMPLE = textwrap.dedent(
         await export_report.enqueue(7, format="pdf")  # error: unknown keyword
         await total.enqueue()  # error: missing argument
         number: int = await (await total.enqueue([1.0])).wait()  # error: float is not int
+        await export_report.options(debounce=("user:7", 5)).enqueue(7)
+        await export_report.options(throttle=("user:7", 60)).enqueue(7)
+        await app.schedules.add(export_report.call(7, fmt="pdf"), cron="0 8 * * *", tz="UTC")
+        await app.schedules.add(export_report.call("seven"), every=60)  # error: wrong type
+        await app.schedules.add(total.call([1.0]), every=5, missed="sometimes")  # error: policy
     """
 )
 

@@ -21,6 +21,7 @@ import msgspec
 from conveyor import serialization
 from conveyor.config import Settings
 from conveyor.errors import BadInputError, ConflictError, NotFoundError
+from conveyor.jobs import dedupe
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Retention
@@ -34,6 +35,7 @@ from conveyor.stores.base import (
     now_ms,
     released_state,
 )
+from conveyor.stores.dedupe import DedupeStore, make_dedupe_store
 
 if TYPE_CHECKING:
     from conveyor.jobs.task import Task
@@ -81,6 +83,8 @@ class EnqueueOptions:
     queue: str | None = None
     retries: int | None = None
     timeout: float | None = None
+    debounce: dedupe.KeyWindow | None = None
+    throttle: dedupe.KeyWindow | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,7 @@ class JobClient:
         """Events of this process's workers, set on enqueue so they claim at once."""
         self._open = opener
         self._retention: dict[str, Retention] = {}
+        self._dedupe: DedupeStore | None = None
         self._resolved: dict[tuple[str, Retention | None], Retention] = {}
         # One event per event loop: an app may be used from several loops (tests, the sync facade).
         self._changed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
@@ -135,7 +140,9 @@ class JobClient:
         _check_options(opts)
         priority = task.priority if opts.priority is None else opts.priority
         run_at = now
-        if opts.delay is not None:
+        if opts.debounce is not None:
+            run_at = now + round(opts.debounce[1] * 1000)
+        elif opts.delay is not None:
             run_at = now + int(opts.delay * 1000)
         elif opts.at is not None:
             run_at = int(opts.at.timestamp() * 1000)
@@ -159,18 +166,32 @@ class JobClient:
         )
 
     async def enqueue(self, calls: Sequence[Call[Any]]) -> list[Job[Any]]:
-        """Enqueue every call in one store step; nothing is written if one is invalid."""
+        """Enqueue every call in one store step; nothing is written if one is invalid.
+
+        Calls with a debounce or throttle key go in one more step of their own.
+        """
         now = now_ms()
         new = [self.build(call, now) for call in calls]
         await self._open()
-        created = await self.store.enqueue(new)
+        if any(c.options.debounce is not None or c.options.throttle is not None for c in calls):
+            keys = [
+                dedupe.dedupe_for(job, c.options.debounce, c.options.throttle, now)
+                for job, c in zip(new, calls, strict=True)
+            ]
+            if self._dedupe is None:
+                self._dedupe = make_dedupe_store(self.store)
+            answers = await dedupe.insert(self.store, self._dedupe, new, keys)
+        else:
+            answers = [
+                (job.id, c) for job, c in zip(new, await self.store.enqueue(new), strict=True)
+            ]
         for wakeup in self.wakeups:
             wakeup.set()
         jobs: list[Job[Any]] = []
-        for job, was_created in zip(new, created, strict=True):
-            record = _fresh_record(job, now) if was_created else await self.store.get(job.id)
+        for job, (job_id, was_created) in zip(new, answers, strict=True):
+            record = _fresh_record(job, now) if was_created else await self.store.get(job_id)
             if record is None:  # removed between the two steps
-                raise NotFoundError(f"job {job.id} existed but was removed meanwhile")
+                raise NotFoundError(f"job {job_id} existed but was removed meanwhile")
             jobs.append(Job(self, record))
         return jobs
 
@@ -310,6 +331,13 @@ def _check_options(opts: EnqueueOptions) -> None:
         isinstance(opts.retries, int) and 0 <= opts.retries <= 1_000_000
     ):
         problems.append(f"retries must be an integer >= 0, got {opts.retries!r}")
+    if opts.debounce is not None or opts.throttle is not None:
+        problems += dedupe.check(
+            opts.debounce,
+            opts.throttle,
+            job_id=opts.job_id,
+            delayed=opts.delay is not None or opts.at is not None,
+        )
     if problems:
         raise BadInputError("; ".join(problems))
 

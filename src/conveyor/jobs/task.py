@@ -117,13 +117,20 @@ class Task(_Caller[P, R]):
         queue: str | None = None,
         retries: int | None = None,
         timeout: float | None = None,
+        debounce: tuple[str, float] | None = None,
+        throttle: tuple[str, float] | None = None,
     ) -> _Caller[P, R]:
         """Per-call options: ``await task.options(delay=60, job_id="x").enqueue(...)``.
 
         ``job_id`` makes enqueue idempotent: a second enqueue with the same id
-        returns the existing job and writes nothing.
+        returns the existing job and writes nothing. ``debounce=(key, seconds)``
+        runs the job ``seconds`` after the last enqueue with ``key`` (each one
+        replaces the pending job's arguments); ``throttle=(key, seconds)`` lets
+        one job per ``key`` in per ``seconds`` and returns it to the others.
         """
-        opts = EnqueueOptions(job_id, delay, at, priority, queue, retries, timeout)
+        opts = EnqueueOptions(
+            job_id, delay, at, priority, queue, retries, timeout, debounce, throttle
+        )
         return _Caller(self, opts)
 
     async def enqueue_many(self, calls: Iterable[Call[R]]) -> list[Job[R]]:

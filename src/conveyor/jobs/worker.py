@@ -1,6 +1,6 @@
 """The worker: claims jobs in batches, runs them, acknowledges them in batches.
 
-Four loops share one event loop:
+Five loops share one event loop:
 
 - ``_exchange_loop`` sends finished outcomes and claims new jobs in the same
   store call (one round trip, one transaction), as many as there are free
@@ -11,6 +11,7 @@ Four loops share one event loop:
   cancellation was asked for.
 - ``_flush_loop`` writes buffered progress and log lines of all jobs in one call.
 - ``_maintenance_loop`` returns stalled jobs, purges expired ones and heartbeats.
+- ``Scheduler.run`` (``jobs/scheduler.py``) fires the due schedules of the worker's queues.
 
 Stopping (SIGTERM/SIGINT or :meth:`Worker.stop`): claim nothing more, let
 running jobs finish within ``shutdown_timeout``, then cancel the rest and
@@ -41,6 +42,7 @@ from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobContext, _current
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.jobs.scheduler import Scheduler
 from conveyor.observability.logging import get_logger
 from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
 
@@ -144,9 +146,14 @@ class Worker:
         self.app.workers.append(self)
         restore = self._install_signal_handlers() if self.handle_signals else None
         maintenance_halt, lease_halt = asyncio.Event(), asyncio.Event()
-        maintenance = asyncio.create_task(
-            self._maintenance_loop(maintenance_halt), name="conveyor-maintenance"
-        )
+        maintenance = [
+            asyncio.create_task(
+                self._maintenance_loop(maintenance_halt), name="conveyor-maintenance"
+            ),
+            asyncio.create_task(
+                Scheduler(self.app, self.queues).run(maintenance_halt), name="conveyor-scheduler"
+            ),
+        ]
         # Leases are renewed and progress flushed until the very end of the drain.
         lease_keepers = [
             asyncio.create_task(self._renew_loop(lease_halt), name="conveyor-renew"),
@@ -159,7 +166,7 @@ class Worker:
             try:
                 if self._blocking is not None:
                     self._blocking.cancel()
-                await self._halt(maintenance_halt, [maintenance])
+                await self._halt(maintenance_halt, maintenance)
                 await self._shutdown()
             finally:
                 await self._halt(lease_halt, lease_keepers)

@@ -34,6 +34,7 @@ from conveyor.stores.base import (
     released_state,
     stalled_error,
 )
+from conveyor.stores.schedules import ScheduleRecord
 
 
 @dataclass(slots=True)
@@ -104,6 +105,9 @@ class MemoryJobStore:
         self._workers: dict[str, tuple[WorkerInfo, int]] = {}
         # Finished job ids per (queue, state), oldest finish first: count retention pops here.
         self._finished: dict[tuple[str, JobState], dict[str, None]] = defaultdict(dict)
+        # Rows of the schedule and dedupe stores that sit beside this one (same lock).
+        self.schedule_rows: dict[str, ScheduleRecord] = {}
+        self.dedupe_keys: dict[tuple[str, str], tuple[str, int]] = {}
 
     async def open(self) -> None:
         return None
@@ -161,28 +165,31 @@ class MemoryJobStore:
         now = now_ms()
         with self._lock:
             for new in jobs:
-                if new.id in self._jobs:
-                    created.append(False)
-                    continue
-                self._seq += 1
-                job = _Job(
-                    seq=self._seq,
-                    id=new.id,
-                    queue=new.queue,
-                    task=new.task,
-                    state=JobState.WAITING,
-                    priority=new.priority,
-                    payload=new.payload,
-                    options=new.options,
-                    run_at=new.run_at,
-                    created_at=new.created_at,
-                    max_stalled=new.max_stalled,
-                )
-                self._jobs[new.id] = job
-                self._known_queues.add(new.queue)
-                self._place(job, released_state(new.run_at, now))
-                created.append(True)
+                created.append(self.insert_locked(new, now))
         return created
+
+    def insert_locked(self, new: NewJob, now: int) -> bool:
+        """Insert one job unless its id exists (the caller holds the lock)."""
+        if new.id in self._jobs:
+            return False
+        self._seq += 1
+        job = _Job(
+            seq=self._seq,
+            id=new.id,
+            queue=new.queue,
+            task=new.task,
+            state=JobState.WAITING,
+            priority=new.priority,
+            payload=new.payload,
+            options=new.options,
+            run_at=new.run_at,
+            created_at=new.created_at,
+            max_stalled=new.max_stalled,
+        )
+        self._jobs[new.id] = job
+        self._known_queues.add(new.queue)
+        self._place(job, released_state(new.run_at, now))
+        return True
 
     async def exchange(
         self,

@@ -53,6 +53,28 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
     return JobRecord(*fields)
 
 
+def insert_job(conn: sqlite3.Connection, job: NewJob, now: int) -> bool:
+    """Insert one job unless its id exists (inside the caller's transaction)."""
+    cursor = conn.execute(
+        "INSERT INTO jobs (id, queue, task, state, priority, run_at, created_at,"
+        " payload, options, max_stalled) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " ON CONFLICT (id) DO NOTHING",
+        (
+            job.id,
+            job.queue,
+            job.task,
+            released_state(job.run_at, now).value,
+            job.priority,
+            job.run_at,
+            job.created_at,
+            job.payload,
+            job.options,
+            job.max_stalled,
+        ),
+    )
+    return cursor.rowcount == 1
+
+
 class SqliteJobStore:
     """A :class:`~conveyor.stores.base.JobStore` in one SQLite file."""
 
@@ -86,26 +108,8 @@ class SqliteJobStore:
                     "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING",
                     [(name,) for name in new_queues],
                 )
-            insert = conn.execute
             for job in jobs:
-                cursor = insert(
-                    "INSERT INTO jobs (id, queue, task, state, priority, run_at, created_at,"
-                    " payload, options, max_stalled) VALUES (?,?,?,?,?,?,?,?,?,?)"
-                    " ON CONFLICT (id) DO NOTHING",
-                    (
-                        job.id,
-                        job.queue,
-                        job.task,
-                        released_state(job.run_at, now).value,
-                        job.priority,
-                        job.run_at,
-                        job.created_at,
-                        job.payload,
-                        job.options,
-                        job.max_stalled,
-                    ),
-                )
-                created.append(cursor.rowcount == 1)
+                created.append(insert_job(conn, job, now))
         self._known_queues |= new_queues  # only once committed
         return created
 

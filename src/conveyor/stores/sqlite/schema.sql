@@ -56,3 +56,35 @@ CREATE TABLE IF NOT EXISTS workers (
     info       BLOB    NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- Schedules (stores/sqlite/schedules.py): one row each, fired by compare-and-set
+-- on (version, next_fire) in the transaction that inserts the tick's jobs.
+CREATE TABLE IF NOT EXISTS schedules (
+    name        TEXT    PRIMARY KEY,
+    queue       TEXT    NOT NULL,
+    task        TEXT    NOT NULL,
+    timing      TEXT    NOT NULL,
+    payload     BLOB    NOT NULL,
+    options     BLOB    NOT NULL,
+    priority    INTEGER NOT NULL,
+    max_stalled INTEGER NOT NULL,
+    missed      TEXT    NOT NULL,
+    grace_ms    INTEGER NOT NULL,
+    next_fire   INTEGER NOT NULL,
+    last_fire   INTEGER,
+    version     INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS schedules_due ON schedules (queue, next_fire);
+
+-- Debounce and throttle keys (stores/sqlite/dedupe.py): the job a key points to, until when.
+CREATE TABLE IF NOT EXISTS dedupe_keys (
+    queue      TEXT    NOT NULL,
+    key        TEXT    NOT NULL,
+    job_id     TEXT    NOT NULL,
+    expires_at INTEGER NOT NULL,
+    PRIMARY KEY (queue, key)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS dedupe_expiry ON dedupe_keys (expires_at);

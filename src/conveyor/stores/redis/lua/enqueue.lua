@@ -7,20 +7,10 @@ local now = ARGV[1]
 local created = {}
 local any_ready = false
 for i = 2, #ARGV, 8 do
-  local id = ARGV[i]
-  local key = job_key(id)
-  if rcall("EXISTS", key) == 1 then
-    created[#created + 1] = 0
-  else
-    local seq = rcall("INCR", P .. "seq")
-    local priority, run_at, created_at = ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
-    rcall("HSET", key, "task", ARGV[i + 1], "payload", ARGV[i + 2], "options", ARGV[i + 3],
-      "priority", priority, "run_at", run_at, "created_at", created_at,
-      "max_stalled", ARGV[i + 7], "attempts", 0, "stalls", 0, "seq", seq,
-      "cancel_requested", "0", "state", "new")
-    if make_due(id, created_at, "new", run_at, now, priority, seq) then any_ready = true end
-    created[#created + 1] = 1
-  end
+  local inserted, ready = insert_job(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
+    ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now)
+  if ready then any_ready = true end
+  created[#created + 1] = inserted and 1 or 0
 end
 if any_ready then wake_workers() end
 return created

@@ -15,6 +15,9 @@
 --   P.."done:"..s        zset: finished jobs in state s by finished_at (count retention)
 --   P.."expiry"          zset: finished jobs by expires_at (age retention)
 --   P.."marker"          list: a token pushed when jobs are ready; workers block on it
+--   P.."schedule:"..name hash: a schedule whose jobs go to this queue (redis/schedules.py)
+--   P.."schedules"       zset: this queue's schedule names by next fire time
+--   P.."dedupe:"..key    string: the job a debounce/throttle key points to (expires)
 local rcall = redis.call
 local P = string.sub(KEYS[1], 1, -5)
 local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
@@ -43,6 +46,19 @@ local function make_due(id, created_at, old, run_at, now, priority, seq)
   move_state(id, created_at, old, "scheduled")
   rcall("ZADD", P .. "scheduled", run_at, id)
   return false
+end
+
+-- Insert a job unless its id exists. Returns inserted, ready (ready: it is waiting now).
+local function insert_job(id, task, payload, options, priority, run_at, created_at, max_stalled,
+                          now)
+  local key = job_key(id)
+  if rcall("EXISTS", key) == 1 then return false, false end
+  local seq = rcall("INCR", P .. "seq")
+  rcall("HSET", key, "task", task, "payload", payload, "options", options,
+    "priority", priority, "run_at", run_at, "created_at", created_at,
+    "max_stalled", max_stalled, "attempts", 0, "stalls", 0, "seq", seq,
+    "cancel_requested", "0", "state", "new")
+  return true, make_due(id, created_at, "new", run_at, now, priority, seq)
 end
 
 local function wake_workers()

@@ -1,0 +1,74 @@
+"""Schedules in this process's memory, under the job store's lock (so a fire and
+its enqueue are one step)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import msgspec
+
+from conveyor.stores.base import now_ms
+from conveyor.stores.memory.jobs import MemoryJobStore
+from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
+
+
+class MemoryScheduleStore:
+    """A :class:`~conveyor.stores.schedules.ScheduleStore` beside a :class:`MemoryJobStore`."""
+
+    def __init__(self, jobs: MemoryJobStore) -> None:
+        self._jobs = jobs
+        self._lock = jobs._lock
+        self._rows = jobs.schedule_rows
+
+    async def put_schedule(self, schedule: ScheduleRecord) -> bool:
+        with self._lock:
+            old = self._rows.get(schedule.name)
+            if old is not None and old.same_definition(schedule):
+                return False
+            new = msgspec.structs.replace(
+                schedule, version=(old.version if old else 0) + 1, updated_at=now_ms()
+            )
+            if old is not None and old.timing == schedule.timing:
+                new.next_fire, new.last_fire = old.next_fire, old.last_fire
+            self._rows[schedule.name] = new
+            return True
+
+    async def remove_schedule(self, name: str) -> bool:
+        with self._lock:
+            return self._rows.pop(name, None) is not None
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        with self._lock:
+            row = self._rows.get(name)
+            return None if row is None else msgspec.structs.replace(row)
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        with self._lock:
+            return [msgspec.structs.replace(self._rows[n]) for n in sorted(self._rows)]
+
+    async def due_schedules(
+        self, queues: Sequence[str], now: int, limit: int
+    ) -> tuple[list[ScheduleRecord], int | None]:
+        wanted = set(queues)
+        with self._lock:
+            mine = [r for r in self._rows.values() if r.queue in wanted]
+        due = sorted((r for r in mine if r.next_fire <= now), key=lambda r: r.next_fire)
+        later = min((r.next_fire for r in mine if r.next_fire > now), default=None)
+        return [msgspec.structs.replace(r) for r in due[:limit]], later
+
+    async def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:
+        applied: list[bool] = []
+        with self._lock:
+            now = now_ms()
+            for fire in fires:
+                row = self._rows.get(fire.name)
+                if row is None or row.version != fire.version or row.next_fire != fire.expected:
+                    applied.append(False)
+                    continue
+                for job in fire.jobs:
+                    self._jobs.insert_locked(job, now)
+                row.next_fire = fire.next_fire
+                if fire.last_fire is not None:
+                    row.last_fire = fire.last_fire
+                applied.append(True)
+        return applied

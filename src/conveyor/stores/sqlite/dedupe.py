@@ -1,0 +1,75 @@
+"""Debounce and throttle keys in the SQLite file: one transaction per batch."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from conveyor.stores.base import NewJob, now_ms, released_state
+from conveyor.stores.dedupe import Dedupe
+from conveyor.stores.sqlite.jobs import SqliteJobStore, insert_job
+
+
+class SqliteDedupeStore:
+    """A :class:`~conveyor.stores.dedupe.DedupeStore` beside a :class:`SqliteJobStore`."""
+
+    def __init__(self, jobs: SqliteJobStore) -> None:
+        self.db = jobs.db
+
+    async def enqueue_deduped(
+        self, jobs: Sequence[tuple[NewJob, Dedupe]]
+    ) -> list[tuple[str, bool]]:
+        return await self.db.run(self._enqueue_sync, jobs)
+
+    def _enqueue_sync(self, jobs: Sequence[tuple[NewJob, Dedupe]]) -> list[tuple[str, bool]]:
+        with self.db.transaction() as conn:
+            now = now_ms()
+            conn.execute("DELETE FROM dedupe_keys WHERE expires_at <= ?", (now,))
+            conn.executemany(
+                "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING",
+                [(queue,) for queue in {new.queue for new, _ in jobs}],
+            )
+            return [self._one(conn, new, dedupe, now) for new, dedupe in jobs]
+
+    def _one(
+        self, conn: sqlite3.Connection, new: NewJob, dedupe: Dedupe, now: int
+    ) -> tuple[str, bool]:
+        row = conn.execute(
+            "SELECT job_id FROM dedupe_keys WHERE queue = ? AND key = ?", (new.queue, dedupe.key)
+        ).fetchone()
+        if row is not None:
+            (held,) = row
+            if dedupe.mode == "throttle":
+                if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (held,)).fetchone():
+                    return held, False
+            elif self._replace_pending(conn, held, new, now):
+                self._point(conn, new.queue, dedupe, held)
+                return held, False
+        inserted = insert_job(conn, new, now)
+        self._point(conn, new.queue, dedupe, new.id)
+        return new.id, inserted
+
+    def _replace_pending(
+        self, conn: sqlite3.Connection, job_id: str, new: NewJob, now: int
+    ) -> bool:
+        cursor = conn.execute(
+            "UPDATE jobs SET payload = ?, options = ?, priority = ?, run_at = ?, state = ?"
+            " WHERE id = ? AND state IN ('scheduled', 'waiting')",
+            (
+                new.payload,
+                new.options,
+                new.priority,
+                new.run_at,
+                released_state(new.run_at, now).value,
+                job_id,
+            ),
+        )
+        return cursor.rowcount == 1
+
+    def _point(self, conn: sqlite3.Connection, queue: str, dedupe: Dedupe, job_id: str) -> None:
+        conn.execute(
+            "INSERT INTO dedupe_keys (queue, key, job_id, expires_at) VALUES (?,?,?,?)"
+            " ON CONFLICT (queue, key) DO UPDATE SET job_id = excluded.job_id,"
+            " expires_at = excluded.expires_at",
+            (queue, dedupe.key, job_id, dedupe.until),
+        )

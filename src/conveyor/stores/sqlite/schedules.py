@@ -1,0 +1,141 @@
+"""Schedules in the SQLite file: each step one transaction on the job store's connection,
+so a fire's compare-and-set and the insert of its jobs commit together."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from conveyor.stores.base import now_ms
+from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
+from conveyor.stores.sqlite.jobs import SqliteJobStore, insert_job
+
+_COLUMNS = (
+    "name, queue, task, timing, payload, options, priority, max_stalled, missed, grace_ms,"
+    " next_fire, last_fire, version, updated_at"
+)
+_DEFINITION = (
+    "queue",
+    "task",
+    "timing",
+    "payload",
+    "options",
+    "priority",
+    "max_stalled",
+    "missed",
+    "grace_ms",
+)
+_UNCHANGED = " AND ".join(f"schedules.{c} IS excluded.{c}" for c in _DEFINITION)
+_KEPT_IF_SAME_TIMING = ", ".join(
+    f"{c} = CASE WHEN schedules.timing = excluded.timing THEN schedules.{c} ELSE excluded.{c} END"
+    for c in ("next_fire", "last_fire")
+)
+_PUT = (
+    f"INSERT INTO schedules ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)"
+    " ON CONFLICT (name) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _DEFINITION if c != "timing")
+    + f", {_KEPT_IF_SAME_TIMING}, timing = excluded.timing,"
+    " version = schedules.version + 1, updated_at = excluded.updated_at"
+    f" WHERE NOT ({_UNCHANGED})"
+)
+
+
+def _record(row: tuple[Any, ...]) -> ScheduleRecord:
+    return ScheduleRecord(*row)
+
+
+class SqliteScheduleStore:
+    """A :class:`~conveyor.stores.schedules.ScheduleStore` beside a :class:`SqliteJobStore`."""
+
+    def __init__(self, jobs: SqliteJobStore) -> None:
+        self.db = jobs.db
+
+    async def put_schedule(self, schedule: ScheduleRecord) -> bool:
+        return await self.db.run(self._put_sync, schedule)
+
+    def _put_sync(self, s: ScheduleRecord) -> bool:
+        with self.db.transaction() as conn:
+            conn.execute("INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING", (s.queue,))
+            cursor = conn.execute(
+                _PUT,
+                (
+                    s.name,
+                    s.queue,
+                    s.task,
+                    s.timing,
+                    s.payload,
+                    s.options,
+                    s.priority,
+                    s.max_stalled,
+                    s.missed,
+                    s.grace_ms,
+                    s.next_fire,
+                    s.last_fire,
+                    now_ms(),
+                ),
+            )
+            return cursor.rowcount == 1
+
+    async def remove_schedule(self, name: str) -> bool:
+        return await self.db.run(self._remove_sync, name)
+
+    def _remove_sync(self, name: str) -> bool:
+        with self.db.transaction() as conn:
+            return conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
+
+    async def get_schedule(self, name: str) -> ScheduleRecord | None:
+        return await self.db.run(self._get_sync, name)
+
+    def _get_sync(self, name: str) -> ScheduleRecord | None:
+        row = self.db.conn.execute(
+            f"SELECT {_COLUMNS} FROM schedules WHERE name = ?", (name,)
+        ).fetchone()
+        return None if row is None else _record(row)
+
+    async def list_schedules(self) -> list[ScheduleRecord]:
+        return await self.db.run(self._list_sync)
+
+    def _list_sync(self) -> list[ScheduleRecord]:
+        rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM schedules ORDER BY name").fetchall()
+        return [_record(row) for row in rows]
+
+    async def due_schedules(
+        self, queues: Sequence[str], now: int, limit: int
+    ) -> tuple[list[ScheduleRecord], int | None]:
+        return await self.db.run(self._due_sync, queues, now, limit)
+
+    def _due_sync(
+        self, queues: Sequence[str], now: int, limit: int
+    ) -> tuple[list[ScheduleRecord], int | None]:
+        marks = ",".join("?" * len(queues))
+        conn = self.db.conn
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM schedules WHERE queue IN ({marks}) AND next_fire <= ?"
+            " ORDER BY next_fire LIMIT ?",
+            [*queues, now, limit],
+        ).fetchall()
+        (later,) = conn.execute(
+            f"SELECT min(next_fire) FROM schedules WHERE queue IN ({marks}) AND next_fire > ?",
+            [*queues, now],
+        ).fetchone()
+        return [_record(row) for row in rows], later
+
+    async def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:
+        return await self.db.run(self._fire_sync, fires)
+
+    def _fire_sync(self, fires: Sequence[ScheduleFire]) -> list[bool]:
+        applied: list[bool] = []
+        with self.db.transaction() as conn:
+            now = now_ms()
+            for fire in fires:
+                cursor = conn.execute(
+                    "UPDATE schedules SET next_fire = ?, last_fire = coalesce(?, last_fire)"
+                    " WHERE name = ? AND version = ? AND next_fire = ?",
+                    (fire.next_fire, fire.last_fire, fire.name, fire.version, fire.expected),
+                )
+                ok = cursor.rowcount == 1
+                if ok:
+                    for job in fire.jobs:
+                        insert_job(conn, job, now)
+                applied.append(ok)
+        return applied
