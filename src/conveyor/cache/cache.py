@@ -317,6 +317,7 @@ class Cache:
         them cannot be encoded."""
         seconds = self._ttl(ttl)
         stale = self._stale_ttl if stale_ttl is None else stale_ttl
+        await self._core.ready()
         full_tags = self._tags(tags)
         rows = [
             (self._prefix + key, *encode_entry(self._core, value, seconds, stale))
@@ -330,6 +331,7 @@ class Cache:
 
     async def delete(self, *keys: str) -> int:
         """Remove keys from both tiers and from every other process's local tier."""
+        await self._core.ready()
         fulls = [self._prefix + key for key in keys]
         local = self._local.delete_many(fulls)
         deleted = await self._core.shared_write(lambda s: s.delete(fulls), keys=fulls)
@@ -395,6 +397,7 @@ class Cache:
 
     async def invalidate_tags(self, *tags: str) -> int:
         """Delete every key written with any of ``tags``, everywhere."""
+        await self._core.ready()
         full_tags = self._tags(tags)
         doomed = self._local.keys_tagged(full_tags)
         self._local.delete_many(doomed)
@@ -406,6 +409,7 @@ class Cache:
 
     async def delete_matching(self, pattern: str) -> int:
         """Delete keys of this namespace matching a glob (``user:*``), in batches (SCAN)."""
+        await self._core.ready()
         doomed = self._local.delete_matching(glob_regex(self._prefix, pattern))
         prefix = self._prefix
         deleted = await self._core.shared_write(

@@ -102,6 +102,12 @@ class CacheCore:
                 await self.shared.open(self.on_invalidations)
                 self._opened = True
 
+    async def ready(self) -> None:
+        """Open before writing locally: the first subscription flushes the local tier."""
+        if not self._opened:
+            with contextlib.suppress(Exception):  # down: the write degrades, it does not fail
+                await self.open()
+
     async def close(self) -> None:
         tasks = [*self.inflight.values(), *self.background]
         if tasks:

@@ -139,6 +139,7 @@ async def store(
     core: CacheCore, key: str, data: bytes, expires_at: int | None, tags: Sequence[str]
 ) -> None:
     """Write through: the local tier now, the shared tier (and other processes) next."""
+    await core.ready()
     core.local.put(key, data, tags=tags)
     tag_list = list(tags)
     await core.shared_write(lambda s: s.set_many([(key, data, expires_at)], tag_list), keys=[key])

@@ -73,6 +73,7 @@ class RedisCacheTier:
         self._stopping = asyncio.Event()
         self._listener: asyncio.Task[None] | None = None
         self._waiters: dict[str, asyncio.Future[None]] = {}
+        self._first_subscription = asyncio.Event()
         self.subscribed = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -85,6 +86,14 @@ class RedisCacheTier:
         self._sink = sink
         self._stopping.clear()
         self._listener = asyncio.create_task(self._listen(), name="conveyor-cache-listener")
+        # Connect (and learn a cluster's slots) now, outside any call's budget, and start
+        # with the invalidation feed up. If Redis is down the cache starts degraded.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(self._timeout):
+                if self._cluster:
+                    await self._client.initialize()
+                await self._client.ping()
+                await self._first_subscription.wait()
 
     async def close(self) -> None:
         self._stopping.set()
@@ -163,25 +172,22 @@ class RedisCacheTier:
             else:
                 pipe.execute_command("PEXPIREAT", tag_key, latest, "GT")
                 pipe.execute_command("PEXPIREAT", tag_key, latest, "NX")
-        self._publish_into(pipe, [("k", keys)])
-        await pipe.execute()
+        await self._execute(pipe, [("k", keys)])
 
     async def delete(self, keys: Sequence[str]) -> int:
         if not keys:
             return 0
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
-            pipe.unlink(key)
-        self._publish_into(pipe, [("k", list(keys))])
-        replies = await pipe.execute()
-        return sum(int(r) for r in replies[:-1])
+            pipe.execute_command("UNLINK", key)
+        replies = await self._execute(pipe, [("k", list(keys))])
+        return sum(int(r) for r in replies)
 
     async def incr(self, key: str, by: int) -> int:
         pipe = self._client.pipeline(transaction=False)
         pipe.incrby(key, by)
-        self._publish_into(pipe, [("k", [key])])
         try:
-            replies = await pipe.execute()
+            replies = await self._execute(pipe, [("k", [key])])
         except ResponseError as exc:
             raise ValueError(f"cannot increment {key!r}: the value is not an integer") from exc
         value: int = replies[0]
@@ -193,8 +199,7 @@ class RedisCacheTier:
             pipe.persist(key)
         else:
             pipe.pexpireat(key, expires_at)
-        self._publish_into(pipe, [("k", [key])])
-        replies = await pipe.execute()
+        replies = await self._execute(pipe, [("k", [key])])
         if expires_at is None:
             return bool(replies[0]) or bool(await self._client.exists(key))
         return bool(replies[0])
@@ -208,9 +213,8 @@ class RedisCacheTier:
         keys = sorted({m.decode() for found in members for m in found})
         pipe = self._client.pipeline(transaction=False)
         for key in [*keys, *tag_keys]:
-            pipe.unlink(key)
-        self._publish_into(pipe, [("k", keys)])
-        await pipe.execute()
+            pipe.execute_command("UNLINK", key)
+        await self._execute(pipe, [("k", keys)])
         return keys
 
     async def delete_matching(self, prefix: str, pattern: str, batch: int) -> int:
@@ -230,14 +234,22 @@ class RedisCacheTier:
     async def _unlink(self, keys: list[str]) -> int:
         pipe = self._client.pipeline(transaction=False)
         for key in keys:
-            pipe.unlink(key)
+            pipe.execute_command("UNLINK", key)
         return sum(int(r) for r in await pipe.execute())
 
     async def publish(self, origin: str, invalidations: Sequence[Invalidation]) -> None:
         await self._client.publish(self.channel, _encoder.encode((origin, list(invalidations))))
 
-    def _publish_into(self, pipe: Any, invalidations: list[Invalidation]) -> None:
-        pipe.publish(self.channel, _encoder.encode((self.origin, invalidations)))
+    async def _execute(self, pipe: Any, invalidations: list[Invalidation]) -> list[Any]:
+        """Run ``pipe`` and publish ``invalidations``: in the same round trip on one
+        server (a cluster pipeline refuses PUBLISH, so it goes right after)."""
+        message = _encoder.encode((self.origin, invalidations))
+        if self._cluster:
+            replies = await pipe.execute()
+            await self._client.publish(self.channel, message)
+            return list(replies)
+        pipe.publish(self.channel, message)
+        return list(await pipe.execute())[:-1]
 
     def _tag_key(self, tag: str) -> str:
         return f"{self.prefix}tag:{tag}"
@@ -321,6 +333,7 @@ class RedisCacheTier:
         if kind == "subscribe":
             # Confirmed (again): whatever was published while we were away is lost.
             self.subscribed = True
+            self._first_subscription.set()
             self._sink("", [])
             self._wake_all()
             return

@@ -11,7 +11,7 @@ so a cache write never queues behind a job transaction for the write lock.
   another process changed it. Rows older than ``log_keep`` seconds are
   trimmed; a process that fell further behind than that (a gap in the
   sequence) flushes its whole local tier.
-* **Stampede lock.** An OS record lock (``lockf``) on one byte of
+* **Stampede lock.** An OS record lock (``record_lock.py``) on one byte of
   ``<name>.cache.lock``, chosen by a hash of the key. A waiter blocks on the
   same byte in a thread and wakes the moment the holder lets go: no polling,
   and a holder that dies (even by SIGKILL) releases it with its process.
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import os
 import sqlite3
 import time
@@ -34,6 +33,7 @@ import msgspec
 
 from conveyor.cache.shared import Invalidation, InvalidationSink
 from conveyor.observability.logging import get_logger
+from conveyor.stores.sqlite import record_lock
 from conveyor.stores.sqlite.database import Database, path_from_url
 
 _LOCK_SLOTS = 2**30
@@ -338,10 +338,8 @@ class SqliteCacheTier:
     async def try_lock(self, key: str, ttl_ms: int) -> str | None:
         slot = self._slot(key)
         if slot in self._held or self._lock_fd is None:
-            return None  # held in this process (another key on the same byte)
-        try:
-            fcntl.lockf(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, slot)
-        except OSError:
+            return None  # held by this cache (another key on the same byte)
+        if not record_lock.try_lock(self._lock_fd, slot):
             return None
         self._held[slot] = asyncio.Event()
         return str(slot)
@@ -355,21 +353,15 @@ class SqliteCacheTier:
                     await local.wait()
                     return
                 loop = asyncio.get_running_loop()
-                await loop.run_in_executor(self._waiting, self._block_until_free, slot)
-
-    def _block_until_free(self, slot: int) -> None:
-        fd = self._lock_fd
-        if fd is None:
-            return
-        with contextlib.suppress(OSError):
-            fcntl.lockf(fd, fcntl.LOCK_EX, 1, slot)
-            fcntl.lockf(fd, fcntl.LOCK_UN, 1, slot)
+                await loop.run_in_executor(
+                    self._waiting, record_lock.wait_until_free, self._lock_path, slot
+                )
 
     async def unlock(self, key: str, token: str) -> None:
         slot = int(token)
         event = self._held.pop(slot, None)
         if self._lock_fd is not None:
-            fcntl.lockf(self._lock_fd, fcntl.LOCK_UN, 1, slot)
+            record_lock.unlock(self._lock_fd, slot)
         if event is not None:
             event.set()
 
