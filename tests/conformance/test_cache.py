@@ -108,7 +108,9 @@ async def test_values_expire_after_their_ttl(make_cache: CacheFactory) -> None:
 
 
 async def test_ttl_presets_and_their_configuration(make_cache: CacheFactory) -> None:
-    cache = make_cache(presets={"SHORT": 60, "MEDIUM": 300, "LONG": 1800, "HOUR": 3600, "DAY": 86400, "TINY": 5})
+    cache = make_cache(
+        presets={"SHORT": 60, "MEDIUM": 300, "LONG": 1800, "HOUR": 3600, "DAY": 86400, "TINY": 5}
+    )
     await cache.set("a", 1, ttl="SHORT")
     await cache.set("b", 1, ttl="tiny")
     a, b = await cache.ttl("a"), await cache.ttl("b")
