@@ -57,7 +57,7 @@ T = TypeVar("T")
 _MISSING = MISSING
 P = ParamSpec("P")
 R = TypeVar("R")
-Decorator = Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]
+E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
 RecipeSource = Recipe | Callable[[], Recipe]
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 
@@ -590,6 +590,37 @@ class Cache:
         from conveyor.cache.decorators import put
 
         return put(self, ttl, key=key, tags=tags)
+
+    def response(
+        self,
+        ttl: TTL | _Default = DEFAULT,
+        *,
+        vary_query: Sequence[str] = (),
+        vary_headers: Sequence[str] = (),
+        tags: Sequence[str] = (),
+        stale_ttl: float = 0.0,
+        statuses: Sequence[int] = (200,),
+        cache_authenticated: bool = False,
+    ) -> Callable[[E], E]:
+        """Cache a Starlette/FastAPI endpoint's responses (see ``conveyor.cache.http``)."""
+        from conveyor.cache.http import cached_response
+
+        return cached_response(
+            self,
+            ttl,
+            vary_query=vary_query,
+            vary_headers=vary_headers,
+            tags=tags,
+            stale_ttl=stale_ttl,
+            statuses=statuses,
+            cache_authenticated=cache_authenticated,
+        )
+
+    def invalidates(self, *tags: str) -> Callable[[E], E]:
+        """After a write endpoint answers 2xx, drop the cached responses tagged ``tags``."""
+        from conveyor.cache.http import invalidates
+
+        return invalidates(self, tags)
 
     # -- stats and health ------------------------------------------------------
 
