@@ -120,6 +120,7 @@ class Cache:
             budget=opts.shared_budget(url),
             lock_ttl=opts.lock_ttl,
             early_refresh_beta=opts.early_refresh_beta,
+            bulk_budget=opts.timeout,
         )
         self._setup(url, core, opts, namespace)
 
@@ -167,6 +168,12 @@ class Cache:
 
     def _tags(self, tags: Iterable[str]) -> list[str]:
         return [f"{self.name}:{tag}" for tag in tags]
+
+    def _bulk(self, count: int) -> float | None:
+        """Many keys in one call: the budget grows with them, up to the bulk budget."""
+        if count <= 32:
+            return None
+        return min(self._core.bulk_budget, self._core.budget * count / 32)
 
     def _ttl(self, ttl: TTL | _Default) -> float | None:
         return resolve_ttl(ttl, self._default_ttl, self._presets)
@@ -248,7 +255,9 @@ class Cache:
                 missing.append(i)
         if missing:
             fulls = [self._prefix + keys[i] for i in missing]
-            found = await self._core.shared_call(lambda s: s.get_many(fulls))
+            found = await self._core.shared_call(
+                lambda s: s.get_many(fulls), budget=self._bulk(len(fulls))
+            )
             datas: list[bytes | None] = [None] * len(fulls) if found is FAILED else found  # type: ignore[assignment]
             for i, full, data in zip(missing, fulls, datas, strict=True):
                 value = (
@@ -326,7 +335,9 @@ class Cache:
         for full, data, _ in rows:
             self._local.put(full, data, tags=full_tags)
         keys = [full for full, _, _ in rows]
-        await self._core.shared_write(lambda s: s.set_many(rows, full_tags), keys=keys)
+        await self._core.shared_write(
+            lambda s: s.set_many(rows, full_tags), keys=keys, budget=self._bulk(len(rows))
+        )
         self._stats.sets += len(rows)
 
     async def delete(self, *keys: str) -> int:
@@ -334,7 +345,9 @@ class Cache:
         await self._core.ready()
         fulls = [self._prefix + key for key in keys]
         local = self._local.delete_many(fulls)
-        deleted = await self._core.shared_write(lambda s: s.delete(fulls), keys=fulls)
+        deleted = await self._core.shared_write(
+            lambda s: s.delete(fulls), keys=fulls, budget=self._bulk(len(fulls))
+        )
         self._stats.deletes += len(fulls)
         return local if deleted is FAILED or self._core.shared is None else deleted  # type: ignore[return-value]
 
@@ -413,7 +426,9 @@ class Cache:
         doomed = self._local.delete_matching(glob_regex(self._prefix, pattern))
         prefix = self._prefix
         deleted = await self._core.shared_write(
-            lambda s: s.delete_matching(prefix, pattern, 500), patterns=[(prefix, pattern)]
+            lambda s: s.delete_matching(prefix, pattern, 500),
+            patterns=[(prefix, pattern)],
+            budget=self._core.bulk_budget,
         )
         return len(doomed) if deleted is FAILED or self._core.shared is None else deleted  # type: ignore[return-value]
 

@@ -62,6 +62,7 @@ class CacheCore:
         budget: float,
         lock_ttl: float,
         early_refresh_beta: float,
+        bulk_budget: float = 5.0,
     ) -> None:
         self.shared = shared
         self.local = local
@@ -70,6 +71,8 @@ class CacheCore:
         self.budget = budget
         self.lock_ttl = lock_ttl
         self.early_refresh_beta = early_refresh_beta
+        self.bulk_budget = max(budget, bulk_budget)
+        """Pattern deletes scan the whole keyspace in batches: bounded apart."""
         self.breaker = CircuitBreaker(on_close=self._schedule_replay)
         self.stats: dict[str, NamespaceStats] = {}
         self.shared_stats = SharedStats()
@@ -122,7 +125,9 @@ class CacheCore:
 
     # -- the guarded shared call -------------------------------------------------
 
-    async def shared_call(self, op: Callable[[SharedTier], Awaitable[T]]) -> T | _Failed:
+    async def shared_call(
+        self, op: Callable[[SharedTier], Awaitable[T]], *, budget: float | None = None
+    ) -> T | _Failed:
         shared = self.shared
         if shared is None:
             return FAILED
@@ -137,7 +142,7 @@ class CacheCore:
             self.shared_stats.skipped += 1
             return FAILED
         try:
-            async with asyncio.timeout(self.budget):
+            async with asyncio.timeout(budget or self.budget):
                 result = await op(shared)
         except asyncio.CancelledError:
             self.breaker.abandon()
@@ -178,9 +183,10 @@ class CacheCore:
         keys: list[str] = (),  # type: ignore[assignment]
         tags: list[str] = (),  # type: ignore[assignment]
         patterns: list[tuple[str, str]] = (),  # type: ignore[assignment]
+        budget: float | None = None,
     ) -> T | _Failed:
         """A write; if it fails, what it touched is invalidated once the tier is back."""
-        result = await self.shared_call(op)
+        result = await self.shared_call(op, budget=budget)
         if result is FAILED and self.shared is not None:
             self._remember(keys, tags, patterns)
         return result
@@ -219,7 +225,7 @@ class CacheCore:
                 failed = True
             for prefix, pattern in patterns:
                 op = self._delete_matching(prefix, pattern)
-                if await self.shared_call(op) is FAILED:
+                if await self.shared_call(op, budget=self.bulk_budget) is FAILED:
                     failed = True
             if failed:
                 self._remember(keys, tags, patterns)
