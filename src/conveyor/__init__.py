@@ -4,9 +4,13 @@ Only the names in ``__all__`` are public; every submodule is private.
 """
 
 from conveyor.app import Conveyor
+from conveyor.cache.cache import Cache
+from conveyor.cache.stats import NamespaceStats as CacheStats
 from conveyor.config import Settings
 from conveyor.errors import (
     BadInputError,
+    CacheError,
+    CacheTimeoutError,
     ConfigError,
     ConflictError,
     ConveyorError,
@@ -43,6 +47,10 @@ __version__ = "0.1.0"
 __all__ = [
     "Backoff",
     "BadInputError",
+    "Cache",
+    "CacheError",
+    "CacheStats",
+    "CacheTimeoutError",
     "Call",
     "CancelResult",
     "CheckResult",

@@ -23,6 +23,7 @@ from conveyor.observability.metrics import Metrics
 from conveyor.stores import make_job_store
 
 if TYPE_CHECKING:
+    from conveyor.cache.cache import Cache
     from conveyor.events.bus import EventBus
     from conveyor.sync import SyncClient
 
@@ -57,8 +58,10 @@ class Conveyor:
         self._open_lock: asyncio.Lock | None = None
         self._sync: SyncClient | None = None
         self._events: EventBus | None = None
+        self._cache: Cache | None = None
         self.health.add_check("store", self._check_store)
         self.health.add_check("workers", self._check_workers, critical=False)
+        self.health.add_check("cache", self._check_cache, critical=False)
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.settings.masked_url} tasks={len(self.tasks)}>"
@@ -213,6 +216,8 @@ class Conveyor:
         if self._sync is not None:
             self._sync.close()
             self._sync = None
+        if self._cache is not None:
+            await self._cache.close()
         if self._opened:
             await self.store.close()
             self._opened = False
@@ -291,6 +296,22 @@ class Conveyor:
 
             self._events = EventBus(self)
         return self._events
+
+    # -- cache -----------------------------------------------------------------
+
+    @property
+    def cache(self) -> Cache:
+        """The two-tier cache on this app's store (built on first use; closed with the app)."""
+        if self._cache is None:
+            from conveyor.cache.app import build_cache
+
+            self._cache = build_cache(self.settings, self.metrics.registry)
+        return self._cache
+
+    async def _check_cache(self) -> CheckResult:
+        if self._cache is None:
+            return CheckResult(Status.OK, "not in use")
+        return await self._cache.check_health()
 
     # -- sync facade -----------------------------------------------------------
 

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     event_dead_letters: int = Field(default=100_000, ge=0)
     """Dead letters kept per subscriber group (newest first)."""
     event_dead_letters_seconds: float = Field(default=30 * 86_400.0, ge=0)
+    cache_url: str | None = Field(default=None, repr=False)
+    """The cache's shared tier if not the store's URL (``memory://``: the local tier alone)."""
+    cache_default_ttl: float | None = Field(default=300.0, gt=0)
+    cache_stale_ttl: float = Field(default=0.0, ge=0)
+    cache_local_max_entries: int = Field(default=10_000, ge=0)
+    cache_local_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    cache_budget: float | None = Field(default=None, gt=0, le=60)
+    """Longest a cache call waits on the shared tier (None: 50 ms on Redis, 2 s on SQLite)."""
 
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -86,7 +94,9 @@ class Settings(BaseSettings):
 
     def __repr__(self) -> str:
         fields = ", ".join(
-            f"{name}={getattr(self, name)!r}" for name in type(self).model_fields if name != "url"
+            f"{name}={getattr(self, name)!r}"
+            for name in type(self).model_fields
+            if name not in ("url", "cache_url")
         )
         return f"Settings(url={self.masked_url!r}, {fields})"
 
@@ -116,6 +126,8 @@ def _store_url_problems(url: str) -> list[str]:
 
 def _cross_field_problems(s: Settings) -> list[str]:
     problems = _store_url_problems(s.store_url)
+    if s.cache_url is not None:
+        problems += [p.replace("url:", "cache_url:", 1) for p in _store_url_problems(s.cache_url)]
     if s.sweep_interval > s.lease_seconds:
         problems.append(
             f"sweep_interval ({s.sweep_interval}s) must not exceed"

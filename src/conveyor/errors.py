@@ -12,7 +12,9 @@
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           the job is in a state that forbids the request
     │   ├── StoreUnavailableError   the store cannot be reached
-    │   └── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
+    │   ├── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
+    │   └── CacheError              the cache could not answer as asked
+    │       └── CacheTimeoutError   a cache factory ran past its hard timeout (no stale value)
     └── ProgrammingError            a bug: logged with traceback, shown as a generic 500
 
 Task code may raise these to steer retries:
@@ -114,6 +116,21 @@ class JobFailedError(OperationalError):
         self.error_message = message
         detail = f": {error_type}: {message}" if error_type else ""
         super().__init__(f"job {job_id} is {state}{detail}")
+
+
+class CacheError(OperationalError):
+    """The cache could not answer as asked (an outage alone never raises: it degrades)."""
+
+    status = 503
+
+
+class CacheTimeoutError(CacheError):
+    """A ``get_or_set`` factory ran past its hard timeout and no stale value could stand in."""
+
+    def __init__(self, key: str, timeout: float) -> None:
+        self.key = key
+        self.timeout = timeout
+        super().__init__(f"computing cache key {key!r} took longer than {timeout}s")
 
 
 class ProgrammingError(ConveyorError):

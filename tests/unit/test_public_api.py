@@ -7,6 +7,10 @@ import conveyor
 EXPECTED = {
     "Backoff",
     "BadInputError",
+    "Cache",
+    "CacheError",
+    "CacheStats",
+    "CacheTimeoutError",
     "Call",
     "CancelResult",
     "CheckResult",
@@ -74,6 +78,8 @@ def test_errors_form_one_tree() -> None:
         conveyor.ConflictError,
         conveyor.StoreUnavailableError,
         conveyor.JobFailedError,
+        conveyor.CacheError,
+        conveyor.CacheTimeoutError,
     ]
     for error in operational:
         assert issubclass(error, conveyor.OperationalError)

@@ -29,8 +29,11 @@ def path_from_url(url: str) -> Path:
 
 
 class Database:
-    def __init__(self, path: Path, *, synchronous: str, busy_timeout_s: float) -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str, busy_timeout_s: float, schema: str = "schema.sql"
+    ) -> None:
         self.path = path
+        self._schema = schema
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
         self._conn: sqlite3.Connection | None = None
@@ -53,7 +56,7 @@ class Database:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
-            schema = resources.files("conveyor.stores.sqlite").joinpath("schema.sql").read_text()
+            schema = resources.files("conveyor.stores.sqlite").joinpath(self._schema).read_text()
             conn.executescript(schema)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc

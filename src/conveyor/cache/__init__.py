@@ -1,0 +1,1 @@
+"""The two-tier cache: ``Cache`` (standalone) and ``app.cache``."""

@@ -1,0 +1,143 @@
+"""The in-process tier: an LRU bounded by entries and by bytes, with per-key expiry.
+
+Entries hold the stored bytes (not the decoded object), so every hit decodes
+a fresh copy: a caller that mutates what it got cannot change what the next
+caller sees, and the byte bound is exact. Decoding a small value costs well
+under a microsecond with msgspec.
+
+Times are wall-clock seconds (``time.time()``) because freshness comes from
+the shared store's header, written by other processes.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Iterable
+
+from conveyor.cache.serializer import open_envelope
+
+_OVERHEAD = 120  # rough bytes of bookkeeping per entry (dict slot, entry object, key)
+NEVER = math.inf
+
+
+class LocalEntry:
+    """One cached value in this process."""
+
+    __slots__ = ("body", "compute_ms", "data", "expires_at", "fresh_until", "size", "tags")
+
+    def __init__(self, data: bytes, expires_at: float, tags: tuple[str, ...], key: str) -> None:
+        envelope = open_envelope(data)
+        if envelope.expires_at:
+            expires_at = min(expires_at, envelope.expires_at / 1000)
+        self.data = data
+        self.body = envelope.body
+        self.fresh_until = envelope.fresh_until / 1000 if envelope.fresh_until else NEVER
+        self.compute_ms = envelope.compute_ms
+        self.expires_at = expires_at
+        self.tags = tags
+        self.size = len(data) + len(key) + _OVERHEAD
+
+
+class LocalTier:
+    """``max_entries`` and ``max_bytes`` bound it; the least recently used goes first."""
+
+    def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.evictions = 0
+        self._entries: OrderedDict[str, LocalEntry] = OrderedDict()
+        self._tags: dict[str, set[str]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_entries > 0 and self.max_bytes > 0
+
+    def get(self, key: str) -> LocalEntry | None:
+        """The live entry for ``key`` (fresh or stale), or None; a hit becomes most recent."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry.expires_at <= time.time():
+            self._remove(key)
+            return None
+        self._entries.move_to_end(key)
+        return entry
+
+    def put(
+        self, key: str, data: bytes, expires_at: float = NEVER, tags: Iterable[str] = ()
+    ) -> None:
+        if not self.enabled:
+            return
+        entry = LocalEntry(data, expires_at, tuple(tags), key)
+        if entry.size > self.max_bytes:
+            self._remove(key)
+            return
+        self._remove(key)
+        self._entries[key] = entry
+        self.bytes += entry.size
+        for tag in entry.tags:
+            self._tags.setdefault(tag, set()).add(key)
+        self._evict()
+
+    def set_expiry(self, key: str, expires_at: float) -> bool:
+        entry = self.get(key)
+        if entry is None:
+            return False
+        entry.expires_at = expires_at
+        return True
+
+    def delete(self, key: str) -> bool:
+        return self._remove(key)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        return sum(self._remove(key) for key in keys)
+
+    def delete_matching(self, pattern: re.Pattern[str]) -> list[str]:
+        doomed = [key for key in self._entries if pattern.fullmatch(key)]
+        for key in doomed:
+            self._remove(key)
+        return doomed
+
+    def keys_tagged(self, tags: Iterable[str]) -> set[str]:
+        found: set[str] = set()
+        for tag in tags:
+            found |= self._tags.get(tag, set())
+        return found
+
+    def clear(self) -> None:
+        self._entries.clear()
+        self._tags.clear()
+        self.bytes = 0
+
+    def purge_expired(self) -> int:
+        now = time.time()
+        doomed = [key for key, entry in self._entries.items() if entry.expires_at <= now]
+        for key in doomed:
+            self._remove(key)
+        return len(doomed)
+
+    def _remove(self, key: str) -> bool:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return False
+        self.bytes -= entry.size
+        for tag in entry.tags:
+            keys = self._tags.get(tag)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._tags[tag]
+        return True
+
+    def _evict(self) -> None:
+        while len(self._entries) > self.max_entries or self.bytes > self.max_bytes:
+            oldest = next(iter(self._entries))
+            self._remove(oldest)
+            self.evictions += 1

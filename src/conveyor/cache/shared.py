@@ -1,0 +1,69 @@
+"""The protocol of a shared cache tier (SQLite file, Redis, Redis Cluster).
+
+A shared tier stores the serializer's bytes under full keys (prefix and
+namespace included), keeps tag sets, tells other processes what changed
+(``invalidations``), and gives the stampede guard a cross-process lock whose
+waiters are woken, not polling. Expiry times are absolute wall-clock
+milliseconds (``None``: never).
+
+Every method may raise any exception on trouble; the cache maps that to a
+circuit-breaker failure and answers from its local tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+Invalidation = tuple[str, list[str]]
+"""``("k", keys)`` changed, ``("p", [prefix, glob, ...])`` patterns, ``("u", keys)`` unlocked."""
+
+InvalidationSink = Callable[[str, list[Invalidation]], None]
+"""Called with (origin, invalidations) for each batch another process published; origin
+``""`` with an empty list means "the feed was interrupted: drop everything local"."""
+
+
+class SharedTier(Protocol):
+    """Implemented by ``stores/sqlite/cache.py`` and ``stores/redis/cache.py``."""
+
+    url: str
+
+    async def open(self, sink: InvalidationSink) -> None: ...
+    async def close(self) -> None: ...
+    async def ping(self) -> None: ...
+
+    async def get(self, key: str) -> bytes | None: ...
+    async def get_many(self, keys: Sequence[str]) -> list[bytes | None]: ...
+    async def set_many(
+        self, items: Sequence[tuple[str, bytes, int | None]], tags: Sequence[str]
+    ) -> None:
+        """Store (key, data, expires_at_ms) items, add them to ``tags``, tell other processes."""
+        ...
+
+    async def delete(self, keys: Sequence[str]) -> int: ...
+    async def exists(self, key: str) -> bool: ...
+    async def incr(self, key: str, by: int) -> int: ...
+    async def expire(self, key: str, expires_at: int | None) -> bool: ...
+    async def ttl_ms(self, key: str) -> int | None:
+        """Milliseconds left; -1 for a key without expiry; None for no key."""
+        ...
+
+    async def invalidate_tags(self, tags: Sequence[str]) -> list[str]:
+        """Delete every key of ``tags`` (and the tag sets); returns the keys deleted."""
+        ...
+
+    async def delete_matching(self, prefix: str, pattern: str, batch: int) -> int:
+        """Delete keys of ``prefix`` (literal) + glob ``pattern``, in batches (SCAN, never KEYS)."""
+        ...
+
+    async def publish(self, origin: str, invalidations: Sequence[Invalidation]) -> None: ...
+
+    async def try_lock(self, key: str, ttl_ms: int) -> str | None:
+        """A token if this caller now holds the computation lock of ``key``."""
+        ...
+
+    async def wait_unlocked(self, key: str, timeout: float) -> None:
+        """Return when the holder of ``key``'s lock let go (or ``timeout``): no polling."""
+        ...
+
+    async def unlock(self, key: str, token: str) -> None: ...
