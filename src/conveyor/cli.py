@@ -408,7 +408,7 @@ def retry_job(job_id: str, app_path: str | None, url: str | None) -> None:
 
 CANCEL_MESSAGES = {
     CancelResult.CANCELLED: "job {} cancelled",
-    CancelResult.REQUESTED: "job {} is running; its worker cancels it at its next lease renewal",
+    CancelResult.REQUESTED: "job {} is running; its worker cancels it within a moment",
     CancelResult.FINISHED: "job {} had already finished; nothing changed",
 }
 

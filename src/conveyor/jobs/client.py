@@ -87,6 +87,8 @@ class JobClient:
         self.store = store
         self.wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set on enqueue so they claim at once."""
+        self.cancel_wakeups: set[asyncio.Event] = set()
+        """Events of this process's workers, set when a running job is asked to cancel."""
         self._open = opener
         self._retention: dict[str, Retention] = {}
         self._resolved: dict[tuple[str, Retention | None], Retention] = {}
@@ -198,6 +200,9 @@ class JobClient:
         result = await self.store.cancel(job_id, now_ms(), self._keep_failed_ms(None))
         if result is CancelResult.MISSING:
             raise NotFoundError(f"no job with id {job_id!r}")
+        if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
+            for wakeup in self.cancel_wakeups:
+                wakeup.set()
         self.notify_change()
         return result
 
@@ -337,4 +342,5 @@ def _fresh_record(job: NewJob, now: int) -> JobRecord:
         worker=None,
         lease_until=None,
         cancel_requested=False,
+        fence=0,
     )

@@ -83,6 +83,11 @@ class Job(Generic[R]):
         return self._record.stalls
 
     @property
+    def fence(self) -> int:
+        """How many times the job was claimed: the fencing token of its latest claim."""
+        return self._record.fence
+
+    @property
     def args(self) -> tuple[list[Any], dict[str, Any]]:
         return serialization.decode_call(self._record.payload)
 
@@ -137,6 +142,7 @@ class Job(Generic[R]):
             "priority": self.priority,
             "attempts": self.attempts,
             "stalls": self.stalls,
+            "fence": self.fence,
             "args": args,
             "kwargs": kwargs,
             "progress": self.progress,

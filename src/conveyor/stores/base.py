@@ -60,7 +60,13 @@ class NewJob(msgspec.Struct, gc=False):
 
 
 class ClaimedJob(msgspec.Struct, gc=False):
-    """A job a worker now holds under ``token`` until ``lease_until``."""
+    """A job a worker now holds under ``token`` until ``lease_until``.
+
+    ``fence`` counts the claims of this job (1 on the first): every claim,
+    whatever happened before (a stall, a retry, a release), gets a greater
+    one, so a task can pass it to downstream writes that must reject a
+    stale attempt.
+    """
 
     id: str
     queue: str
@@ -73,6 +79,7 @@ class ClaimedJob(msgspec.Struct, gc=False):
     created_at: int
     started_at: int
     priority: int = 0
+    fence: int = 0
 
 
 class Outcome(msgspec.Struct, gc=False):
@@ -119,6 +126,8 @@ class JobRecord(msgspec.Struct, gc=False):
     worker: str | None
     lease_until: int | None
     cancel_requested: bool
+    fence: int = 0
+    """How many times the job was claimed (the fence of its latest claim)."""
 
 
 class LogLine(msgspec.Struct, gc=False):
@@ -158,7 +167,7 @@ class CancelResult(StrEnum):
     CANCELLED = "cancelled"
     """It was not running; it is now cancelled."""
     REQUESTED = "requested"
-    """It is running; its worker will cancel it at its next lease renewal."""
+    """It is running; its worker cancels the attempt within ``progress_flush_interval``."""
     FINISHED = "finished"
     """It had already finished; nothing changed."""
     MISSING = "missing"
@@ -234,6 +243,15 @@ class JobStore(Protocol):
     async def update_progress(
         self, updates: Sequence[ProgressUpdate], max_log_lines: int
     ) -> dict[str, LeaseStatus]: ...
+
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        """Like :meth:`renew` but read-only: report leases lost or whose job is to cancel.
+
+        Workers call it often (every ``progress_flush_interval``), so a
+        cancellation asked from another process is seen promptly; it takes
+        no write lock.
+        """
+        ...
 
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0

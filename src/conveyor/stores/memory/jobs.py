@@ -61,6 +61,7 @@ class _Job:
     token: str | None = None
     lease_until: int | None = None
     cancel_requested: bool = False
+    fence: int = 0
     version: int = 0
     logs: deque[LogLine] = field(default_factory=deque)
 
@@ -86,6 +87,7 @@ class _Job:
             worker=self.worker,
             lease_until=self.lease_until,
             cancel_requested=self.cancel_requested,
+            fence=self.fence,
         )
 
 
@@ -248,6 +250,7 @@ class MemoryJobStore:
                 if job is None or job.version != version or job.state is not JobState.WAITING:
                     continue
                 job.attempts += 1
+                job.fence += 1
                 job.token = token
                 job.worker = worker
                 job.lease_until = now + lease_ms
@@ -266,6 +269,7 @@ class MemoryJobStore:
                         created_at=job.created_at,
                         started_at=now,
                         priority=job.priority,
+                        fence=job.fence,
                     )
                 )
             if len(claimed) >= limit:
@@ -325,6 +329,17 @@ class MemoryJobStore:
                     job.logs.popleft()
                 if job.cancel_requested:
                     statuses[update.id] = LeaseStatus.CANCEL
+        return statuses
+
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        statuses: dict[str, LeaseStatus] = {}
+        with self._lock:
+            for job_id, token in leases:
+                job = self._holds(job_id, token)
+                if job is None:
+                    statuses[job_id] = LeaseStatus.LOST
+                elif job.cancel_requested:
+                    statuses[job_id] = LeaseStatus.CANCEL
         return statuses
 
     async def sweep_stalled(

@@ -239,7 +239,7 @@ class RedisJobStore:
             for i, flag in zip(indexes, flags, strict=True):
                 accepted[i] = bool(flag)
                 self._held.pop(finished[i].id, None)
-            for r in range(0, len(rows), 8):
+            for r in range(0, len(rows), 9):
                 job_id = rows[r].decode()
                 self._held[job_id] = queue
                 claimed.append(
@@ -255,6 +255,7 @@ class RedisJobStore:
                         created_at=int(rows[r + 6]),
                         started_at=now,
                         priority=int(rows[r + 7]),
+                        fence=int(rows[r + 8]),
                     )
                 )
             if due:
@@ -313,6 +314,24 @@ class RedisJobStore:
             statuses.update(_statuses(await self._script("progress", queue, args)))
         located = {job_id for ids in grouped.values() for job_id in ids}
         statuses.update((job_id, LeaseStatus.LOST) for job_id in fields if job_id not in located)
+        self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
+        return statuses
+
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        """One pipelined read of the held jobs' lease fields (no script, no write)."""
+        grouped = await self._group_ids([job_id for job_id, _ in leases])
+        where = {job_id: queue for queue, ids in grouped.items() for job_id in ids}
+        found = [(job_id, token) for job_id, token in leases if job_id in where]
+        fields = ("token", "state", "cancel_requested")
+        rows = await self._pipelined(
+            "hmget", [(f"{_prefix(where[i])}job:{i}", *fields) for i, _ in found]
+        )
+        statuses = {job_id: LeaseStatus.LOST for job_id, _ in leases if job_id not in where}
+        for (job_id, token), (held, state, cancel) in zip(found, rows, strict=True):
+            if held != token.encode() or state != b"active":
+                statuses[job_id] = LeaseStatus.LOST
+            elif cancel == b"1":
+                statuses[job_id] = LeaseStatus.CANCEL
         self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
         return statuses
 
@@ -538,4 +557,5 @@ def _record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:
         worker=f["worker"].decode() if "worker" in f else None,
         lease_until=optional_int("lease_until"),
         cancel_requested=f.get("cancel_requested") == b"1",
+        fence=int(f.get("fence", 0)),
     )

@@ -40,7 +40,7 @@ from conveyor.stores.sqlite.database import Database, path_from_url
 _RECORD_COLUMNS = (
     "id, queue, task, state, priority, payload, options, attempts, stalls, max_stalled,"
     " created_at, run_at, started_at, finished_at, progress, result, error, worker,"
-    " lease_until, cancel_requested"
+    " lease_until, cancel_requested, fence"
 )
 _SCHEDULED, _WAITING, _ACTIVE = JobState.SCHEDULED.value, JobState.WAITING.value, "active"
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
@@ -237,16 +237,17 @@ class SqliteJobStore:
             )
             rows = conn.execute(
                 "UPDATE jobs SET state = 'active', token = ?, worker = ?, lease_until = ?,"
-                " started_at = ?, attempts = attempts + 1, cancel_requested = 0"
+                " started_at = ?, attempts = attempts + 1, fence = fence + 1,"
+                " cancel_requested = 0"
                 " WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
                 " ORDER BY priority DESC, run_at, seq LIMIT ?)"
                 " RETURNING id, queue, task, payload, options, attempts, run_at, created_at,"
-                " priority, seq",
+                " priority, seq, fence",
                 (token, worker, now + lease_ms, now, queue, limit - len(claimed)),
             ).fetchall()
             rows.sort(key=lambda r: (-r[8], r[6], r[9]))
             claimed.extend(
-                ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8])
+                ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8], r[10])
                 for r in rows
             )
             if len(claimed) >= limit:
@@ -341,6 +342,28 @@ class SqliteJobStore:
             "DELETE FROM job_logs WHERE job_id = ? AND n <= ?",
             (job_id, last + len(logs) - max_lines),
         )
+
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        return await self.db.run(self._check_leases_sync, leases)
+
+    def _check_leases_sync(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        """One read (no write lock) per 500 leases."""
+        statuses: dict[str, LeaseStatus] = {}
+        for start in range(0, len(leases), 500):
+            chunk = dict(leases[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.conn.execute(
+                f"SELECT id, token, state, cancel_requested FROM jobs WHERE id IN ({marks})",
+                list(chunk),
+            ).fetchall()
+            held = {row[0]: row for row in rows if row[1] == chunk[row[0]] and row[2] == _ACTIVE}
+            for job_id in chunk:
+                row = held.get(job_id)
+                if row is None:
+                    statuses[job_id] = LeaseStatus.LOST
+                elif row[3]:
+                    statuses[job_id] = LeaseStatus.CANCEL
+        return statuses
 
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker           TEXT,
     lease_until      INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    fence            INTEGER NOT NULL DEFAULT 0, -- claims so far: the fencing token
     started_at       INTEGER,
     finished_at      INTEGER,
     expires_at       INTEGER,
