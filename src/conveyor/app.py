@@ -13,6 +13,7 @@ from conveyor.errors import ProgrammingError
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
+from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.task import Task, TaskDecorator
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, Health, Status
@@ -77,6 +78,7 @@ class Conveyor:
         retention: Retention | None = None,
         max_stalled: int | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
+        sandbox: bool = False,
     ) -> TaskDecorator: ...
 
     def task(
@@ -92,13 +94,17 @@ class Conveyor:
         retention: Retention | None = None,
         max_stalled: int | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
+        sandbox: bool = False,
     ) -> Any:
         """Register a function (async or sync) as a task.
 
         ``retries``: attempts after the first; ``backoff``: seconds, a
         :class:`Backoff` or ``f(attempt) -> seconds`` (default exponential
         with jitter); ``timeout``: seconds per attempt; ``priority``: -1000..1000,
-        higher first; ``non_retryable``: exception classes that fail at once.
+        higher first; ``non_retryable``: exception classes that fail at once;
+        ``sandbox``: run each attempt in a child process, killed at ``timeout``
+        (for CPU-bound or untrusted code; the function must be importable by
+        module path).
         """
         options: dict[str, Any] = {
             "name": name,
@@ -110,6 +116,7 @@ class Conveyor:
             "retention": retention,
             "max_stalled": max_stalled,
             "non_retryable": non_retryable,
+            "sandbox": sandbox,
         }
         if fn is not None:
             return self._register(fn, **options)
@@ -128,6 +135,7 @@ class Conveyor:
         retention: Retention | None = None,
         max_stalled: int | None = None,
         non_retryable: Iterable[type[BaseException]] = (),
+        sandbox: bool = False,
     ) -> Task[Any, Any]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
         if task_name in self.tasks:
@@ -136,6 +144,8 @@ class Conveyor:
             raise ProgrammingError("retries must be >= 0")
         if timeout is not None and timeout <= 0:
             raise ProgrammingError("timeout must be > 0 seconds")
+        if sandbox:
+            check_importable(fn)
         task = Task(
             self,
             fn,
@@ -148,6 +158,7 @@ class Conveyor:
             retention=retention,
             max_stalled=self.settings.max_stalled if max_stalled is None else max_stalled,
             non_retryable=tuple(non_retryable),
+            sandbox=sandbox,
         )
         self.tasks[task_name] = task
         return task

@@ -31,6 +31,7 @@ EXPECTED = {
     "ProgrammingError",
     "Retention",
     "Retry",
+    "SandboxCrashedError",
     "SerializationError",
     "Settings",
     "Status",

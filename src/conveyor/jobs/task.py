@@ -67,6 +67,7 @@ class Task(_Caller[P, R]):
         "queue",
         "retention",
         "retries",
+        "sandbox",
         "signature",
         "timeout",
     )
@@ -85,6 +86,7 @@ class Task(_Caller[P, R]):
         retention: Retention | None,
         max_stalled: int,
         non_retryable: tuple[type[BaseException], ...],
+        sandbox: bool = False,
     ) -> None:
         super().__init__(self, _NO_OPTIONS)
         self.app = app
@@ -98,6 +100,8 @@ class Task(_Caller[P, R]):
         self.retention = retention
         self.max_stalled = max_stalled
         self.non_retryable = non_retryable
+        self.sandbox = sandbox
+        """Each attempt runs in a child process (``conveyor.jobs.sandbox``)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
 

@@ -43,6 +43,7 @@ from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobCancelledError, JobContext, _current
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.jobs.sandbox import run_in_sandbox
 from conveyor.observability.logging import get_logger
 from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
 
@@ -373,6 +374,9 @@ class Worker:
     async def _call(
         self, task: Task[Any, Any], job: ClaimedJob, ctx: JobContext, options: JobOptions
     ) -> Any:
+        if task.sandbox:
+            limit = self.app.settings.max_payload_bytes
+            return await run_in_sandbox(task, job, ctx, options.timeout, limit)
         args, kwargs = serialization.decode_call(job.payload)
         if task.is_async:
             coro = task.fn(*args, **kwargs)
