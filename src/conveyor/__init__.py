@@ -26,12 +26,13 @@ from conveyor.errors import (
 )
 from conveyor.jobs.client import Call
 from conveyor.jobs.context import JobCancelledError, JobContext, current_job
+from conveyor.jobs.events import JobEvents
 from conveyor.jobs.job import Job, JobError
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
-from conveyor.stores.base import CancelResult, JobState, LogLine
+from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 from conveyor.sync import SyncJob
 
 __version__ = "0.1.0"
@@ -52,6 +53,9 @@ __all__ = [
     "JobCancelledError",
     "JobContext",
     "JobError",
+    "JobEvent",
+    "JobEventKind",
+    "JobEvents",
     "JobFailedError",
     "JobState",
     "JobTimeoutError",

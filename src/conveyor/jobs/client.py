@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import math
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +19,13 @@ import msgspec
 from conveyor import serialization
 from conveyor.config import Settings
 from conveyor.errors import BadInputError, ConflictError, NotFoundError
+from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Retention
 from conveyor.stores.base import (
     CancelResult,
+    JobEventKind,
     JobRecord,
     JobState,
     JobStore,
@@ -92,27 +92,6 @@ class JobClient:
         self._open = opener
         self._retention: dict[str, Retention] = {}
         self._resolved: dict[tuple[str, Retention | None], Retention] = {}
-        # One event per event loop: an app may be used from several loops (tests, the sync facade).
-        self._changed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    # -- change notification (in-process shortcut for job.wait) -------------
-
-    def notify_change(self) -> None:
-        """Wake this process's ``job.wait()`` callers (on the loop that calls this)."""
-        event = self._changed.pop(asyncio.get_running_loop(), None)
-        if event is not None:
-            event.set()
-
-    async def wait_for_change(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        event = self._changed.get(loop)
-        if event is None:
-            event = self._changed[loop] = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await event.wait()
 
     # -- enqueue -----------------------------------------------------------
 
@@ -184,6 +163,33 @@ class JobClient:
         records = await self.store.list_jobs(queue, _state(state), offset, limit)
         return [Job(self, r) for r in records]
 
+    def events(
+        self,
+        *,
+        job_id: str | None = None,
+        queue: str | None = None,
+        kinds: Sequence[JobEventKind | str] | None = None,
+        cursor: str | None = None,
+    ) -> JobEvents:
+        """Events of one job, one queue or all, from now on, as an async iterator.
+
+        >>> async for event in app.jobs.events(queue="reports"):
+        ...     print(event.kind, event.job_id)
+
+        Kinds: progress, retrying, stalled, completed, failed, cancelled.
+        (With ``job_id`` alone every queue is read; give its ``queue`` too
+        when you know it.) ``cursor``: resume where an earlier subscription
+        was (its ``.cursor``), e.g. after a disconnect or a restart.
+        """
+        try:
+            wanted = None if kinds is None else [JobEventKind(k) for k in kinds]
+        except ValueError:
+            names = ", ".join(k.value for k in JobEventKind)
+            raise BadInputError(f"unknown job event kind in {kinds!r}; use {names}") from None
+        return JobEvents(
+            self.store, self._open, job_id=job_id, queue=queue, kinds=wanted, cursor=cursor
+        )
+
     async def counts(self) -> dict[str, dict[JobState, int]]:
         """Per queue, how many jobs are in each state."""
         await self._open()
@@ -203,7 +209,6 @@ class JobClient:
         if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
             for wakeup in self.cancel_wakeups:
                 wakeup.set()
-        self.notify_change()
         return result
 
     async def retry(self, job_id: str) -> Job[Any]:

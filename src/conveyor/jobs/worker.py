@@ -267,7 +267,6 @@ class Worker:
         self.last_beat = time.monotonic()
         if pending:
             self._record(pending, accepted)
-            self.app.jobs.notify_change()
         return claimed
 
     async def _flush_outcomes(self) -> None:

@@ -153,6 +153,39 @@ class LeaseStatus(StrEnum):
     """Someone asked to cancel the job."""
 
 
+class JobEventKind(StrEnum):
+    """What happened to a job (``app.jobs.events()``)."""
+
+    PROGRESS = "progress"
+    """A running job reported progress (``data`` is the value, JSON)."""
+    RETRYING = "retrying"
+    """An attempt failed and the job will run again (``data`` is the error, JSON)."""
+    STALLED = "stalled"
+    """Its worker stopped renewing the lease; it runs again (or a ``failed`` follows)."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """It failed for good (``data`` is the error, JSON)."""
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobEventKind.COMPLETED, JobEventKind.FAILED, JobEventKind.CANCELLED)
+
+
+EVENTS_KEPT = 10_000
+"""Stores keep at least the newest this many job events (per queue on Redis)."""
+
+
+class JobEvent(msgspec.Struct, gc=False):
+    """One thing that happened to a job, written in the same step as the change itself."""
+
+    kind: JobEventKind
+    job_id: str
+    queue: str
+    at: int
+    data: bytes | None = None
+
+
 class StalledJob(msgspec.Struct, gc=False):
     id: str
     queue: str
@@ -250,6 +283,21 @@ class JobStore(Protocol):
         Workers call it often (every ``progress_flush_interval``), so a
         cancellation asked from another process is seen promptly; it takes
         no write lock.
+        """
+        ...
+
+    async def events_start(self) -> str:
+        """A cursor at the end of the event log: reading from it gives what happens next."""
+        ...
+
+    async def read_events(
+        self, cursor: str, queues: Sequence[str] | None, limit: int, block: float
+    ) -> tuple[str, list[JobEvent]]:
+        """Events after ``cursor`` (of ``queues``, or all), oldest first, and the next cursor.
+
+        When there is none yet, waits up to ``block`` seconds for one (woken
+        at once by a change in this process, or by the server on Redis; else
+        polling).
         """
         ...
 

@@ -57,3 +57,14 @@ CREATE TABLE IF NOT EXISTS workers (
     info       BLOB    NOT NULL,
     expires_at INTEGER NOT NULL
 ) WITHOUT ROWID;
+
+-- What happened to jobs, written in the same transaction as the change itself.
+-- Readers keep the last seq they saw as their cursor; the sweep keeps the newest rows.
+CREATE TABLE IF NOT EXISTS job_events (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue  TEXT    NOT NULL,
+    job_id TEXT    NOT NULL,
+    kind   TEXT    NOT NULL,
+    at     INTEGER NOT NULL,
+    data   BLOB
+);

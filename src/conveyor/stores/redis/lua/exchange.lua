@@ -25,8 +25,10 @@ for i = 7, 6 + n * 10, 10 do
     clear_lease(id)
     if cancel then
       finish(id, created_at, "active", "cancelled", finished_at, expires_at)
-    elseif make_due(id, created_at, "active", run_at, now, f[5], f[6]) then
-      wake_workers()
+      emit(id, "cancelled")
+    else
+      if make_due(id, created_at, "active", run_at, now, f[5], f[6]) then wake_workers() end
+      emit(id, "retrying", ARGV[i + 5])
     end
     accepted[#accepted + 1] = 1
   else
@@ -51,6 +53,7 @@ for i = 7, 6 + n * 10, 10 do
     rcall("ZADD", P .. "state:" .. state, created_at, id)
     rcall("ZADD", P .. "done:" .. state, finished_at, id)
     if expires_at ~= "" then rcall("ZADD", P .. "expiry", expires_at, id) end
+    emit(id, state, ARGV[i + 5])
     do
       local keep = ARGV[i + 8]
       if keep ~= "" then

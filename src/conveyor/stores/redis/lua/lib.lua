@@ -15,9 +15,17 @@
 --   P.."done:"..s        zset: finished jobs in state s by finished_at (count retention)
 --   P.."expiry"          zset: finished jobs by expires_at (age retention)
 --   P.."marker"          list: a token pushed when jobs are ready; workers block on it
+--   P.."events"          stream: job events (job, kind, data), capped near EVENTS_KEPT entries
 local rcall = redis.call
 local P = string.sub(KEYS[1], 1, -5)
 local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
+local EVENTS_KEPT = 10000 -- stores.base.EVENTS_KEPT
+
+-- Append a job event to the queue's capped stream, in the same script as the change.
+local function emit(id, kind, data)
+  rcall("XADD", P .. "events", "MAXLEN", "~", EVENTS_KEPT, "*", "job", id, "kind", kind,
+    "data", data or "")
+end
 
 local function job_key(id) return P .. "job:" .. id end
 
