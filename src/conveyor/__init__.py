@@ -24,6 +24,7 @@ from conveyor.errors import (
     PayloadTooLargeError,
     ProgrammingError,
     Retry,
+    SandboxCrashedError,
     SerializationError,
     StoreUnavailableError,
     TaskNotFoundError,
@@ -33,13 +34,14 @@ from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import EventMeta
 from conveyor.jobs.client import Call
 from conveyor.jobs.context import JobCancelledError, JobContext, current_job
+from conveyor.jobs.events import JobEvents
 from conveyor.jobs.job import Job, JobError
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
-from conveyor.stores.base import CancelResult, JobState, LogLine
+from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 from conveyor.sync import SyncJob
 
 __version__ = "0.1.0"
@@ -68,6 +70,9 @@ __all__ = [
     "JobCancelledError",
     "JobContext",
     "JobError",
+    "JobEvent",
+    "JobEventKind",
+    "JobEvents",
     "JobFailedError",
     "JobState",
     "JobTimeoutError",
@@ -79,6 +84,7 @@ __all__ = [
     "ProgrammingError",
     "Retention",
     "Retry",
+    "SandboxCrashedError",
     "Schedule",
     "SerializationError",
     "Settings",

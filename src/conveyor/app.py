@@ -14,6 +14,7 @@ from conveyor.errors import ProgrammingError
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
+from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.schedule import Missed, ScheduleClient
 from conveyor.jobs.task import Task, TaskDecorator
 from conveyor.jobs.worker import Worker, WorkerStats
@@ -89,6 +90,7 @@ class Conveyor:
         every: float | timedelta | None = None,
         tz: str | None = None,
         missed: Missed = "skip",
+        sandbox: bool = False,
     ) -> TaskDecorator: ...
 
     def task(
@@ -108,16 +110,20 @@ class Conveyor:
         every: float | timedelta | None = None,
         tz: str | None = None,
         missed: Missed = "skip",
+        sandbox: bool = False,
     ) -> Any:
         """Register a function (async or sync) as a task.
 
         ``retries``: attempts after the first; ``backoff``: seconds, a
         :class:`Backoff` or ``f(attempt) -> seconds`` (default exponential
         with jitter); ``timeout``: seconds per attempt; ``priority``: -1000..1000,
-        higher first; ``non_retryable``: exception classes that fail at once.
-        ``cron`` (in time zone ``tz``) or ``every`` (seconds) schedules the task,
-        which then takes no arguments; ``missed`` is the missed-ticks policy
-        (see :meth:`ScheduleClient.add <conveyor.jobs.schedule.ScheduleClient.add>`).
+        higher first; ``non_retryable``: exception classes that fail at once;
+        ``sandbox``: run each attempt in a child process, killed at ``timeout``
+        (for CPU-bound or untrusted code; the function must be importable by
+        module path). ``cron`` (in time zone ``tz``) or ``every`` (seconds)
+        schedules the task, which then takes no arguments; ``missed`` is the
+        missed-ticks policy (see :meth:`ScheduleClient.add
+        <conveyor.jobs.schedule.ScheduleClient.add>`).
         """
         options: dict[str, Any] = {
             "name": name,
@@ -133,6 +139,7 @@ class Conveyor:
             "every": every,
             "tz": tz,
             "missed": missed,
+            "sandbox": sandbox,
         }
         if fn is not None:
             return self._register(fn, **options)
@@ -155,6 +162,7 @@ class Conveyor:
         every: float | timedelta | None = None,
         tz: str | None = None,
         missed: Missed = "skip",
+        sandbox: bool = False,
     ) -> Task[Any, Any]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
         if task_name in self.tasks:
@@ -163,6 +171,8 @@ class Conveyor:
             raise ProgrammingError("retries must be >= 0")
         if timeout is not None and timeout <= 0:
             raise ProgrammingError("timeout must be > 0 seconds")
+        if sandbox:
+            check_importable(fn)
         task = Task(
             self,
             fn,
@@ -175,6 +185,7 @@ class Conveyor:
             retention=retention,
             max_stalled=self.settings.max_stalled if max_stalled is None else max_stalled,
             non_retryable=tuple(non_retryable),
+            sandbox=sandbox,
         )
         if cron is not None or every is not None or tz is not None:
             self.schedules.declare(task, cron=cron, every=every, tz=tz, missed=missed)

@@ -2,9 +2,10 @@
 
     conveyor worker APP [--queues a,b] [--concurrency N] [--burst]
     conveyor enqueue APP TASK [--args JSON] [--kwargs JSON] [--job-id ID] ...
-    conveyor jobs list | show ID | retry ID | cancel ID | remove ID
+    conveyor jobs list | show ID | wait ID | retry ID | cancel ID | remove ID
     conveyor queues [pause Q | resume Q | clean Q --state S]
-    conveyor events groups | dlq list | dlq show ID | dlq replay ID|--all | dlq purge
+    conveyor events tail [--queue Q] [--job ID] | groups
+    conveyor events dlq list | show ID | replay ID|--all | purge
     conveyor schedules list | add APP TASK --cron EXPR | remove NAME   (cli_schedules.py)
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
@@ -19,6 +20,7 @@ Read commands print a rich table, or with ``--json`` only JSON on stdout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import json
 import os
@@ -35,11 +37,11 @@ from rich.text import Text
 
 from conveyor import __version__
 from conveyor.app import Conveyor
-from conveyor.errors import ConfigError, OperationalError, TaskNotFoundError
+from conveyor.errors import ConfigError, JobFailedError, OperationalError, TaskNotFoundError
 from conveyor.jobs.job import Job
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import WorkerStats
-from conveyor.stores.base import CancelResult, JobState, LogLine
+from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -399,6 +401,39 @@ def print_job(data: dict[str, Any], logs: list[LogLine]) -> None:
             out.print(Text(f"{short_time(log_time(line))}  {line.line}"))
 
 
+@jobs.command("wait")
+@click.argument("job_id", metavar="ID")
+@click.option("--timeout", type=click.FloatRange(min=0), metavar="SECONDS", help="Give up after.")
+@store_options
+@json_option
+def wait_job(
+    job_id: str, timeout: float | None, as_json: bool, app_path: str | None, url: str | None
+) -> None:
+    """Wait until a job finishes and print its result as JSON.
+
+    Exits with 1 (and the error on stderr) if it failed, was cancelled, or
+    is still unfinished after --timeout. With --json, prints the whole job.
+    """
+
+    async def finished(app: Conveyor) -> tuple[Job[Any], str | None]:
+        job = await app.jobs.get(job_id)
+        try:
+            await job.wait(timeout=timeout)
+        except JobFailedError as exc:
+            return job, describe(exc)
+        except TimeoutError:
+            return job, f"job {job_id} is still {job.status.value} after {timeout}s"
+        return job, None
+
+    job, problem = run(admin_app(app_path, url), finished)
+    if as_json:
+        print_json(job.to_dict())
+    elif problem is None:
+        click.echo(compact_json(job.result))
+    if problem is not None:
+        raise CliError(problem)
+
+
 @jobs.command("retry")
 @click.argument("job_id", metavar="ID")
 @store_options
@@ -410,7 +445,7 @@ def retry_job(job_id: str, app_path: str | None, url: str | None) -> None:
 
 CANCEL_MESSAGES = {
     CancelResult.CANCELLED: "job {} cancelled",
-    CancelResult.REQUESTED: "job {} is running; its worker cancels it at its next lease renewal",
+    CancelResult.REQUESTED: "job {} is running; its worker cancels it within a moment",
     CancelResult.FINISHED: "job {} had already finished; nothing changed",
 }
 
@@ -507,12 +542,71 @@ def clean_queue(
     click.echo(f"removed {removed} {state} jobs from queue {queue}")
 
 
+# -- events --------------------------------------------------------------------------
+
+
+@cli.group()
+def events() -> None:
+    """Follow job events; the event bus's groups and dead letters (events/cli.py)."""
+
+
+@events.command("tail")
+@click.option("--queue", help="Only events of this queue.")
+@click.option("--job", "job_id", metavar="ID", help="Only events of this job.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice([k.value for k in JobEventKind]))
+@click.option("--count", type=click.IntRange(min=1), help="Exit after this many events.")
+@store_options
+@json_option
+def tail_events(
+    queue: str | None,
+    job_id: str | None,
+    kinds: tuple[str, ...],
+    count: int | None,
+    as_json: bool,
+    app_path: str | None,
+    url: str | None,
+) -> None:
+    """Print job events as they happen, until Ctrl-C (or --count events).
+
+    One line per event: time, kind, queue, job id and its data (progress or
+    error). With --json, one JSON object per line.
+    """
+
+    async def tail(app: Conveyor) -> None:
+        subscription = await app.jobs.events(
+            job_id=job_id, queue=queue, kinds=list(kinds) or None
+        ).start()
+        click.echo(f"tailing job events of {app.settings.masked_url} (Ctrl-C stops)", err=True)
+        shown = 0
+        async for event in subscription:
+            print_event(event, as_json)
+            shown += 1
+            if count is not None and shown >= count:
+                return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(admin_app(app_path, url), tail)
+
+
+def print_event(event: JobEvent, as_json: bool) -> None:
+    data = None if event.data is None else json.loads(event.data)
+    when = datetime.fromtimestamp(event.at / 1000, UTC)
+    if as_json:
+        line = {"at": when.isoformat(), "kind": event.kind.value, "queue": event.queue}
+        click.echo(json.dumps({**line, "job_id": event.job_id, "data": data}))
+        return
+    fields = [short_time(when), f"{event.kind.value:<9}", event.queue, event.job_id]
+    if data is not None:
+        fields.append(compact_json(data))
+    click.echo("  ".join(fields))  # plain text: user data is never read as markup
+
+
 def _add_subcommands() -> None:
-    from conveyor.cli_schedules import schedules  # both import this module: registered last
-    from conveyor.events.cli import events
+    """Commands defined in other modules, which use the helpers above (so: loaded last)."""
+    from conveyor.cli_schedules import schedules
 
     cli.add_command(schedules)
-    cli.add_command(events)
+    importlib.import_module("conveyor.events.cli")  # adds `groups` and `dlq` to `events`
 
 
 _add_subcommands()

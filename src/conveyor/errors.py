@@ -22,13 +22,15 @@ Task code may raise these to steer retries:
     NonRetryableError               fails the job at once, retries or not
     Retry                           asks for another attempt after ``delay`` seconds
 
-Recorded as a job's error when an attempt runs past the task's ``timeout``:
+Recorded as a job's error (retried per the task's policy like any other):
 
-    JobTimeoutError (a TimeoutError)
+    JobTimeoutError (a TimeoutError)    an attempt ran past the task's ``timeout``
+    SandboxCrashedError             a sandboxed attempt's process died (a signal, an exit code)
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 
 
@@ -158,3 +160,24 @@ class JobTimeoutError(TimeoutError):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(f"attempt exceeded its timeout of {timeout}s")
+
+
+class SandboxCrashedError(Exception):
+    """The child process of a ``sandbox=True`` attempt died before it answered.
+
+    ``signal`` names the signal that killed it (``"SIGSEGV"``), else
+    ``exit_code`` says how it exited.
+    """
+
+    def __init__(self, returncode: int) -> None:
+        self.exit_code = returncode if returncode >= 0 else None
+        self.signal = _signal_name(-returncode) if returncode < 0 else None
+        how = f"killed by {self.signal}" if self.signal else f"exited with code {returncode}"
+        super().__init__(f"the sandboxed task's process {how} before it answered")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"

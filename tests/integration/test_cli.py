@@ -253,3 +253,41 @@ async def test_worker_runs_until_sigterm_and_jobs_show_prints_the_log(
     table = cli.admin("jobs", "show", job_id).stdout
     for fragment in (job_id, "cli_app.greet", "completed", "hello ada", "greeting [b]ada[/b]"):
         assert fragment in table
+
+
+def test_jobs_wait_prints_the_result_or_fails_with_the_error(cli: Cli) -> None:
+    done = cli.enqueue("add", "--args", "[2, 3]")
+    failed = cli.enqueue("explode")
+    cli.work()
+    assert cli.admin("jobs", "wait", done).stdout.strip() == "5"
+    assert cli.json("jobs", "wait", done)["result"] == 5
+    assert_one_error_line(cli.admin("jobs", "wait", failed, code=1), "RuntimeError", "boom")
+    waiting = cli.enqueue("add", "--args", "[1, 1]")
+    proc = cli.admin("jobs", "wait", waiting, "--timeout", "0.1", code=1)
+    assert_one_error_line(proc, "still waiting")
+
+
+def test_events_tail_prints_events_as_they_happen(cli: Cli, tmp_path: Path) -> None:
+    tail = subprocess.Popen(
+        cli.command("events", "tail", "--url", cli.url, "--json", "--count", "2"),
+        cwd=cli.cwd,
+        env=cli.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    with tail:
+        try:
+            assert tail.stderr is not None
+            assert "tailing job events" in tail.stderr.readline()  # subscribed
+            first = cli.enqueue("add", "--args", "[1, 2]")
+            second = cli.enqueue("explode")
+            cli.work()
+            stdout, _ = tail.communicate(timeout=20)
+        finally:
+            if tail.poll() is None:
+                tail.kill()
+    assert tail.returncode == 0
+    events = {e["job_id"]: e for e in map(json.loads, stdout.splitlines())}  # in finish order
+    assert (events[first]["kind"], events[second]["kind"]) == ("completed", "failed")
+    assert events[second]["data"]["type"] == "RuntimeError"

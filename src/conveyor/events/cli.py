@@ -1,4 +1,5 @@
-"""``conveyor events ...``: subscriber groups and dead letters from the command line.
+"""``conveyor events ...``: subscriber groups and dead letters, added to the CLI's
+``events`` group (which also holds ``tail``, for job events).
 
 conveyor events groups
 conveyor events dlq list [--group G] | show ID | replay ID | replay --all | purge
@@ -19,6 +20,7 @@ from conveyor.cli import (
     cell,
     compact_json,
     console,
+    events,
     json_option,
     print_json,
     run,
@@ -28,11 +30,6 @@ from conveyor.cli import (
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import group_queue
 from conveyor.stores.base import JobState
-
-
-@click.group()
-def events() -> None:
-    """Event subscriber groups and their dead letters."""
 
 
 @events.command("groups")

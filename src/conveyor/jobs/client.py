@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import math
-import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,11 +20,13 @@ from conveyor import serialization
 from conveyor.config import Settings
 from conveyor.errors import BadInputError, ConflictError, NotFoundError
 from conveyor.jobs import dedupe
+from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Retention
 from conveyor.stores.base import (
     CancelResult,
+    JobEventKind,
     JobRecord,
     JobState,
     JobStore,
@@ -107,31 +107,12 @@ class JobClient:
         self.store = store
         self.wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set on enqueue so they claim at once."""
+        self.cancel_wakeups: set[asyncio.Event] = set()
+        """Events of this process's workers, set when a running job is asked to cancel."""
         self._open = opener
         self._retention: dict[str, Retention] = {}
         self._dedupe: DedupeStore | None = None
         self._resolved: dict[tuple[str, Retention | None], Retention] = {}
-        # One event per event loop: an app may be used from several loops (tests, the sync facade).
-        self._changed: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Event] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    # -- change notification (in-process shortcut for job.wait) -------------
-
-    def notify_change(self) -> None:
-        """Wake this process's ``job.wait()`` callers (on the loop that calls this)."""
-        event = self._changed.pop(asyncio.get_running_loop(), None)
-        if event is not None:
-            event.set()
-
-    async def wait_for_change(self, timeout: float) -> None:
-        loop = asyncio.get_running_loop()
-        event = self._changed.get(loop)
-        if event is None:
-            event = self._changed[loop] = asyncio.Event()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await event.wait()
 
     # -- enqueue -----------------------------------------------------------
 
@@ -219,6 +200,33 @@ class JobClient:
         records = await self.store.list_jobs(queue, _state(state), offset, limit)
         return [Job(self, r) for r in records]
 
+    def events(
+        self,
+        *,
+        job_id: str | None = None,
+        queue: str | None = None,
+        kinds: Sequence[JobEventKind | str] | None = None,
+        cursor: str | None = None,
+    ) -> JobEvents:
+        """Events of one job, one queue or all, from now on, as an async iterator.
+
+        >>> async for event in app.jobs.events(queue="reports"):
+        ...     print(event.kind, event.job_id)
+
+        Kinds: progress, retrying, stalled, completed, failed, cancelled.
+        (With ``job_id`` alone every queue is read; give its ``queue`` too
+        when you know it.) ``cursor``: resume where an earlier subscription
+        was (its ``.cursor``), e.g. after a disconnect or a restart.
+        """
+        try:
+            wanted = None if kinds is None else [JobEventKind(k) for k in kinds]
+        except ValueError:
+            names = ", ".join(k.value for k in JobEventKind)
+            raise BadInputError(f"unknown job event kind in {kinds!r}; use {names}") from None
+        return JobEvents(
+            self.store, self._open, job_id=job_id, queue=queue, kinds=wanted, cursor=cursor
+        )
+
     async def counts(self) -> dict[str, dict[JobState, int]]:
         """Per queue, how many jobs are in each state."""
         await self._open()
@@ -235,7 +243,9 @@ class JobClient:
         result = await self.store.cancel(job_id, now_ms(), self._keep_failed_ms(None))
         if result is CancelResult.MISSING:
             raise NotFoundError(f"no job with id {job_id!r}")
-        self.notify_change()
+        if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
+            for wakeup in self.cancel_wakeups:
+                wakeup.set()
         return result
 
     async def retry(self, job_id: str) -> Job[Any]:
@@ -381,4 +391,5 @@ def _fresh_record(job: NewJob, now: int) -> JobRecord:
         worker=None,
         lease_until=None,
         cancel_requested=False,
+        fence=0,
     )

@@ -34,6 +34,7 @@ class JobContext:
         "_progress",
         "attempt",
         "cancelled",
+        "fence",
         "job_id",
         "queue",
         "task",
@@ -41,7 +42,14 @@ class JobContext:
     )
 
     def __init__(
-        self, job_id: str, task: str, queue: str, attempt: int, token: str, limit: int
+        self,
+        job_id: str,
+        task: str,
+        queue: str,
+        attempt: int,
+        token: str,
+        limit: int,
+        fence: int = 0,
     ) -> None:
         self.job_id = job_id
         self.task = task
@@ -49,6 +57,11 @@ class JobContext:
         self.attempt = attempt
         """1 on the first attempt, 2 on the first retry, ..."""
         self.token = token
+        self.fence = fence
+        """The fencing token of this claim: greater than that of every earlier claim of
+        this job (stalls, retries and releases included). Pass it to downstream writes
+        and have them reject a value lower than the highest they saw, so an attempt
+        that lost its lease cannot overwrite the work of the one that replaced it."""
         self.cancelled = False
         """True once someone asked to cancel this job (or its lease was lost)."""
         self._limit = limit

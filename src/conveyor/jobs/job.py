@@ -83,6 +83,11 @@ class Job(Generic[R]):
         return self._record.stalls
 
     @property
+    def fence(self) -> int:
+        """How many times the job was claimed: the fencing token of its latest claim."""
+        return self._record.fence
+
+    @property
     def args(self) -> tuple[list[Any], dict[str, Any]]:
         return serialization.decode_call(self._record.payload)
 
@@ -137,6 +142,7 @@ class Job(Generic[R]):
             "priority": self.priority,
             "attempts": self.attempts,
             "stalls": self.stalls,
+            "fence": self.fence,
             "args": args,
             "kwargs": kwargs,
             "progress": self.progress,
@@ -166,19 +172,26 @@ class Job(Generic[R]):
         """Wait until the job finishes and return its result.
 
         Raises ``JobFailedError`` if it failed or was cancelled, ``TimeoutError``
-        after ``timeout`` seconds.
+        after ``timeout`` seconds. Listens to the job's events (no polling of
+        the job itself; it is read again when an event says it finished, and
+        every ``RECHECK_SECONDS`` in case it was removed).
         """
         deadline = None if timeout is None else time.monotonic() + timeout
-        delay = 0.002
+        events = await self._client.events(job_id=self.id, queue=self.queue).start()
         await self.refresh()
+        last_read = time.monotonic()
         while not self.status.is_finished:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
-            pause = delay if remaining is None else min(delay, remaining)
-            await self._client.wait_for_change(pause)
-            delay = min(delay * 2, 0.1)
-            await self.refresh()
+            block = RECHECK_SECONDS if remaining is None else min(RECHECK_SECONDS, remaining)
+            batch = await events.next_batch(block)
+            if (
+                any(e.kind.is_final for e in batch)
+                or time.monotonic() - last_read > RECHECK_SECONDS
+            ):
+                await self.refresh()
+                last_read = time.monotonic()
         if self.status is not JobState.COMPLETED:
             error = self.error
             raise JobFailedError(
@@ -188,6 +201,10 @@ class Job(Generic[R]):
                 error.message if error else None,
             )
         return self.result  # type: ignore[return-value]
+
+
+RECHECK_SECONDS = 2.0
+"""While waiting, read the job again this often even without an event."""
 
 
 def _iso(value: datetime | None) -> str | None:

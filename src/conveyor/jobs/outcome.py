@@ -15,6 +15,7 @@ import msgspec
 from conveyor import serialization
 from conveyor.errors import NonRetryableError, Retry, SerializationError
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.jobs.sandbox import RemoteTaskError
 from conveyor.observability.logging import mask_text
 from conveyor.stores.base import ClaimedJob, JobState, Outcome
 
@@ -31,14 +32,18 @@ class OutcomeKind:
 
 
 def error_json(exc: BaseException, message: str | None = None) -> bytes:
-    """The stored error: type, message and traceback, with secrets masked."""
-    tb = "".join(traceback.format_exception(exc))
+    """The stored error: type, message and traceback, with secrets masked.
+
+    An exception raised inside a sandbox is recorded as the child saw it.
+    """
+    if isinstance(exc, RemoteTaskError):
+        kind, tb = exc.type_name, exc.traceback_text
+    else:
+        kind, tb = type(exc).__qualname__, "".join(traceback.format_exception(exc))
     if len(tb) > MAX_TRACEBACK_CHARS:
         tb = "...\n" + tb[-MAX_TRACEBACK_CHARS:]
     text = mask_text(message or str(exc))
-    return msgspec.json.encode(
-        {"type": type(exc).__qualname__, "message": text, "traceback": mask_text(tb)}
-    )
+    return msgspec.json.encode({"type": kind, "message": text, "traceback": mask_text(tb)})
 
 
 def completed(

@@ -68,6 +68,7 @@ class Task(_Caller[P, R]):
         "queue",
         "retention",
         "retries",
+        "sandbox",
         "signature",
         "timeout",
     )
@@ -86,6 +87,7 @@ class Task(_Caller[P, R]):
         retention: Retention | None,
         max_stalled: int,
         non_retryable: tuple[type[BaseException], ...],
+        sandbox: bool = False,
     ) -> None:
         super().__init__(self, _NO_OPTIONS)
         self.app = app
@@ -101,6 +103,8 @@ class Task(_Caller[P, R]):
         self.non_retryable = non_retryable
         self.on_outcome: Callable[[str, float], None] | None = None
         """Called by the worker with each recorded outcome kind and its run time (seconds)."""
+        self.sandbox = sandbox
+        """Each attempt runs in a child process (``conveyor.jobs.sandbox``)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
 

@@ -9,7 +9,9 @@ Five loops share one event loop:
 - ``_renew_loop`` extends the leases of all held jobs in one call every
   third of the lease, and cancels jobs whose lease was lost or whose
   cancellation was asked for.
-- ``_flush_loop`` writes buffered progress and log lines of all jobs in one call.
+- ``_flush_loop`` writes buffered progress and log lines of all jobs in one call,
+  and checks (read-only) whether any other held job is to cancel or was lost;
+  a cancel asked in this process wakes it at once.
 - ``_maintenance_loop`` returns stalled jobs, purges expired ones and heartbeats.
 - ``Scheduler.run`` (``jobs/scheduler.py``) fires the due schedules of the worker's queues.
 
@@ -39,9 +41,10 @@ from conveyor import serialization
 from conveyor.errors import JobTimeoutError, TaskNotFoundError
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
-from conveyor.jobs.context import JobContext, _current
+from conveyor.jobs.context import JobCancelledError, JobContext, _current
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.retry import Backoff, Retention
+from conveyor.jobs.sandbox import run_in_sandbox
 from conveyor.jobs.scheduler import Scheduler
 from conveyor.observability.logging import get_logger
 from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
@@ -103,6 +106,7 @@ class Worker:
         self._running: dict[str, _Running] = {}
         self._outcomes: list[tuple[Outcome, str, _Running, float]] = []
         self._wake = asyncio.Event()
+        self._lease_check = asyncio.Event()
         self._stopping = False
         self._threads: ThreadPoolExecutor | None = None
         self._started_at = now_ms()
@@ -143,6 +147,7 @@ class Worker:
             thread_name_prefix="conveyor-task",
         )
         self.app.jobs.wakeups.add(self._wake)
+        self.app.jobs.cancel_wakeups.add(self._lease_check)
         self.app.workers.append(self)
         restore = self._install_signal_handlers() if self.handle_signals else None
         maintenance_halt, lease_halt = asyncio.Event(), asyncio.Event()
@@ -171,6 +176,7 @@ class Worker:
             finally:
                 await self._halt(lease_halt, lease_keepers)
                 self.app.jobs.wakeups.discard(self._wake)
+                self.app.jobs.cancel_wakeups.discard(self._lease_check)
                 self.app.workers.remove(self)
                 if restore is not None:
                     restore()
@@ -269,7 +275,6 @@ class Worker:
         self.last_beat = time.monotonic()
         if pending:
             self._record(pending, accepted)
-            self.app.jobs.notify_change()
         return claimed
 
     async def _flush_outcomes(self) -> None:
@@ -315,6 +320,7 @@ class Worker:
             job.attempts,
             job.token,
             self.app.settings.max_payload_bytes,
+            job.fence,
         )
         running = _Running(job, ctx)
         previous = self._running.get(job.id)
@@ -354,11 +360,11 @@ class Worker:
                 if result is None and running.stop_reason is None:
                     raise
             except Exception as exc:
-                try:
+                if isinstance(exc, JobCancelledError) and running.stop_reason is not None:
+                    # The task saw the flag (raise_if_cancelled) before the cancellation landed.
+                    result = self._after_cancel(running, retention)
+                else:
                     result = self._after_error(job, task, exc, options, retention)
-                except Exception as policy_error:  # e.g. a custom backoff that raised
-                    log.exception("retry policy failed; failing the job")
-                    result = outcomes.failed(job, policy_error, now_ms(), retention), "failed"
             run_s = time.perf_counter() - started
             if result is not None and ctx.dirty and running.stop_reason is None:
                 await self._guard(functools.partial(self._flush_one, ctx))
@@ -378,6 +384,9 @@ class Worker:
     async def _call(
         self, task: Task[Any, Any], job: ClaimedJob, ctx: JobContext, options: JobOptions
     ) -> Any:
+        if task.sandbox:
+            limit = self.app.settings.max_payload_bytes
+            return await run_in_sandbox(task, job, ctx, options.timeout, limit)
         args, kwargs = serialization.decode_call(job.payload)
         if task.is_async:
             coro = task.fn(*args, **kwargs)
@@ -426,15 +435,19 @@ class Worker:
         options: JobOptions,
         retention: Retention,
     ) -> tuple[Outcome, str]:
-        result = outcomes.after_error(
-            job,
-            exc,
-            now_ms(),
-            retries=options.under(task).retries or 0,
-            backoff=task.backoff if task else _NO_BACKOFF,
-            non_retryable=task.non_retryable if task else (),
-            retention=retention,
-        )
+        try:
+            result = outcomes.after_error(
+                job,
+                exc,
+                now_ms(),
+                retries=options.under(task).retries or 0,
+                backoff=task.backoff if task else _NO_BACKOFF,
+                non_retryable=task.non_retryable if task else (),
+                retention=retention,
+            )
+        except Exception as policy_error:  # e.g. a custom backoff that raised
+            log.exception("retry policy failed; failing the job")
+            return outcomes.failed(job, policy_error, now_ms(), retention), "failed"
         level = "warning" if result[1] == outcomes.OutcomeKind.RETRIED else "error"
         getattr(log, level)(
             "job attempt failed",
@@ -477,17 +490,28 @@ class Worker:
             running.task.cancel()
 
     async def _flush_loop(self, halt: asyncio.Event) -> None:
+        """Every ``progress_flush_interval``, or at once when a cancel is asked in this process."""
         interval = self.app.settings.progress_flush_interval
         while not halt.is_set():
-            await sleep_or_wake(halt, interval)
+            await sleep_or_wake(self._lease_check, interval)  # _halt sets it too
+            self._lease_check.clear()
             if not halt.is_set():
                 await self._guard(self._flush_progress)
 
     async def _flush_progress(self) -> None:
+        """Write progress of the jobs that have some; check the leases of the others.
+
+        Both calls answer which leases were lost or are to cancel, so a
+        cancellation asked from anywhere is seen within one interval.
+        """
         updates = [r.ctx.take_update() for r in self._running.values() if r.ctx.dirty]
         if updates:
             statuses = await self.store.update_progress(updates, self.app.settings.max_log_lines)
             self._apply(statuses, {u.id: u.token for u in updates})
+        written = {u.id for u in updates}
+        quiet = [(r.job.id, r.job.token) for r in self._running.values() if r.job.id not in written]
+        if quiet:
+            self._apply(await self.store.check_leases(quiet), dict(quiet))
 
     async def _maintenance_loop(self, halt: asyncio.Event) -> None:
         interval = self.app.settings.sweep_interval
@@ -503,6 +527,7 @@ class Worker:
         within the store timeout is cancelled after all.
         """
         halt.set()
+        self._lease_check.set()  # the flush loop sleeps on it
         try:
             async with asyncio.timeout(self.app.settings.store_timeout + 1):
                 await asyncio.gather(*loops, return_exceptions=True)

@@ -60,7 +60,13 @@ class NewJob(msgspec.Struct, gc=False):
 
 
 class ClaimedJob(msgspec.Struct, gc=False):
-    """A job a worker now holds under ``token`` until ``lease_until``."""
+    """A job a worker now holds under ``token`` until ``lease_until``.
+
+    ``fence`` counts the claims of this job (1 on the first): every claim,
+    whatever happened before (a stall, a retry, a release), gets a greater
+    one, so a task can pass it to downstream writes that must reject a
+    stale attempt.
+    """
 
     id: str
     queue: str
@@ -73,6 +79,7 @@ class ClaimedJob(msgspec.Struct, gc=False):
     created_at: int
     started_at: int
     priority: int = 0
+    fence: int = 0
 
 
 class Outcome(msgspec.Struct, gc=False):
@@ -119,6 +126,8 @@ class JobRecord(msgspec.Struct, gc=False):
     worker: str | None
     lease_until: int | None
     cancel_requested: bool
+    fence: int = 0
+    """How many times the job was claimed (the fence of its latest claim)."""
 
 
 class LogLine(msgspec.Struct, gc=False):
@@ -144,6 +153,39 @@ class LeaseStatus(StrEnum):
     """Someone asked to cancel the job."""
 
 
+class JobEventKind(StrEnum):
+    """What happened to a job (``app.jobs.events()``)."""
+
+    PROGRESS = "progress"
+    """A running job reported progress (``data`` is the value, JSON)."""
+    RETRYING = "retrying"
+    """An attempt failed and the job will run again (``data`` is the error, JSON)."""
+    STALLED = "stalled"
+    """Its worker stopped renewing the lease; it runs again (or a ``failed`` follows)."""
+    COMPLETED = "completed"
+    FAILED = "failed"
+    """It failed for good (``data`` is the error, JSON)."""
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (JobEventKind.COMPLETED, JobEventKind.FAILED, JobEventKind.CANCELLED)
+
+
+EVENTS_KEPT = 10_000
+"""Stores keep at least the newest this many job events (per queue on Redis)."""
+
+
+class JobEvent(msgspec.Struct, gc=False):
+    """One thing that happened to a job, written in the same step as the change itself."""
+
+    kind: JobEventKind
+    job_id: str
+    queue: str
+    at: int
+    data: bytes | None = None
+
+
 class StalledJob(msgspec.Struct, gc=False):
     id: str
     queue: str
@@ -158,7 +200,7 @@ class CancelResult(StrEnum):
     CANCELLED = "cancelled"
     """It was not running; it is now cancelled."""
     REQUESTED = "requested"
-    """It is running; its worker will cancel it at its next lease renewal."""
+    """It is running; its worker cancels the attempt within ``progress_flush_interval``."""
     FINISHED = "finished"
     """It had already finished; nothing changed."""
     MISSING = "missing"
@@ -234,6 +276,30 @@ class JobStore(Protocol):
     async def update_progress(
         self, updates: Sequence[ProgressUpdate], max_log_lines: int
     ) -> dict[str, LeaseStatus]: ...
+
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        """Like :meth:`renew` but read-only: report leases lost or whose job is to cancel.
+
+        Workers call it often (every ``progress_flush_interval``), so a
+        cancellation asked from another process is seen promptly; it takes
+        no write lock.
+        """
+        ...
+
+    async def events_start(self) -> str:
+        """A cursor at the end of the event log: reading from it gives what happens next."""
+        ...
+
+    async def read_events(
+        self, cursor: str, queues: Sequence[str] | None, limit: int, block: float
+    ) -> tuple[str, list[JobEvent]]:
+        """Events after ``cursor`` (of ``queues``, or all), oldest first, and the next cursor.
+
+        When there is none yet, waits up to ``block`` seconds for one (woken
+        at once by a change in this process, or by the server on Redis; else
+        polling).
+        """
+        ...
 
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0

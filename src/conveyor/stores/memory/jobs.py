@@ -17,9 +17,12 @@ from dataclasses import dataclass, field
 
 from conveyor.errors import ConflictError
 from conveyor.stores.base import (
+    EVENTS_KEPT,
     FINISHED_STATES,
     CancelResult,
     ClaimedJob,
+    JobEvent,
+    JobEventKind,
     JobRecord,
     JobState,
     LeaseStatus,
@@ -34,6 +37,7 @@ from conveyor.stores.base import (
     released_state,
     stalled_error,
 )
+from conveyor.stores.notify import Notifier, read_when_ready
 from conveyor.stores.schedules import ScheduleRecord
 
 
@@ -62,6 +66,7 @@ class _Job:
     token: str | None = None
     lease_until: int | None = None
     cancel_requested: bool = False
+    fence: int = 0
     version: int = 0
     logs: deque[LogLine] = field(default_factory=deque)
 
@@ -87,6 +92,7 @@ class _Job:
             worker=self.worker,
             lease_until=self.lease_until,
             cancel_requested=self.cancel_requested,
+            fence=self.fence,
         )
 
 
@@ -108,6 +114,9 @@ class MemoryJobStore:
         # Rows of the schedule and dedupe stores that sit beside this one (same lock).
         self.schedule_rows: dict[str, ScheduleRecord] = {}
         self.dedupe_keys: dict[tuple[str, str], tuple[str, int]] = {}
+        self._events: deque[tuple[int, JobEvent]] = deque(maxlen=EVENTS_KEPT)
+        self._event_seq = 0
+        self._notifier = Notifier()
 
     async def open(self) -> None:
         return None
@@ -138,6 +147,12 @@ class MemoryJobStore:
         job.finished_at = now
         job.expires_at = expires_at
         self._place(job, JobState.CANCELLED)
+        self._emit(job, JobEventKind.CANCELLED, now)
+
+    def _emit(self, job: _Job, kind: JobEventKind, now: int, data: bytes | None = None) -> None:
+        self._event_seq += 1
+        self._events.append((self._event_seq, JobEvent(kind, job.id, job.queue, now, data)))
+        self._notifier.notify()
 
     def _clear_lease(self, job: _Job) -> None:
         job.token = None
@@ -218,6 +233,7 @@ class MemoryJobStore:
                 self._end_cancelled(job, now, outcome.expires_at)
             else:
                 self._place(job, released_state(outcome.run_at, now))
+                self._emit(job, JobEventKind.RETRYING, now, outcome.error)
             self._clear_lease(job)
             return True
         self._clear_lease(job)
@@ -225,6 +241,7 @@ class MemoryJobStore:
         job.finished_at = outcome.finished_at
         job.expires_at = outcome.expires_at
         self._place(job, outcome.state)
+        self._emit(job, JobEventKind(outcome.state.value), now, outcome.error)
         if outcome.keep is not None:
             self._trim(job.queue, outcome.state, outcome.keep)
         return True
@@ -255,6 +272,7 @@ class MemoryJobStore:
                 if job is None or job.version != version or job.state is not JobState.WAITING:
                     continue
                 job.attempts += 1
+                job.fence += 1
                 job.token = token
                 job.worker = worker
                 job.lease_until = now + lease_ms
@@ -273,6 +291,7 @@ class MemoryJobStore:
                         created_at=job.created_at,
                         started_at=now,
                         priority=job.priority,
+                        fence=job.fence,
                     )
                 )
             if len(claimed) >= limit:
@@ -327,12 +346,54 @@ class MemoryJobStore:
                     continue
                 if update.progress is not None:
                     job.progress = update.progress
+                    self._emit(job, JobEventKind.PROGRESS, now_ms(), update.progress)
                 job.logs.extend(update.logs)
                 while len(job.logs) > max_log_lines:
                     job.logs.popleft()
                 if job.cancel_requested:
                     statuses[update.id] = LeaseStatus.CANCEL
         return statuses
+
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        statuses: dict[str, LeaseStatus] = {}
+        with self._lock:
+            for job_id, token in leases:
+                job = self._holds(job_id, token)
+                if job is None:
+                    statuses[job_id] = LeaseStatus.LOST
+                elif job.cancel_requested:
+                    statuses[job_id] = LeaseStatus.CANCEL
+        return statuses
+
+    async def events_start(self) -> str:
+        with self._lock:
+            return str(self._event_seq)
+
+    async def read_events(
+        self, cursor: str, queues: Sequence[str] | None, limit: int, block: float
+    ) -> tuple[str, list[JobEvent]]:
+        async def read() -> tuple[str, list[JobEvent]]:
+            return self._events_after(int(cursor), queues, limit)
+
+        return await read_when_ready(read, self._notifier, block, block)
+
+    def _events_after(
+        self, after: int, queues: Sequence[str] | None, limit: int
+    ) -> tuple[str, list[JobEvent]]:
+        wanted = None if queues is None else set(queues)
+        found: list[JobEvent] = []
+        with self._lock:
+            last = after
+            for seq, event in self._events:
+                if seq <= after:
+                    continue
+                if len(found) >= limit:
+                    break
+                last = seq
+                if wanted is None or event.queue in wanted:
+                    found.append(event)
+            last = max(last, after)
+        return str(last), found
 
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
@@ -347,6 +408,7 @@ class MemoryJobStore:
                 job.stalls += 1
                 job.attempts = max(0, job.attempts - 1)
                 failed = job.stalls > job.max_stalled and not cancel
+                self._emit(job, JobEventKind.STALLED, now)
                 if cancel:
                     self._end_cancelled(job, now, now + keep_failed_ms)
                 elif failed:
@@ -354,6 +416,7 @@ class MemoryJobStore:
                     job.finished_at = now
                     job.expires_at = now + keep_failed_ms
                     self._place(job, JobState.FAILED)
+                    self._emit(job, JobEventKind.FAILED, now, job.error)
                 else:
                     self._place(job, JobState.WAITING)
                 stalled.append(StalledJob(job.id, job.queue, job.task, failed))
@@ -449,9 +512,7 @@ class MemoryJobStore:
             if job.state is JobState.ACTIVE:
                 job.cancel_requested = True
                 return CancelResult.REQUESTED
-            job.finished_at = now
-            job.expires_at = now + keep_ms
-            self._place(job, JobState.CANCELLED)
+            self._end_cancelled(job, now, now + keep_ms)
             return CancelResult.CANCELLED
 
     async def remove(self, job_id: str) -> bool:

@@ -30,6 +30,8 @@ from conveyor.errors import ConflictError, StoreUnavailableError
 from conveyor.stores.base import (
     CancelResult,
     ClaimedJob,
+    JobEvent,
+    JobEventKind,
     JobRecord,
     JobState,
     LeaseStatus,
@@ -50,6 +52,18 @@ QUEUES_KEY = "cv:queues"
 WORKERS_KEY = "cv:workers"
 _SCRIPTS = ("enqueue", "exchange", "renew", "progress", "sweep", "release", "purge", "admin")
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
+_EVENT_POLL_SECONDS = 0.05
+"""On a cluster, how often a reader of several queues' streams looks again."""
+
+
+class _EventCursor(msgspec.Struct):
+    """Where a reader is in each queue's stream; a queue it has not read starts at ``start``."""
+
+    start: str
+    at: dict[str, str] = {}
+
+
+_CURSOR_DECODER = msgspec.json.Decoder(_EventCursor)
 
 
 def meta_key(queue: str) -> str:
@@ -258,7 +272,7 @@ class RedisJobStore:
             for i, flag in zip(indexes, flags, strict=True):
                 accepted[i] = bool(flag)
                 self._held.pop(finished[i].id, None)
-            for r in range(0, len(rows), 8):
+            for r in range(0, len(rows), 9):
                 job_id = rows[r].decode()
                 self._held[job_id] = queue
                 claimed.append(
@@ -274,6 +288,7 @@ class RedisJobStore:
                         created_at=int(rows[r + 6]),
                         started_at=now,
                         priority=int(rows[r + 7]),
+                        fence=int(rows[r + 8]),
                     )
                 )
             if due:
@@ -335,6 +350,24 @@ class RedisJobStore:
         self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
         return statuses
 
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        """One pipelined read of the held jobs' lease fields (no script, no write)."""
+        grouped = await self._group_ids([job_id for job_id, _ in leases])
+        where = {job_id: queue for queue, ids in grouped.items() for job_id in ids}
+        found = [(job_id, token) for job_id, token in leases if job_id in where]
+        fields = ("token", "state", "cancel_requested")
+        rows = await self._pipelined(
+            "hmget", [(f"{_prefix(where[i])}job:{i}", *fields) for i, _ in found]
+        )
+        statuses = {job_id: LeaseStatus.LOST for job_id, _ in leases if job_id not in where}
+        for (job_id, token), (held, state, cancel) in zip(found, rows, strict=True):
+            if held != token.encode() or state != b"active":
+                statuses[job_id] = LeaseStatus.LOST
+            elif cancel == b"1":
+                statuses[job_id] = LeaseStatus.CANCEL
+        self._forget(job_id for job_id, s in statuses.items() if s is LeaseStatus.LOST)
+        return statuses
+
     async def _group_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
         grouped = await self._group_ids([job_id for job_id, _ in leases])
         out: dict[str, list[str]] = {}
@@ -355,6 +388,47 @@ class RedisJobStore:
     def _forget(self, job_ids: Iterable[str]) -> None:
         for job_id in list(job_ids):
             self._held.pop(job_id, None)
+
+    # -- job events ------------------------------------------------------------
+
+    async def events_start(self) -> str:
+        seconds, micros = await self._call(self.client.time)
+        start = f"{int(seconds) * 1000 + int(micros) // 1000}-0"  # stream ids are server ms
+        return msgspec.json.encode(_EventCursor(start)).decode()
+
+    async def read_events(
+        self, cursor: str, queues: Sequence[str] | None, limit: int, block: float
+    ) -> tuple[str, list[JobEvent]]:
+        position = _CURSOR_DECODER.decode(cursor)
+        names = list(queues) if queues is not None else await self._all_queues()
+        streams = {f"{_prefix(q)}events": position.at.get(q, position.start) for q in names}
+        if not streams:
+            await asyncio.sleep(min(block, _EVENT_POLL_SECONDS))
+            return cursor, []
+        block = min(block, self._timeout / 2)
+        if self._is_cluster and len(streams) > 1:  # XREAD of several slots cannot block
+            replies = await self._poll_streams(streams, limit, block)
+        else:
+            replies = await self._call(
+                self.client.xread, streams, count=limit, block=max(1, int(block * 1000))
+            )
+        events: list[tuple[tuple[int, int], JobEvent]] = []
+        for stream, entries in _stream_replies(replies):
+            queue = stream.decode()[len("cv:{") : -len("}:events")]
+            for entry_id, fields in entries:
+                position.at[queue] = entry_id.decode()
+                events.append((_entry_order(entry_id), _event(queue, entry_id, fields)))
+        events.sort(key=lambda pair: pair[0])
+        return msgspec.json.encode(position).decode(), [event for _, event in events]
+
+    async def _poll_streams(self, streams: dict[str, str], limit: int, block: float) -> Any:
+        deadline = asyncio.get_running_loop().time() + block
+        while True:
+            replies = await self._pipelined("xread", [({k: v}, limit) for k, v in streams.items()])
+            found = [reply for reply in replies if reply]
+            if found or asyncio.get_running_loop().time() >= deadline:
+                return [stream for reply in found for stream in _stream_replies(reply)]
+            await asyncio.sleep(_EVENT_POLL_SECONDS)
 
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
@@ -522,6 +596,27 @@ def _statuses(flat: list[bytes]) -> dict[str, LeaseStatus]:
     return {flat[i].decode(): LeaseStatus(flat[i + 1].decode()) for i in range(0, len(flat), 2)}
 
 
+def _stream_replies(replies: Any) -> list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]]:
+    """XREAD's answer (RESP2) as (stream, entries) pairs."""
+    return [(name, entries) for name, entries in replies or []]
+
+
+def _entry_order(entry_id: bytes) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition(b"-")
+    return int(ms), int(seq)
+
+
+def _event(queue: str, entry_id: bytes, fields: dict[bytes, bytes]) -> JobEvent:
+    data = fields.get(b"data")
+    return JobEvent(
+        kind=JobEventKind(fields[b"kind"].decode()),
+        job_id=fields[b"job"].decode(),
+        queue=queue,
+        at=_entry_order(entry_id)[0],
+        data=data or None,
+    )
+
+
 def _record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:
     f = {k.decode(): v for k, v in raw.items()}
 
@@ -549,4 +644,5 @@ def _record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:
         worker=f["worker"].decode() if "worker" in f else None,
         lease_until=optional_int("lease_until"),
         cancel_requested=f.get("cancel_requested") == b"1",
+        fence=int(f.get("fence", 0)),
     )

@@ -58,6 +58,7 @@ class Database:
             conn.execute("PRAGMA temp_store = MEMORY")
             schema = resources.files("conveyor.stores.sqlite").joinpath(self._schema).read_text()
             conn.executescript(schema)
+            _add_missing_columns(conn)
         except (sqlite3.Error, OSError) as exc:
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn = conn
@@ -96,6 +97,21 @@ class Database:
         """A write transaction that takes the file's write lock up front."""
         with _immediate(self.conn) as conn:
             yield conn
+
+
+ADDED_COLUMNS = {("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0"}
+"""Columns added to a table after its first release: a file made before gets them on open."""
+
+
+def _add_missing_columns(conn: sqlite3.Connection) -> None:
+    for (table, column), definition in ADDED_COLUMNS.items():
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        if column not in present:
+            try:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 @contextmanager

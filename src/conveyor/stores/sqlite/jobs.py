@@ -19,8 +19,11 @@ import msgspec
 
 from conveyor.errors import ConflictError
 from conveyor.stores.base import (
+    EVENTS_KEPT,
     CancelResult,
     ClaimedJob,
+    JobEvent,
+    JobEventKind,
     JobRecord,
     JobState,
     LeaseStatus,
@@ -35,15 +38,28 @@ from conveyor.stores.base import (
     released_state,
     stalled_error,
 )
+from conveyor.stores.notify import Notifier, read_when_ready
 from conveyor.stores.sqlite.database import Database, path_from_url
 
 _RECORD_COLUMNS = (
     "id, queue, task, state, priority, payload, options, attempts, stalls, max_stalled,"
     " created_at, run_at, started_at, finished_at, progress, result, error, worker,"
-    " lease_until, cancel_requested"
+    " lease_until, cancel_requested, fence"
 )
 _SCHEDULED, _WAITING, _ACTIVE = JobState.SCHEDULED.value, JobState.WAITING.value, "active"
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
+_EVENT_POLL_SECONDS = 0.05
+"""How often a reader looks for events written by other processes (this one's wake it)."""
+
+Event = tuple[str, str, str, int, bytes | None]
+"""A row of job_events to insert: queue, job_id, kind, at, data."""
+
+
+def _insert_events(conn: sqlite3.Connection, events: list[Event]) -> None:
+    if events:
+        conn.executemany(
+            "INSERT INTO job_events (queue, job_id, kind, at, data) VALUES (?,?,?,?,?)", events
+        )
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
@@ -83,6 +99,7 @@ class SqliteJobStore:
         self.db = Database(path_from_url(url), synchronous=synchronous, busy_timeout_s=timeout)
         self._known_queues: set[str] = set()
         self._untrimmed: dict[tuple[str, str], int] = {}
+        self._notifier = Notifier()
 
     async def open(self) -> None:
         await self.db.open()
@@ -123,7 +140,10 @@ class SqliteJobStore:
         worker: str,
         lease_ms: int,
     ) -> tuple[list[bool], list[ClaimedJob]]:
-        return await self.db.run(self.exchange_sync, finished, queues, claim, worker, lease_ms)
+        answer = await self.db.run(self.exchange_sync, finished, queues, claim, worker, lease_ms)
+        if finished:
+            self._notifier.notify()
+        return answer
 
     def exchange_sync(
         self,
@@ -137,7 +157,9 @@ class SqliteJobStore:
             return [], []  # an idle poll takes no write lock
         with self.db.transaction() as conn:
             now = now_ms()
-            accepted = [self._finish(conn, outcome, now) for outcome in finished]
+            events: list[Event] = []
+            accepted = [self._finish(conn, outcome, now, events) for outcome in finished]
+            _insert_events(conn, events)
             if any(o.keep is not None for o in finished):
                 self._trim(conn, finished, accepted)
             claimed = self._claim(conn, queues, claim, worker, lease_ms, now) if claim else []
@@ -153,16 +175,16 @@ class SqliteJobStore:
         ).fetchone()
         return bool(row[0])
 
-    def _finish(self, conn: sqlite3.Connection, o: Outcome, now: int) -> bool:
+    def _finish(self, conn: sqlite3.Connection, o: Outcome, now: int, events: list[Event]) -> bool:
         if o.state in (JobState.WAITING, JobState.SCHEDULED):
             # A job whose cancellation was asked for is not retried: it ends cancelled.
-            cursor = conn.execute(
+            row = conn.execute(
                 "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled' ELSE ? END,"
                 " finished_at = CASE WHEN cancel_requested THEN ? END,"
                 " expires_at = CASE WHEN cancel_requested THEN ? END,"
                 " run_at = ?, error = ?, progress = coalesce(?, progress), token = NULL,"
                 " lease_until = NULL, cancel_requested = 0"
-                " WHERE id = ? AND token = ? AND state = 'active'",
+                " WHERE id = ? AND token = ? AND state = 'active' RETURNING state",
                 (
                     released_state(o.run_at, now).value,
                     now,
@@ -173,25 +195,32 @@ class SqliteJobStore:
                     o.id,
                     o.token,
                 ),
-            )
-        else:
-            cursor = conn.execute(
-                "UPDATE jobs SET state = ?, finished_at = ?, expires_at = ?, result = ?,"
-                " error = ?, progress = coalesce(?, progress), token = NULL,"
-                " lease_until = NULL, cancel_requested = 0"
-                " WHERE id = ? AND token = ? AND state = 'active'",
-                (
-                    o.state.value,
-                    o.finished_at,
-                    o.expires_at,
-                    o.result,
-                    o.error,
-                    o.progress,
-                    o.id,
-                    o.token,
-                ),
-            )
-        return cursor.rowcount == 1
+            ).fetchone()
+            if row is None:
+                return False
+            kind = JobEventKind.CANCELLED if row[0] == "cancelled" else JobEventKind.RETRYING
+            events.append((o.queue, o.id, kind.value, now, o.error))
+            return True
+        cursor = conn.execute(
+            "UPDATE jobs SET state = ?, finished_at = ?, expires_at = ?, result = ?,"
+            " error = ?, progress = coalesce(?, progress), token = NULL,"
+            " lease_until = NULL, cancel_requested = 0"
+            " WHERE id = ? AND token = ? AND state = 'active'",
+            (
+                o.state.value,
+                o.finished_at,
+                o.expires_at,
+                o.result,
+                o.error,
+                o.progress,
+                o.id,
+                o.token,
+            ),
+        )
+        if cursor.rowcount != 1:
+            return False
+        events.append((o.queue, o.id, o.state.value, now, o.error))
+        return True
 
     def _trim(
         self, conn: sqlite3.Connection, finished: Sequence[Outcome], accepted: list[bool]
@@ -241,16 +270,17 @@ class SqliteJobStore:
             )
             rows = conn.execute(
                 "UPDATE jobs SET state = 'active', token = ?, worker = ?, lease_until = ?,"
-                " started_at = ?, attempts = attempts + 1, cancel_requested = 0"
+                " started_at = ?, attempts = attempts + 1, fence = fence + 1,"
+                " cancel_requested = 0"
                 " WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
                 " ORDER BY priority DESC, run_at, seq LIMIT ?)"
                 " RETURNING id, queue, task, payload, options, attempts, run_at, created_at,"
-                " priority, seq",
+                " priority, seq, fence",
                 (token, worker, now + lease_ms, now, queue, limit - len(claimed)),
             ).fetchall()
             rows.sort(key=lambda r: (-r[8], r[6], r[9]))
             claimed.extend(
-                ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8])
+                ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8], r[10])
                 for r in rows
             )
             if len(claimed) >= limit:
@@ -286,49 +316,63 @@ class SqliteJobStore:
         return statuses
 
     async def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
-        return await self.db.run(self._release_sync, leases, keep_ms)
+        released = await self.db.run(self._release_sync, leases, keep_ms)
+        self._notifier.notify()
+        return released
 
     def _release_sync(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
         released = 0
         with self.db.transaction() as conn:
             now = now_ms()
+            events: list[Event] = []
             for job_id, token in leases:
-                cursor = conn.execute(
+                row = conn.execute(
                     "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
                     " WHEN run_at <= ? THEN 'waiting' ELSE 'scheduled' END,"
                     " finished_at = CASE WHEN cancel_requested THEN ? END,"
                     " expires_at = CASE WHEN cancel_requested THEN ? END,"
                     " attempts = max(attempts - 1, 0), token = NULL,"
                     " lease_until = NULL, cancel_requested = 0"
-                    " WHERE id = ? AND token = ? AND state = 'active'",
+                    " WHERE id = ? AND token = ? AND state = 'active' RETURNING state, queue",
                     (now, now, now + keep_ms, job_id, token),
-                )
-                released += cursor.rowcount
+                ).fetchone()
+                if row is not None:
+                    released += 1
+                    if row[0] == "cancelled":
+                        events.append((row[1], job_id, "cancelled", now, None))
+            _insert_events(conn, events)
         return released
 
     async def update_progress(
         self, updates: Sequence[ProgressUpdate], max_log_lines: int
     ) -> dict[str, LeaseStatus]:
-        return await self.db.run(self._update_progress_sync, updates, max_log_lines)
+        statuses = await self.db.run(self._update_progress_sync, updates, max_log_lines)
+        self._notifier.notify()
+        return statuses
 
     def _update_progress_sync(
         self, updates: Sequence[ProgressUpdate], max_log_lines: int
     ) -> dict[str, LeaseStatus]:
         statuses: dict[str, LeaseStatus] = {}
         with self.db.transaction() as conn:
+            now = now_ms()
+            events: list[Event] = []
             for update in updates:
                 row = conn.execute(
                     "UPDATE jobs SET progress = coalesce(?, progress) WHERE id = ? AND token = ?"
-                    " AND state = 'active' RETURNING cancel_requested",
+                    " AND state = 'active' RETURNING cancel_requested, queue",
                     (update.progress, update.id, update.token),
                 ).fetchone()
                 if row is None:
                     statuses[update.id] = LeaseStatus.LOST
                     continue
+                if update.progress is not None:
+                    events.append((row[1], update.id, "progress", now, update.progress))
                 if row[0]:
                     statuses[update.id] = LeaseStatus.CANCEL
                 if update.logs:
                     self._append_logs(conn, update.id, update.logs, max_log_lines)
+            _insert_events(conn, events)
         return statuses
 
     def _append_logs(
@@ -346,10 +390,66 @@ class SqliteJobStore:
             (job_id, last + len(logs) - max_lines),
         )
 
+    async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        return await self.db.run(self._check_leases_sync, leases)
+
+    def _check_leases_sync(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
+        """One read (no write lock) per 500 leases."""
+        statuses: dict[str, LeaseStatus] = {}
+        for start in range(0, len(leases), 500):
+            chunk = dict(leases[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            rows = self.db.conn.execute(
+                f"SELECT id, token, state, cancel_requested FROM jobs WHERE id IN ({marks})",
+                list(chunk),
+            ).fetchall()
+            held = {row[0]: row for row in rows if row[1] == chunk[row[0]] and row[2] == _ACTIVE}
+            for job_id in chunk:
+                row = held.get(job_id)
+                if row is None:
+                    statuses[job_id] = LeaseStatus.LOST
+                elif row[3]:
+                    statuses[job_id] = LeaseStatus.CANCEL
+        return statuses
+
+    async def events_start(self) -> str:
+        return await self.db.run(self._events_start_sync)
+
+    def _events_start_sync(self) -> str:
+        (last,) = self.db.conn.execute("SELECT coalesce(max(seq), 0) FROM job_events").fetchone()
+        return str(last)
+
+    async def read_events(
+        self, cursor: str, queues: Sequence[str] | None, limit: int, block: float
+    ) -> tuple[str, list[JobEvent]]:
+        async def read() -> tuple[str, list[JobEvent]]:
+            return await self.db.run(self._read_events_sync, int(cursor), queues, limit)
+
+        return await read_when_ready(read, self._notifier, block, _EVENT_POLL_SECONDS)
+
+    def _read_events_sync(
+        self, after: int, queues: Sequence[str] | None, limit: int
+    ) -> tuple[str, list[JobEvent]]:
+        rows = self.db.conn.execute(
+            "SELECT seq, queue, job_id, kind, at, data FROM job_events WHERE seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (after, limit),
+        ).fetchall()
+        wanted = None if queues is None else set(queues)
+        events = [
+            JobEvent(JobEventKind(kind), job_id, queue, at, data)
+            for _, queue, job_id, kind, at, data in rows
+            if wanted is None or queue in wanted
+        ]
+        return str(rows[-1][0] if rows else after), events
+
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
     ) -> list[StalledJob]:
-        return await self.db.run(self._sweep_stalled_sync, now, keep_failed_ms)
+        stalled = await self.db.run(self._sweep_stalled_sync, now, keep_failed_ms)
+        if stalled:
+            self._notifier.notify()
+        return stalled
 
     def _sweep_stalled_sync(self, now: int, keep_failed_ms: int) -> list[StalledJob]:
         with self.db.transaction() as conn:
@@ -368,6 +468,10 @@ class SqliteJobStore:
             ).fetchall()
             failed = [(stalled_error(r[4]), r[0]) for r in rows if r[3] == "failed"]
             conn.executemany("UPDATE jobs SET error = ? WHERE id = ?", failed)
+            events: list[Event] = [(r[1], r[0], "stalled", now, None) for r in rows]
+            errors = dict((job_id, error) for error, job_id in failed)
+            events += [(r[1], r[0], r[3], now, errors.get(r[0])) for r in rows if r[3] != "waiting"]
+            _insert_events(conn, events)
         return [StalledJob(r[0], r[1], r[2], r[3] == "failed") for r in rows]
 
     async def purge_expired(self, now: int) -> int:
@@ -375,6 +479,11 @@ class SqliteJobStore:
 
     def _purge_expired_sync(self, now: int, batch: int = 1_000) -> int:
         """Delete in batches of short transactions, never holding the write lock for long."""
+        with self.db.transaction() as conn:  # keep the newest EVENTS_KEPT events
+            conn.execute(
+                "DELETE FROM job_events WHERE seq <= (SELECT max(seq) FROM job_events) - ?",
+                (EVENTS_KEPT,),
+            )
         purged = 0
         while True:
             with self.db.transaction() as conn:
@@ -481,11 +590,13 @@ class SqliteJobStore:
             return cursor.rowcount == 1
 
     async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
-        return await self.db.run(self.cancel_sync, job_id, now, keep_ms)
+        result = await self.db.run(self.cancel_sync, job_id, now, keep_ms)
+        self._notifier.notify()
+        return result
 
     def cancel_sync(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute("SELECT state, queue FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return CancelResult.MISSING
             state = JobState(row[0])
@@ -498,6 +609,7 @@ class SqliteJobStore:
                 "UPDATE jobs SET state = 'cancelled', finished_at = ?, expires_at = ? WHERE id = ?",
                 (now, now + keep_ms, job_id),
             )
+            _insert_events(conn, [(row[1], job_id, "cancelled", now, None)])
             return CancelResult.CANCELLED
 
     async def remove(self, job_id: str) -> bool:

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     worker           TEXT,
     lease_until      INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
+    fence            INTEGER NOT NULL DEFAULT 0, -- claims so far: the fencing token
     started_at       INTEGER,
     finished_at      INTEGER,
     expires_at       INTEGER,
@@ -88,3 +89,14 @@ CREATE TABLE IF NOT EXISTS dedupe_keys (
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS dedupe_expiry ON dedupe_keys (expires_at);
+
+-- What happened to jobs, written in the same transaction as the change itself.
+-- Readers keep the last seq they saw as their cursor; the sweep keeps the newest rows.
+CREATE TABLE IF NOT EXISTS job_events (
+    seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+    queue  TEXT    NOT NULL,
+    job_id TEXT    NOT NULL,
+    kind   TEXT    NOT NULL,
+    at     INTEGER NOT NULL,
+    data   BLOB
+);

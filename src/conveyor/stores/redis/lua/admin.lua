@@ -33,6 +33,7 @@ elseif action == "cancel" then
   rcall("ZREM", P .. "ready", ready_member(f[3], id))
   rcall("ZREM", P .. "scheduled", id)
   finish(id, f[2], state, "cancelled", now, now + keep_ms)
+  emit(id, "cancelled")
   return "cancelled"
 elseif action == "remove" then
   local state = rcall("HGET", job_key(ARGV[2]), "state")

@@ -3,8 +3,8 @@
 -- ARGV     now, worker, lease_until, claim (max jobs), token, n (outcomes), then
 --          per outcome: id, token, state, finished_at, result, error, run_at,
 --          expires_at, keep, progress (10 values each; "" for none)
--- Returns  { accepted (1/0 per outcome), claimed (8 values per job: id, task,
---          payload, options, attempts, run_at, created_at, priority), next_due }
+-- Returns  { accepted (1/0 per outcome), claimed (9 values per job: id, task,
+--          payload, options, attempts, run_at, created_at, priority, fence), next_due }
 local now, worker, lease_until = ARGV[1], ARGV[2], ARGV[3]
 local claim, token, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 
@@ -25,8 +25,10 @@ for i = 7, 6 + n * 10, 10 do
     clear_lease(id)
     if cancel then
       finish(id, created_at, "active", "cancelled", finished_at, expires_at)
-    elseif make_due(id, created_at, "active", run_at, now, f[5], f[6]) then
-      wake_workers()
+      emit(id, "cancelled")
+    else
+      if make_due(id, created_at, "active", run_at, now, f[5], f[6]) then wake_workers() end
+      emit(id, "retrying", ARGV[i + 5])
     end
     accepted[#accepted + 1] = 1
   else
@@ -51,6 +53,7 @@ for i = 7, 6 + n * 10, 10 do
     rcall("ZADD", P .. "state:" .. state, created_at, id)
     rcall("ZADD", P .. "done:" .. state, finished_at, id)
     if expires_at ~= "" then rcall("ZADD", P .. "expiry", expires_at, id) end
+    emit(id, state, ARGV[i + 5])
     do
       local keep = ARGV[i + 8]
       if keep ~= "" then
@@ -77,6 +80,7 @@ if claim > 0 and rcall("HGET", KEYS[1], "paused") ~= "1" then
     local key = job_key(id)
     local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority")
     local attempts = rcall("HINCRBY", key, "attempts", 1)
+    local fence = rcall("HINCRBY", key, "fence", 1)
     rcall("ZREM", P .. "state:waiting", id)
     rcall("ZADD", P .. "state:active", f[5], id)
     rcall("HSET", key, "state", "active", "token", token, "worker", worker,
@@ -90,6 +94,7 @@ if claim > 0 and rcall("HGET", KEYS[1], "paused") ~= "1" then
     claimed[#claimed + 1] = f[4]
     claimed[#claimed + 1] = f[5]
     claimed[#claimed + 1] = f[6]
+    claimed[#claimed + 1] = fence
   end
   if rcall("ZCARD", P .. "ready") > 0 then wake_workers() end
   if #claimed == 0 then

@@ -18,9 +18,17 @@
 --   P.."schedule:"..name hash: a schedule whose jobs go to this queue (redis/schedules.py)
 --   P.."schedules"       zset: this queue's schedule names by next fire time
 --   P.."dedupe:"..key    string: the job a debounce/throttle key points to (expires)
+--   P.."events"          stream: job events (job, kind, data), capped near EVENTS_KEPT entries
 local rcall = redis.call
 local P = string.sub(KEYS[1], 1, -5)
 local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
+local EVENTS_KEPT = 10000 -- stores.base.EVENTS_KEPT
+
+-- Append a job event to the queue's capped stream, in the same script as the change.
+local function emit(id, kind, data)
+  rcall("XADD", P .. "events", "MAXLEN", "~", EVENTS_KEPT, "*", "job", id, "kind", kind,
+    "data", data or "")
+end
 
 local function job_key(id) return P .. "job:" .. id end
 

@@ -13,7 +13,10 @@ while i <= #ARGV do
     out[#out + 1] = id
     out[#out + 1] = "lost"
   else
-    if progress ~= "" then rcall("HSET", job_key(id), "progress", progress) end
+    if progress ~= "" then
+      rcall("HSET", job_key(id), "progress", progress)
+      emit(id, "progress", progress)
+    end
     if n > 0 then
       local logs = P .. "logs:" .. id
       for j = i + 4, i + 3 + n do rcall("RPUSH", logs, ARGV[j]) end

@@ -21,18 +21,22 @@ for _, id in ipairs(expired) do
   local attempts = rcall("HINCRBY", key, "attempts", -1)
   if attempts < 0 then rcall("HSET", key, "attempts", 0) end
   local outcome
+  emit(id, "stalled")
   if f[4] == "1" then
     outcome = "cancelled"
     finish(id, f[3], "active", "cancelled", now, now + keep_ms)
+    emit(id, "cancelled")
   elseif stalls <= tonumber(f[2]) then
     outcome = "waiting"
     make_due(id, f[3], "active", f[5], now, f[6], f[7])
     wake_workers()
   else
     outcome = "failed"
-    rcall("HSET", key, "error", '{"type":"StalledError","message":"job stalled ' .. stalls ..
-      ' times (its worker stopped renewing the lease)","traceback":null}')
+    local err = '{"type":"StalledError","message":"job stalled ' .. stalls ..
+      ' times (its worker stopped renewing the lease)","traceback":null}'
+    rcall("HSET", key, "error", err)
     finish(id, f[3], "active", "failed", now, now + keep_ms)
+    emit(id, "failed", err)
   end
   out[#out + 1] = id
   out[#out + 1] = f[8]

@@ -1,0 +1,136 @@
+"""Sandboxed tasks: each attempt in a child process that may crash or be killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import pytest
+
+from conveyor import Backoff, JobState, ProgrammingError
+from tests.conformance import sandboxed
+from tests.conftest import AppFactory
+
+
+async def test_a_sandboxed_task_runs_in_a_child_process_and_reports_back(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    where = app.task(sandbox=True)(sandboxed.where)
+    double = app.task(sandbox=True)(sandboxed.double)
+
+    job, other = await where.enqueue(2, 3), await double.enqueue(21)
+    stats = await app.work(burst=True)
+    assert stats.completed == 2
+    result = await job.wait(timeout=30)
+    assert result["sum"] == 5
+    assert result["pid"] != os.getpid()
+    assert result["fence"] == 1
+    assert job.progress == 50
+    assert [line.line for line in await job.logs()] == ["in the child"]
+    assert await other.wait(timeout=30) == 42
+
+
+@pytest.mark.parametrize(
+    ("fn", "expected"),
+    [(sandboxed.segfault, "killed by SIGSEGV"), (sandboxed.exit_hard, "exited with code 3")],
+)
+async def test_a_crashing_sandboxed_task_is_retried_then_failed_and_the_worker_serves_on(
+    make_app: AppFactory, fn: object, expected: str
+) -> None:
+    app = make_app()
+    crash = app.task(sandbox=True, retries=1, backoff=Backoff.fixed(0))(fn)
+
+    @app.task
+    async def healthy() -> str:
+        return "still serving"
+
+    crashed = await crash.enqueue()
+    fine = await healthy.enqueue()
+    stats = await app.work(burst=True, concurrency=2)
+    assert (stats.retried, stats.failed, stats.completed) == (1, 1, 1)
+    assert await fine.wait(timeout=5) == "still serving"
+    await crashed.refresh()
+    assert (crashed.status, crashed.attempts) == (JobState.FAILED, 2)
+    assert crashed.error is not None
+    assert crashed.error.type == "SandboxCrashedError"
+    assert expected in crashed.error.message
+
+
+async def test_a_sandboxed_task_past_its_timeout_is_killed(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    app = make_app()
+    spin = app.task(sandbox=True, timeout=1)(sandboxed.spin)
+
+    @app.task
+    async def healthy() -> str:
+        return "still serving"
+
+    job = await spin.enqueue(str(tmp_path / "pid"))
+    fine = await healthy.enqueue()
+    stats = await app.work(burst=True, concurrency=2)
+    assert (stats.failed, stats.completed) == (1, 1)
+    assert await fine.wait(timeout=5) == "still serving"
+    await job.refresh()
+    assert job.error is not None and job.error.type == "JobTimeoutError"
+    if (tmp_path / "pid").exists():  # (a very slow start may time out before it is written)
+        _assert_gone(int((tmp_path / "pid").read_text()))
+
+
+async def test_cancelling_a_running_sandboxed_job_kills_its_process(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    app = make_app()
+    spin = app.task(sandbox=True)(sandboxed.spin)
+    pid_file = tmp_path / "pid"
+    job = await spin.enqueue(str(pid_file))
+    worker = asyncio.create_task(app.work(burst=True))
+    async with asyncio.timeout(60):
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.02)
+    await job.cancel()
+    stats = await worker
+    assert stats.cancelled == 1
+    assert (await job.refresh()).status is JobState.CANCELLED
+    _assert_gone(int(pid_file.read_text()))
+
+
+async def test_an_exception_in_the_sandbox_is_recorded_as_raised_and_follows_the_policy(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    bad = app.task(sandbox=True, retries=1, backoff=Backoff.fixed(0))(sandboxed.bad_input)
+    hopeless = app.task(sandbox=True, retries=5)(sandboxed.hopeless)
+    bad_job, hopeless_job = await bad.enqueue(), await hopeless.enqueue()
+    stats = await app.work(burst=True)
+    assert (stats.retried, stats.failed) == (1, 2)
+    await bad_job.refresh()
+    assert (bad_job.status, bad_job.attempts) == (JobState.FAILED, 2)
+    assert bad_job.error is not None
+    assert (bad_job.error.type, bad_job.error.message) == ("ValueError", "bad input in the child")
+    assert "sandboxed.py" in (bad_job.error.traceback or "")
+    await hopeless_job.refresh()
+    assert (hopeless_job.status, hopeless_job.attempts) == (JobState.FAILED, 1)
+    assert hopeless_job.error is not None and hopeless_job.error.type == "Hopeless"
+
+
+def test_a_sandboxed_task_must_be_importable_by_module_path() -> None:
+    from conveyor import Conveyor
+
+    app = Conveyor("memory://")
+
+    def nested() -> None:
+        return None
+
+    with pytest.raises(ProgrammingError, match="importable by module path"):
+        app.task(sandbox=True)(nested)
+    with pytest.raises(ProgrammingError, match="importable by module path"):
+        app.task(sandbox=True, name="lambda")(lambda: None)
+
+
+def _assert_gone(pid: int) -> None:
+    """The child was killed and reaped: no process (not even a zombie) has its pid."""
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
