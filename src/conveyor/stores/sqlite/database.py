@@ -106,7 +106,7 @@ ADDED_COLUMNS = {("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0"}
 def _add_missing_columns(conn: sqlite3.Connection) -> None:
     for (table, column), definition in ADDED_COLUMNS.items():
         present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
-        if column not in present:
+        if present and column not in present:  # (a file of another schema has no such table)
             try:
                 conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
             except sqlite3.OperationalError as exc:  # another process added it first
