@@ -20,6 +20,7 @@ from conveyor import (
     PayloadTooLargeError,
     ProgrammingError,
 )
+from conveyor.events.publisher import decode_spec
 from tests.conftest import AppFactory
 
 
@@ -464,3 +465,18 @@ async def test_an_idempotent_batch_group_skips_the_events_it_processed(
     await app.events.publisher.publish_envelopes(envelopes, 0)
     await app.work(burst=True)
     assert seen == [[1], [2]]
+
+
+async def test_the_consumers_stall_bound_travels_with_its_deliveries(make_app: AppFactory) -> None:
+    app = make_app(max_stalled=1)
+
+    @app.events.subscribe(OrderShipped, group="patient", max_stalled=4)
+    async def handle(event: OrderShipped) -> None: ...
+
+    await app.events.declare()
+    (route,) = decode_spec((await app.events.store.groups())["patient"]).values()
+    assert route.max_stalled == 4
+    meta = await app.events.publish(OrderShipped(1, "ups"))
+    record = await app.store.get(f"{meta.event_id}@patient")
+    assert record is not None
+    assert record.max_stalled == 4

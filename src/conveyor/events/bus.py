@@ -21,7 +21,7 @@ from conveyor.events.audit import AuditLog
 from conveyor.events.deadletters import DeadLetters
 from conveyor.events.envelope import EventMeta, delivery_task, event_type, group_queue
 from conveyor.events.outbox import Outbox
-from conveyor.events.publisher import Publisher, decode_spec, encode_spec
+from conveyor.events.publisher import Publisher, Route, decode_spec, encode_spec
 from conveyor.events.subscription import Subscription
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.stores.base import JobStore, now_ms
@@ -136,6 +136,7 @@ class EventBus:
                 ),
             )(sub.deliver)
             task.on_outcome = sub.on_outcome
+            sub.route = Route(batch=batch, max_stalled=task.max_stalled)
             self.subscriptions[group, type_name] = sub
             self._undeclared = True
             self.publisher.forget_routes()
@@ -166,16 +167,16 @@ class EventBus:
             raise ProgrammingError("batch must be 1..10000")
         return Outbox(self.publisher, table, batch)
 
-    def _local_routes(self) -> dict[str, dict[str, int]]:
-        routes: dict[str, dict[str, int]] = {}
+    def _local_routes(self) -> dict[str, dict[str, Route]]:
+        routes: dict[str, dict[str, Route]] = {}
         for (group, type_name), sub in self.subscriptions.items():
-            routes.setdefault(type_name, {})[group] = sub.batch
+            routes.setdefault(type_name, {})[group] = sub.route
         return routes
 
-    def _local_groups(self) -> dict[str, dict[str, int]]:
-        groups: dict[str, dict[str, int]] = {}
+    def _local_groups(self) -> dict[str, dict[str, Route]]:
+        groups: dict[str, dict[str, Route]] = {}
         for (group, type_name), sub in self.subscriptions.items():
-            groups.setdefault(group, {})[type_name] = sub.batch
+            groups.setdefault(group, {})[type_name] = sub.route
         return groups
 
     async def declare(self) -> None:

@@ -32,8 +32,19 @@ from conveyor.stores.base import JobStore, NewJob, now_ms
 from conveyor.stores.events import EventStore
 
 MAX_EVENT_ID_LENGTH = 100
-Routes = dict[str, list[tuple[str, int]]]
-"""Event type -> ``(group, batch size)`` of each subscribed group."""
+
+
+class Route(msgspec.Struct, frozen=True, omit_defaults=True):
+    """How a group takes one event type; recorded in the store by its workers."""
+
+    batch: int = 0
+    """Events per delivery (0: one, and the handler takes one event)."""
+    max_stalled: int | None = None
+    """Stalls a delivery survives (None: the publisher's setting)."""
+
+
+Routes = dict[str, list[tuple[str, Route]]]
+"""Event type -> ``(group, route)`` of each subscribed group."""
 _SAFE_ID = re.compile(r"[^\s{}@]+")
 
 
@@ -45,7 +56,7 @@ class Publisher:
         settings: Settings,
         jobs: JobStore,
         events: EventStore,
-        local: Callable[[], dict[str, dict[str, int]]],
+        local: Callable[[], dict[str, dict[str, Route]]],
         metrics: EventMetrics,
         opener: Callable[[], Awaitable[None]],
         wakeups: Iterable[asyncio.Event] = (),
@@ -64,15 +75,15 @@ class Publisher:
         self._routes_at = float("-inf")
 
     async def routes(self) -> Routes:
-        """Event type -> the groups subscribed to it (and their batch sizes, 0: one at a time).
+        """Event type -> the groups subscribed to it, each with how it takes the events.
 
         The store's record merged with this process's own subscriptions.
         """
         if time.monotonic() - self._routes_at > self.settings.event_route_ttl:
-            merged: dict[str, dict[str, int]] = {}
+            merged: dict[str, dict[str, Route]] = {}
             for group, spec in (await self._events.groups()).items():
-                for type_name, batch in decode_spec(spec).items():
-                    merged.setdefault(type_name, {})[group] = batch
+                for type_name, route in decode_spec(spec).items():
+                    merged.setdefault(type_name, {})[group] = route
             for type_name, groups in self._local().items():
                 merged.setdefault(type_name, {}).update(groups)
             self._routes = {t: sorted(groups.items()) for t, groups in merged.items()}
@@ -145,19 +156,22 @@ class Publisher:
                 wakeup.set()
 
     def _deliveries(
-        self, type_name: str, envelopes: list[Envelope], groups: list[tuple[str, int]], now: int
+        self, type_name: str, envelopes: list[Envelope], groups: list[tuple[str, Route]], now: int
     ) -> list[NewJob]:
         """One job per event for each plain group; one per ``batch`` events for a batch group."""
         limit = self.settings.max_payload_bytes
         singles: list[tuple[str, bytes]] | None = None
         jobs: list[NewJob] = []
-        for group, batch in groups:
+        for group, route in groups:
             task, queue = delivery_task(group, type_name), group_queue(group)
+            stalls = self.settings.max_stalled if route.max_stalled is None else route.max_stalled
+            batch = route.batch
             if batch:
                 for start in range(0, len(envelopes), batch):
                     chunk = envelopes[start : start + batch]
                     payload = serialization.dumps([[chunk], {}], what="event batch", limit=limit)
-                    jobs.append(self._job(f"{_batch_id(chunk)}@{group}", queue, task, payload, now))
+                    job_id = f"{_batch_id(chunk)}@{group}"
+                    jobs.append(self._job(job_id, queue, task, payload, now, stalls))
                 continue
             if singles is None:
                 singles = [
@@ -165,12 +179,14 @@ class Publisher:
                     for e in envelopes
                 ]
             jobs += [
-                self._job(f"{event_id}@{group}", queue, task, payload, now)
+                self._job(f"{event_id}@{group}", queue, task, payload, now, stalls)
                 for event_id, payload in singles
             ]
         return jobs
 
-    def _job(self, job_id: str, queue: str, task: str, payload: bytes, now: int) -> NewJob:
+    def _job(
+        self, job_id: str, queue: str, task: str, payload: bytes, now: int, max_stalled: int
+    ) -> NewJob:
         return NewJob(
             id=job_id,
             queue=queue,
@@ -180,7 +196,7 @@ class Publisher:
             priority=0,
             run_at=now,
             created_at=now,
-            max_stalled=self.settings.max_stalled,
+            max_stalled=max_stalled,
         )
 
 
@@ -193,14 +209,20 @@ def _batch_id(chunk: Sequence[Envelope]) -> str:
     return f"batch-{digest.hexdigest()}"
 
 
-def encode_spec(types: dict[str, int]) -> bytes:
-    """A group's subscriptions as recorded in the store: event type -> batch size."""
-    return msgspec.json.encode({"types": {t: {"batch": b} for t, b in sorted(types.items())}})
+class _Spec(msgspec.Struct):
+    types: dict[str, Route] = {}
 
 
-def decode_spec(spec: bytes) -> dict[str, int]:
-    types = msgspec.json.decode(spec).get("types", {})
-    return {type_name: int(options.get("batch", 0)) for type_name, options in types.items()}
+_spec_decoder = msgspec.json.Decoder(_Spec)
+
+
+def encode_spec(types: dict[str, Route]) -> bytes:
+    """A group's subscriptions as recorded in the store: event type -> route."""
+    return msgspec.json.encode(_Spec(dict(sorted(types.items()))))
+
+
+def decode_spec(spec: bytes) -> dict[str, Route]:
+    return _spec_decoder.decode(spec).types
 
 
 def _valid_id(event_id: object) -> bool:

@@ -22,6 +22,7 @@ import structlog
 
 from conveyor.errors import NonRetryableError, ProgrammingError
 from conveyor.events.envelope import Envelope, EventMeta, current_delivery, from_data
+from conveyor.events.publisher import Route
 from conveyor.jobs.context import current_job
 from conveyor.jobs.outcome import OutcomeKind
 from conveyor.stores.base import now_ms
@@ -52,6 +53,8 @@ class Subscription:
         self.event_cls = event_cls
         self.handler = handler
         self.batch = batch
+        self.route = Route(batch=batch)
+        """How this group takes the type, as recorded for publishers (set when registered)."""
         self.is_async = inspect.iscoroutinefunction(handler)
         self.wants_meta = _wants_meta(handler)
         self.idempotent = idempotent
