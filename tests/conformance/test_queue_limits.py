@@ -232,3 +232,34 @@ async def test_bad_backoffs_and_task_limits_are_rejected(make_app: AppFactory) -
         @app.task(concurrency=0)
         async def never() -> None:
             return None
+
+
+async def test_lifting_a_task_limit_lets_its_held_back_jobs_run(make_app: AppFactory) -> None:
+    app = make_app()
+    gauge = Gauge()
+    release = asyncio.Event()
+
+    @app.task(queue="q", concurrency=1)
+    async def exclusive() -> None:
+        gauge.now += 1
+        gauge.most = max(gauge.most, gauge.now)
+        try:
+            await release.wait()
+        finally:
+            gauge.now -= 1
+
+    await app.enqueue_many([exclusive.call() for _ in range(4)])
+
+    async def one_running_then_lift() -> bool:
+        counts = (await app.jobs.counts())["q"]
+        if gauge.most == 1 and exclusive.concurrency is not None:
+            assert counts[JobState.ACTIVE] == 1
+            exclusive.concurrency = None  # as a worker of the new code declares it
+            await app.jobs.controls.declare_tasks([exclusive], ["q"])
+        if counts[JobState.ACTIVE] == 4:
+            release.set()
+        return counts[JobState.COMPLETED] == 4
+
+    await _run_until(app, one_running_then_lift)
+    assert gauge.most == 4
+    assert (await app.jobs.queue_limits("q")).tasks == {}

@@ -1,9 +1,10 @@
 """An app for the multi-process queue-limit tests: each run writes its start and end times.
 
 Each worker runs one job at a time, so a queue limit of 2 is the only thing
-that keeps three processes from running three at once. Configured by environment: CONVEYOR_URL (the shared store) and RUNS_DIR (where
-each process writes ``spans-<pid>.txt``: one ``start end`` line per run, in
-seconds of ``time.time()``). Run a worker with
+that keeps three processes from running three at once. Configured by
+environment: CONVEYOR_URL (the shared store) and RUNS_DIR (where each process
+writes ``spans-<pid>.txt``: one ``start end`` line per run, in seconds of
+``time.time()``). Run a worker with
 ``python -m tests.integration.limits_worker_app``.
 """
 

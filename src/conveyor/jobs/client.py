@@ -291,6 +291,8 @@ class JobClient:
         >>> await app.jobs.set_queue_limits("emails", concurrency=20, rate=(100, 1.0))
         """
         await self.controls.set_queue_limits(queue, concurrency=concurrency, rate=rate)
+        for wakeup in self.wakeups:  # a raised limit lets this process's workers claim at once
+            wakeup.set()
 
     async def queue_limits(self, queue: str) -> QueueLimits:
         """The queue's stored limits, per-task limits and back-off."""
