@@ -23,6 +23,7 @@ from conveyor.errors import (
     OperationalError,
     PayloadTooLargeError,
     ProgrammingError,
+    QueueBackoff,
     Retry,
     SandboxCrashedError,
     SerializationError,
@@ -42,6 +43,7 @@ from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
 from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
+from conveyor.stores.limits import QueueLimits
 from conveyor.sync import SyncJob
 
 __version__ = "0.1.0"
@@ -82,6 +84,8 @@ __all__ = [
     "OperationalError",
     "PayloadTooLargeError",
     "ProgrammingError",
+    "QueueBackoff",
+    "QueueLimits",
     "Retention",
     "Retry",
     "SandboxCrashedError",

@@ -10,9 +10,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
 from conveyor.config import Settings, load_settings
-from conveyor.errors import ProgrammingError
+from conveyor.errors import BadInputError, ProgrammingError
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job
+from conveyor.jobs.limits import check_concurrency
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.schedule import Missed, ScheduleClient
@@ -91,6 +92,7 @@ class Conveyor:
         tz: str | None = None,
         missed: Missed = "skip",
         sandbox: bool = False,
+        concurrency: int | None = None,
     ) -> TaskDecorator: ...
 
     def task(
@@ -111,6 +113,7 @@ class Conveyor:
         tz: str | None = None,
         missed: Missed = "skip",
         sandbox: bool = False,
+        concurrency: int | None = None,
     ) -> Any:
         """Register a function (async or sync) as a task.
 
@@ -120,9 +123,10 @@ class Conveyor:
         higher first; ``non_retryable``: exception classes that fail at once;
         ``sandbox``: run each attempt in a child process, killed at ``timeout``
         (for CPU-bound or untrusted code; the function must be importable by
-        module path). ``cron`` (in time zone ``tz``) or ``every`` (seconds)
-        schedules the task, which then takes no arguments; ``missed`` is the
-        missed-ticks policy (see :meth:`ScheduleClient.add
+        module path); ``concurrency``: at most this many jobs of the task run
+        at once across all workers (in its queue). ``cron`` (in time zone
+        ``tz``) or ``every`` (seconds) schedules the task, which then takes
+        no arguments; ``missed`` is the missed-ticks policy (see :meth:`ScheduleClient.add
         <conveyor.jobs.schedule.ScheduleClient.add>`).
         """
         options: dict[str, Any] = {
@@ -140,6 +144,7 @@ class Conveyor:
             "tz": tz,
             "missed": missed,
             "sandbox": sandbox,
+            "concurrency": concurrency,
         }
         if fn is not None:
             return self._register(fn, **options)
@@ -163,6 +168,7 @@ class Conveyor:
         tz: str | None = None,
         missed: Missed = "skip",
         sandbox: bool = False,
+        concurrency: int | None = None,
     ) -> Task[Any, Any]:
         task_name = name or f"{fn.__module__}.{fn.__qualname__}"
         if task_name in self.tasks:
@@ -173,6 +179,10 @@ class Conveyor:
             raise ProgrammingError("timeout must be > 0 seconds")
         if sandbox:
             check_importable(fn)
+        try:
+            check_concurrency(concurrency)
+        except BadInputError as exc:
+            raise ProgrammingError(f"task {task_name}: {exc}") from None
         task = Task(
             self,
             fn,
@@ -186,6 +196,7 @@ class Conveyor:
             max_stalled=self.settings.max_stalled if max_stalled is None else max_stalled,
             non_retryable=tuple(non_retryable),
             sandbox=sandbox,
+            concurrency=concurrency,
         )
         if cron is not None or every is not None or tz is not None:
             self.schedules.declare(task, cron=cron, every=every, tz=tz, missed=missed)

@@ -4,6 +4,8 @@
     conveyor enqueue APP TASK [--args JSON] [--kwargs JSON] [--job-id ID] ...
     conveyor jobs list | show ID | wait ID | retry ID | cancel ID | remove ID
     conveyor queues [pause Q | resume Q | clean Q --state S]
+    conveyor queues limit Q [--concurrency N] [--rate N/PERIOD] [--clear]   (cli_limits.py)
+    conveyor queues backoff Q SECONDS                                       (cli_limits.py)
     conveyor events tail [--queue Q] [--job ID] | groups
     conveyor events dlq list | show ID | replay ID|--all | purge
     conveyor schedules list | add APP TASK --cron EXPR | remove NAME   (cli_schedules.py)
@@ -477,7 +479,7 @@ def remove_job(job_id: str, app_path: str | None, url: str | None) -> None:
 def queues(as_json: bool, app_path: str | None, url: str | None) -> None:
     """Show each queue's jobs per state and whether it is paused.
 
-    Subcommands pause, resume and clean a queue.
+    Subcommands pause, resume and clean a queue, set its limits or back it off.
     """
     if click.get_current_context().invoked_subcommand is not None:
         return
@@ -606,6 +608,7 @@ def _add_subcommands() -> None:
     from conveyor.cli_schedules import schedules
 
     cli.add_command(schedules)
+    importlib.import_module("conveyor.cli_limits")  # adds `limit` and `backoff` to `queues`
     importlib.import_module("conveyor.events.cli")  # adds `groups` and `dlq` to `events`
 
 

@@ -21,6 +21,8 @@ Task code may raise these to steer retries:
 
     NonRetryableError               fails the job at once, retries or not
     Retry                           asks for another attempt after ``delay`` seconds
+    QueueBackoff                    backs the whole queue off (a 429 downstream); the job
+                                    goes back without counting an attempt
 
 Recorded as a job's error (retried per the task's policy like any other):
 
@@ -152,6 +154,33 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None, reason: str = "") -> None:
         self.delay = delay
         super().__init__(reason or f"retry requested (delay={delay})")
+
+
+class QueueBackoff(Exception):
+    """Raise from a task to stop its queue for ``seconds`` (e.g. a downstream 429).
+
+    No worker claims a job of the queue before then; this job goes back to
+    waiting without counting the attempt, first in line once the back-off ends.
+
+    >>> if response.status_code == 429:
+    ...     raise QueueBackoff(float(response.headers.get("Retry-After", 30)))
+    """
+
+    def __init__(self, seconds: float, reason: str = "") -> None:
+        if not (
+            isinstance(seconds, int | float)
+            and not isinstance(seconds, bool)
+            and 0 <= seconds <= MAX_BACKOFF_SECONDS
+        ):
+            raise BadInputError(
+                f"QueueBackoff seconds must be 0..{MAX_BACKOFF_SECONDS}, got {seconds!r}"
+            )
+        self.seconds = float(seconds)
+        super().__init__(reason or f"queue backed off for {seconds}s")
+
+
+MAX_BACKOFF_SECONDS = 7 * 86_400
+"""The longest a queue may be backed off in one call."""
 
 
 class JobTimeoutError(TimeoutError):

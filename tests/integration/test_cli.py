@@ -291,3 +291,22 @@ def test_events_tail_prints_events_as_they_happen(cli: Cli, tmp_path: Path) -> N
     events = {e["job_id"]: e for e in map(json.loads, stdout.splitlines())}  # in finish order
     assert (events[first]["kind"], events[second]["kind"]) == ("completed", "failed")
     assert events[second]["data"]["type"] == "RuntimeError"
+
+
+def test_queue_limits_are_set_shown_and_cleared(cli: Cli) -> None:
+    cli("queues", "--url", cli.url, "limit", "emails", "--concurrency", "5", "--rate", "600/1m")
+    shown = json.loads(cli("queues", "limit", "emails", "--url", cli.url, "--json").stdout)
+    assert shown == {
+        "concurrency": 5,
+        "rate": "600/60s",
+        "tasks": {},
+        "backoff_until_ms": None,
+    }
+    cli("queues", "limit", "emails", "--url", cli.url, "--clear")
+    shown = json.loads(cli("queues", "limit", "emails", "--url", cli.url, "--json").stdout)
+    assert (shown["concurrency"], shown["rate"]) == (None, None)
+    bad = cli("queues", "limit", "emails", "--url", cli.url, "--rate", "fast", code=1)
+    assert "--rate must look like" in bad.stderr
+    cli("queues", "backoff", "emails", "30", "--url", cli.url)
+    shown = json.loads(cli("queues", "limit", "emails", "--url", cli.url, "--json").stdout)
+    assert shown["backoff_until_ms"] > 0

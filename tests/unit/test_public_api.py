@@ -40,6 +40,8 @@ EXPECTED = {
     "OperationalError",
     "PayloadTooLargeError",
     "ProgrammingError",
+    "QueueBackoff",
+    "QueueLimits",
     "Retention",
     "Retry",
     "SandboxCrashedError",

@@ -23,6 +23,7 @@ from conveyor.jobs import dedupe
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
+from conveyor.jobs.limits import QueueControls
 from conveyor.jobs.retry import Retention
 from conveyor.stores.base import (
     CancelResult,
@@ -36,6 +37,7 @@ from conveyor.stores.base import (
     released_state,
 )
 from conveyor.stores.dedupe import DedupeStore, make_dedupe_store
+from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.jobs.task import Task
@@ -113,6 +115,7 @@ class JobClient:
         self._retention: dict[str, Retention] = {}
         self._dedupe: DedupeStore | None = None
         self._resolved: dict[tuple[str, Retention | None], Retention] = {}
+        self.controls = QueueControls(store, opener)
 
     # -- enqueue -----------------------------------------------------------
 
@@ -273,6 +276,34 @@ class JobClient:
     async def resume(self, queue: str) -> None:
         await self._open()
         await self.store.set_paused(queue, False)
+
+    async def set_queue_limits(
+        self,
+        queue: str,
+        *,
+        concurrency: int | None = None,
+        rate: tuple[int, float] | None = None,
+    ) -> None:
+        """Limit ``queue`` across all workers: at most ``concurrency`` jobs running at
+        once, at most ``rate[0]`` jobs started per ``rate[1]`` seconds. Replaces the
+        queue's earlier limits (None: no limit); stored, so every worker obeys it.
+
+        >>> await app.jobs.set_queue_limits("emails", concurrency=20, rate=(100, 1.0))
+        """
+        await self.controls.set_queue_limits(queue, concurrency=concurrency, rate=rate)
+        for wakeup in self.wakeups:  # a raised limit lets this process's workers claim at once
+            wakeup.set()
+
+    async def queue_limits(self, queue: str) -> QueueLimits:
+        """The queue's stored limits, per-task limits and back-off."""
+        return await self.controls.queue_limits(queue)
+
+    async def backoff_queue(self, queue: str, seconds: float) -> None:
+        """Claim no job of ``queue`` for ``seconds`` (never shortens a longer back-off).
+
+        A task raises ``QueueBackoff(seconds)`` to do this and give its job back.
+        """
+        await self.controls.backoff_queue(queue, seconds)
 
     async def clean(
         self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000

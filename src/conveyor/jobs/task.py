@@ -58,6 +58,7 @@ class Task(_Caller[P, R]):
     __slots__ = (
         "app",
         "backoff",
+        "concurrency",
         "fn",
         "is_async",
         "max_stalled",
@@ -88,6 +89,7 @@ class Task(_Caller[P, R]):
         max_stalled: int,
         non_retryable: tuple[type[BaseException], ...],
         sandbox: bool = False,
+        concurrency: int | None = None,
     ) -> None:
         super().__init__(self, _NO_OPTIONS)
         self.app = app
@@ -105,6 +107,8 @@ class Task(_Caller[P, R]):
         """Called by the worker with each recorded outcome kind and its run time (seconds)."""
         self.sandbox = sandbox
         """Each attempt runs in a child process (``conveyor.jobs.sandbox``)."""
+        self.concurrency = concurrency
+        """At most this many jobs of the task run at once, across all workers (None: no limit)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
 

@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from conveyor import serialization
-from conveyor.errors import JobTimeoutError, TaskNotFoundError
+from conveyor.errors import JobTimeoutError, QueueBackoff, TaskNotFoundError
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobCancelledError, JobContext, _current
@@ -141,6 +141,7 @@ class Worker:
             raise ValueError("the worker has no queues: register a task or pass queues=[...]")
         await self.app.open()
         await self.app.events.declare()  # publishers elsewhere learn this app's subscriptions
+        await self.app.jobs.controls.declare_tasks(self.app.tasks.values(), self.queues)
         # One thread per slot, so a sync job's timeout never runs while it waits for a thread.
         self._threads = ThreadPoolExecutor(
             max(self.concurrency, self.app.settings.sync_threads),
@@ -359,6 +360,8 @@ class Worker:
                 result = self._after_cancel(running, retention)
                 if result is None and running.stop_reason is None:
                     raise
+            except QueueBackoff as backoff:
+                await self._guard(functools.partial(self._back_off, running, backoff))
             except Exception as exc:
                 if isinstance(exc, JobCancelledError) and running.stop_reason is not None:
                     # The task saw the flag (raise_if_cancelled) before the cancellation landed.
@@ -377,6 +380,17 @@ class Worker:
             if self._running.get(job.id) is running:  # else: re-claimed after a lost lease
                 del self._running[job.id]
             self._wake.set()
+
+    async def _back_off(self, running: _Running, backoff: QueueBackoff) -> None:
+        """Stop the job's queue for every worker and give the job back, attempt not counted."""
+        if running.ctx.dirty:
+            await self._flush_one(running.ctx)
+        keep_ms = int(self.app.settings.keep_failed_seconds * 1000)
+        job = running.job
+        self.stats.released += await self.app.jobs.controls.back_off_job(
+            job, backoff.seconds, keep_ms
+        )
+        log.warning("queue backed off by the task", seconds=backoff.seconds, reason=str(backoff))
 
     async def _flush_one(self, ctx: JobContext) -> None:
         await self.store.update_progress([ctx.take_update()], self.app.settings.max_log_lines)

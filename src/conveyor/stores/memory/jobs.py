@@ -37,6 +37,8 @@ from conveyor.stores.base import (
     released_state,
     stalled_error,
 )
+from conveyor.stores.limits import earliest
+from conveyor.stores.memory.limits import MemoryLimits
 from conveyor.stores.notify import Notifier, read_when_ready
 from conveyor.stores.schedules import ScheduleRecord
 
@@ -114,6 +116,7 @@ class MemoryJobStore:
         # Rows of the schedule and dedupe stores that sit beside this one (same lock).
         self.schedule_rows: dict[str, ScheduleRecord] = {}
         self.dedupe_keys: dict[tuple[str, str], tuple[str, int]] = {}
+        self.limits = MemoryLimits()
         self._events: deque[tuple[int, JobEvent]] = deque(maxlen=EVENTS_KEPT)
         self._event_seq = 0
         self._notifier = Notifier()
@@ -133,6 +136,7 @@ class MemoryJobStore:
         """Put ``job`` into ``state`` and index it where that state needs it."""
         if job.state.is_finished:
             self._finished[job.queue, job.state].pop(job.id, None)
+        self.limits.moved(job.queue, job.task, job.state, state)
         job.state = state
         job.version += 1
         if state.is_finished:
@@ -261,45 +265,61 @@ class MemoryJobStore:
     ) -> list[ClaimedJob]:
         token = secrets.token_hex(8)
         claimed: list[ClaimedJob] = []
+        self.limits.wake_at = None
         for queue in queues:
             if queue in self._paused:
                 continue
             self._promote_due(queue, now)
-            heap = self._ready.get(queue)
-            while heap and len(claimed) < limit:
-                _, _, _, job_id, version = heapq.heappop(heap)
-                job = self._jobs.get(job_id)
-                if job is None or job.version != version or job.state is not JobState.WAITING:
+            heap = self._ready[queue]
+            gate = self.limits.gate(queue, limit - len(claimed), now, heap)
+            self.limits.wake_at = earliest(self.limits.wake_at, gate.wake_at)
+            taken = 0
+            while heap and taken < gate.room:
+                entry = heapq.heappop(heap)
+                job = self._jobs.get(entry[3])
+                if job is None or job.version != entry[4] or job.state is not JobState.WAITING:
                     continue
-                job.attempts += 1
-                job.fence += 1
-                job.token = token
-                job.worker = worker
-                job.lease_until = now + lease_ms
-                job.started_at = now
-                self._place(job, JobState.ACTIVE)
-                claimed.append(
-                    ClaimedJob(
-                        id=job.id,
-                        queue=job.queue,
-                        task=job.task,
-                        payload=job.payload,
-                        options=job.options,
-                        attempts=job.attempts,
-                        token=token,
-                        run_at=job.run_at,
-                        created_at=job.created_at,
-                        started_at=now,
-                        priority=job.priority,
-                        fence=job.fence,
-                    )
-                )
+                if not gate.admits(job.task):
+                    self.limits.park(queue, job.task, entry)
+                    continue
+                taken += 1
+                claimed.append(self._claim_one(job, token, worker, now + lease_ms, now))
+            self.limits.record(queue, now, taken)
             if len(claimed) >= limit:
                 break
         return claimed
 
+    def _claim_one(
+        self, job: _Job, token: str, worker: str, lease_until: int, now: int
+    ) -> ClaimedJob:
+        job.attempts += 1
+        job.fence += 1
+        job.token = token
+        job.worker = worker
+        job.lease_until = lease_until
+        job.started_at = now
+        self._place(job, JobState.ACTIVE)
+        return ClaimedJob(
+            id=job.id,
+            queue=job.queue,
+            task=job.task,
+            payload=job.payload,
+            options=job.options,
+            attempts=job.attempts,
+            token=token,
+            run_at=job.run_at,
+            created_at=job.created_at,
+            started_at=now,
+            priority=job.priority,
+            fence=job.fence,
+        )
+
     async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:
-        await asyncio.sleep(poll_interval)  # no push across processes: poll
+        # Poll; sooner when a rate limit's next slot opens sooner.
+        wake_at = self.limits.wake_at
+        if wake_at is not None:
+            poll_interval = min(poll_interval, max(0.001, (wake_at - now_ms()) / 1000))
+        await asyncio.sleep(poll_interval)
 
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int
@@ -318,20 +338,23 @@ class MemoryJobStore:
         return statuses
 
     async def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
-        released = 0
         with self._lock:
-            now = now_ms()
-            for job_id, token in leases:
-                job = self._holds(job_id, token)
-                if job is None:
-                    continue
-                job.attempts = max(0, job.attempts - 1)
-                if job.cancel_requested:
-                    self._end_cancelled(job, now, now + keep_ms)
-                else:
-                    self._place(job, released_state(job.run_at, now))
-                self._clear_lease(job)
-                released += 1
+            return self.release_locked(leases, now_ms(), keep_ms)
+
+    def release_locked(self, leases: Sequence[tuple[str, str]], now: int, keep_ms: int) -> int:
+        """Give held jobs back as if never claimed (the caller holds the lock)."""
+        released = 0
+        for job_id, token in leases:
+            job = self._holds(job_id, token)
+            if job is None:
+                continue
+            job.attempts = max(0, job.attempts - 1)
+            if job.cancel_requested:
+                self._end_cancelled(job, now, now + keep_ms)
+            else:
+                self._place(job, released_state(job.run_at, now))
+            self._clear_lease(job)
+            released += 1
         return released
 
     async def update_progress(

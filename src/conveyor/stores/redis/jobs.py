@@ -105,8 +105,7 @@ class RedisJobStore:
         if self._client is not None:
             return
         client = connect(self.url, timeout=self._timeout)
-        lib = _lua("lib")
-        self._scripts = {name: client.register_script(lib + _lua(name)) for name in _SCRIPTS}
+        self._scripts = {name: client.register_script(script_source(name)) for name in _SCRIPTS}
         self._client = client
         self._is_cluster = isinstance(client, RedisCluster)
         await self._call(client.ping)
@@ -268,7 +267,7 @@ class RedisJobStore:
                 args += [o.id, o.token, o.state.value, o.finished_at, _opt(o.result)]
                 args += [_opt(o.error), o.run_at, _opt(o.expires_at), _opt(o.keep)]
                 args.append(_opt(o.progress))
-            flags, rows, due = await self._script("exchange", queue, args)
+            flags, rows, due, wake_at = await self._script("exchange", queue, args)
             for i, flag in zip(indexes, flags, strict=True):
                 accepted[i] = bool(flag)
                 self._held.pop(finished[i].id, None)
@@ -293,6 +292,8 @@ class RedisJobStore:
                 )
             if due:
                 next_due.append(int(float(due)))
+            if wake_at:  # the queue's rate limit or back-off stopped the claim until then
+                next_due.append(int(wake_at))
         if claim and not claimed:
             self._next_due = min(next_due, default=None)
         return accepted, claimed
@@ -586,6 +587,14 @@ def _pack_command(args: Sequence[Any]) -> bytes:
 
 def _lua(name: str) -> str:
     return resources.files("conveyor.stores.redis").joinpath(f"lua/{name}.lua").read_text()
+
+
+_PARTS = {"exchange": ("limits", "exchange"), "backoff": ("backoff", "release")}
+"""Scripts made of several files (after lib.lua); the others are lib.lua + their own file."""
+
+
+def script_source(name: str) -> str:
+    return "".join(_lua(part) for part in ("lib", *_PARTS.get(name, (name,))))
 
 
 def _pairs(leases: list[tuple[str, str]]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.stores.redis.jobs import RedisJobStore, _lua, meta_key
+from conveyor.stores.redis.jobs import RedisJobStore, meta_key, script_source
 
 
 class Scripts:
@@ -24,7 +24,6 @@ class Scripts:
         """Run script ``name`` over the keys of ``queue``."""
         client = self._jobs.client
         if client is not self._client:
-            lib = _lua("lib")
-            self._scripts = {n: client.register_script(lib + _lua(n)) for n in self._names}
+            self._scripts = {n: client.register_script(script_source(n)) for n in self._names}
             self._client = client
         return await self._jobs._call(self._scripts[name], keys=[meta_key(queue)], args=list(args))

@@ -38,8 +38,10 @@ from conveyor.stores.base import (
     released_state,
     stalled_error,
 )
+from conveyor.stores.limits import earliest
 from conveyor.stores.notify import Notifier, read_when_ready
 from conveyor.stores.sqlite.database import Database, path_from_url
+from conveyor.stores.sqlite.limits import claim_gate, log_claims, pick_ready
 
 _RECORD_COLUMNS = (
     "id, queue, task, state, priority, payload, options, attempts, stalls, max_stalled,"
@@ -91,6 +93,31 @@ def insert_job(conn: sqlite3.Connection, job: NewJob, now: int) -> bool:
     return cursor.rowcount == 1
 
 
+def release_leases(
+    conn: sqlite3.Connection, leases: Sequence[tuple[str, str]], now: int, keep_ms: int
+) -> int:
+    """Give held jobs back as if never claimed (inside the caller's transaction)."""
+    released = 0
+    events: list[Event] = []
+    for job_id, token in leases:
+        row = conn.execute(
+            "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
+            " WHEN run_at <= ? THEN 'waiting' ELSE 'scheduled' END,"
+            " finished_at = CASE WHEN cancel_requested THEN ? END,"
+            " expires_at = CASE WHEN cancel_requested THEN ? END,"
+            " attempts = max(attempts - 1, 0), token = NULL,"
+            " lease_until = NULL, cancel_requested = 0"
+            " WHERE id = ? AND token = ? AND state = 'active' RETURNING state, queue",
+            (now, now, now + keep_ms, job_id, token),
+        ).fetchone()
+        if row is not None:
+            released += 1
+            if row[0] == "cancelled":
+                events.append((row[1], job_id, "cancelled", now, None))
+    _insert_events(conn, events)
+    return released
+
+
 class SqliteJobStore:
     """A :class:`~conveyor.stores.base.JobStore` in one SQLite file."""
 
@@ -100,6 +127,7 @@ class SqliteJobStore:
         self._known_queues: set[str] = set()
         self._untrimmed: dict[tuple[str, str], int] = {}
         self._notifier = Notifier()
+        self._wake_at: int | None = None  # when a claim a limit stopped may try again
 
     async def open(self) -> None:
         await self.db.open()
@@ -154,6 +182,7 @@ class SqliteJobStore:
         lease_ms: int,
     ) -> tuple[list[bool], list[ClaimedJob]]:
         if not finished and not self._anything_to_claim(queues):
+            self._wake_at = None
             return [], []  # an idle poll takes no write lock
         with self.db.transaction() as conn:
             now = now_ms()
@@ -260,6 +289,7 @@ class SqliteJobStore:
         paused = {row[0] for row in conn.execute("SELECT name FROM queues WHERE paused = 1")}
         token = secrets.token_hex(8)
         claimed: list[ClaimedJob] = []
+        self._wake_at = None
         for queue in queues:
             if queue in paused:
                 continue
@@ -268,16 +298,29 @@ class SqliteJobStore:
                 " WHERE queue = ? AND state = 'scheduled' AND run_at <= ?",
                 (queue, now),
             )
+            gate = claim_gate(conn, queue, limit - len(claimed), now)
+            self._wake_at = earliest(self._wake_at, gate.wake_at)
+            if gate.room <= 0:
+                continue
+            if gate.caps_tasks():
+                seqs = pick_ready(conn, queue, gate)
+                which = f"seq IN ({','.join('?' * len(seqs))})"
+                params: list[Any] = [*seqs]
+            else:
+                which = (
+                    "seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
+                    " ORDER BY priority DESC, run_at, seq LIMIT ?)"
+                )
+                params = [queue, gate.room]
             rows = conn.execute(
                 "UPDATE jobs SET state = 'active', token = ?, worker = ?, lease_until = ?,"
                 " started_at = ?, attempts = attempts + 1, fence = fence + 1,"
-                " cancel_requested = 0"
-                " WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'waiting'"
-                " ORDER BY priority DESC, run_at, seq LIMIT ?)"
+                f" cancel_requested = 0 WHERE {which}"
                 " RETURNING id, queue, task, payload, options, attempts, run_at, created_at,"
                 " priority, seq, fence",
-                (token, worker, now + lease_ms, now, queue, limit - len(claimed)),
+                (token, worker, now + lease_ms, now, *params),
             ).fetchall()
+            log_claims(conn, queue, gate, now, len(rows))
             rows.sort(key=lambda r: (-r[8], r[6], r[9]))
             claimed.extend(
                 ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8], r[10])
@@ -290,7 +333,10 @@ class SqliteJobStore:
     # -- leases ------------------------------------------------------------
 
     async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:
-        await asyncio.sleep(poll_interval)  # no push across processes: poll
+        # No push across processes: poll; sooner when a rate limit's next slot opens sooner.
+        if self._wake_at is not None:
+            poll_interval = min(poll_interval, max(0.001, (self._wake_at - now_ms()) / 1000))
+        await asyncio.sleep(poll_interval)
 
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int
@@ -321,27 +367,8 @@ class SqliteJobStore:
         return released
 
     def _release_sync(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
-        released = 0
         with self.db.transaction() as conn:
-            now = now_ms()
-            events: list[Event] = []
-            for job_id, token in leases:
-                row = conn.execute(
-                    "UPDATE jobs SET state = CASE WHEN cancel_requested THEN 'cancelled'"
-                    " WHEN run_at <= ? THEN 'waiting' ELSE 'scheduled' END,"
-                    " finished_at = CASE WHEN cancel_requested THEN ? END,"
-                    " expires_at = CASE WHEN cancel_requested THEN ? END,"
-                    " attempts = max(attempts - 1, 0), token = NULL,"
-                    " lease_until = NULL, cancel_requested = 0"
-                    " WHERE id = ? AND token = ? AND state = 'active' RETURNING state, queue",
-                    (now, now, now + keep_ms, job_id, token),
-                ).fetchone()
-                if row is not None:
-                    released += 1
-                    if row[0] == "cancelled":
-                        events.append((row[1], job_id, "cancelled", now, None))
-            _insert_events(conn, events)
-        return released
+            return release_leases(conn, leases, now_ms(), keep_ms)
 
     async def update_progress(
         self, updates: Sequence[ProgressUpdate], max_log_lines: int

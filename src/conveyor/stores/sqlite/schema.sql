@@ -52,6 +52,31 @@ CREATE TABLE IF NOT EXISTS queues (
     paused INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
+-- Queue-level controls (stores/sqlite/limits.py), read by every claim of the queue.
+CREATE TABLE IF NOT EXISTS queue_limits (
+    queue         TEXT    PRIMARY KEY,
+    concurrency   INTEGER,
+    rate          INTEGER,
+    period_ms     INTEGER NOT NULL DEFAULT 1000,
+    backoff_until INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS task_limits (
+    queue       TEXT    NOT NULL,
+    task        TEXT    NOT NULL,
+    concurrency INTEGER NOT NULL,
+    PRIMARY KEY (queue, task)
+) WITHOUT ROWID;
+
+-- The sliding log of a rate-limited queue's claims: one row per claim step (n jobs).
+CREATE TABLE IF NOT EXISTS queue_claims (
+    queue TEXT    NOT NULL,
+    at    INTEGER NOT NULL,
+    n     INTEGER NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS queue_claims_at ON queue_claims (queue, at);
+
 CREATE TABLE IF NOT EXISTS workers (
     id         TEXT PRIMARY KEY,
     info       BLOB    NOT NULL,

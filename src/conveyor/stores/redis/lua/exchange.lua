@@ -4,7 +4,9 @@
 --          per outcome: id, token, state, finished_at, result, error, run_at,
 --          expires_at, keep, progress (10 values each; "" for none)
 -- Returns  { accepted (1/0 per outcome), claimed (9 values per job: id, task,
---          payload, options, attempts, run_at, created_at, priority, fence), next_due }
+--          payload, options, attempts, run_at, created_at, priority, fence), next_due,
+--          wake_at (when a claim the queue's limits stopped may try again, or "") }
+-- The queue's limits (limits.lua, prepended after lib.lua) bound the claim.
 local now, worker, lease_until = ARGV[1], ARGV[2], ARGV[3]
 local claim, token, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 
@@ -67,16 +69,22 @@ for state, keep in pairs(trims) do trim_done(state, keep) end
 
 local claimed = {}
 local next_due = ""
-if claim > 0 and rcall("HGET", KEYS[1], "paused") ~= "1" then
+local wake_at = ""
+local meta = claim > 0 and rcall("HMGET", KEYS[1], "paused", "concurrency", "rate", "period_ms",
+  "backoff_until")
+if claim > 0 and meta[1] ~= "1" then
   local due = rcall("ZRANGEBYSCORE", P .. "scheduled", "-inf", now, "LIMIT", 0, 1000)
   for _, id in ipairs(due) do
     local f = rcall("HMGET", job_key(id), "created_at", "run_at", "priority", "seq")
     rcall("ZREM", P .. "scheduled", id)
     make_due(id, f[1], "scheduled", f[2], now, f[3], f[4])
   end
-  local popped = rcall("ZPOPMIN", P .. "ready", claim)
-  for j = 1, #popped, 2 do
-    local id = string.sub(popped[j], 18)
+  local allowed
+  allowed, wake_at = limits_room(tonumber(now), meta[2], meta[3], meta[4], meta[5])
+  local members = {}
+  if allowed > 0 then members = pop_ready(math.min(claim, allowed)) end
+  for _, member in ipairs(members) do
+    local id = string.sub(member, 18)
     local key = job_key(id)
     local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority")
     local attempts = rcall("HINCRBY", key, "attempts", 1)
@@ -96,10 +104,12 @@ if claim > 0 and rcall("HGET", KEYS[1], "paused") ~= "1" then
     claimed[#claimed + 1] = f[6]
     claimed[#claimed + 1] = fence
   end
-  if rcall("ZCARD", P .. "ready") > 0 then wake_workers() end
+  if meta[3] then log_claims(now, token, #members) end
+  -- Wake another worker only if the limits leave room: else idle workers would spin.
+  if allowed > #members and rcall("ZCARD", P .. "ready") > 0 then wake_workers() end
   if #claimed == 0 then
     local first = rcall("ZRANGE", P .. "scheduled", 0, 0, "WITHSCORES")
     if #first > 0 then next_due = first[2] end
   end
 end
-return { accepted, claimed, next_due }
+return { accepted, claimed, next_due, wake_at }

@@ -4,7 +4,7 @@
 -- script touches one cluster slot only.
 --
 -- Keys of a queue, with P = "cv:{<queue>}:":
---   P.."meta"            hash: paused
+--   P.."meta"            hash: paused, and the queue's limits (their keys: limits.lua)
 --   P.."seq"             counter: enqueue order (FIFO within a priority and run_at)
 --   P.."job:"..id        hash: the job's fields
 --   P.."logs:"..id       list: "<ms>\t<line>"
