@@ -316,6 +316,7 @@ def jobs() -> None:
 TIME_COLUMNS: dict[JobState, tuple[str, Callable[[Job[Any]], datetime | None]]] = {
     JobState.SCHEDULED: ("runs at", lambda job: job.scheduled_for),
     JobState.WAITING: ("enqueued", lambda job: job.created_at),
+    JobState.WAITING_CHILDREN: ("enqueued", lambda job: job.created_at),
     JobState.ACTIVE: ("started", lambda job: job.started_at),
     JobState.COMPLETED: ("finished", lambda job: job.finished_at),
     JobState.FAILED: ("finished", lambda job: job.finished_at),

@@ -100,3 +100,69 @@ CREATE TABLE IF NOT EXISTS job_events (
     at     INTEGER NOT NULL,
     data   BLOB
 );
+
+-- Flows (stores/sqlite/flows.py): a parent waits in 'waiting-children' until each of its
+-- children has reported. The trigger reports a child in the very transaction that gives it
+-- a final state, whatever path does (an outcome, a stall, a cancel); failing a parent is
+-- itself such an update, so a nested flow's failure travels up (recursive_triggers is on).
+CREATE TABLE IF NOT EXISTS flows (
+    parent_id TEXT    PRIMARY KEY,
+    policy    TEXT    NOT NULL, -- 'fail' | 'ignore': what a failed or cancelled child does
+    pending   INTEGER NOT NULL, -- children that have not reported yet
+    keep_ms   INTEGER NOT NULL  -- how long a parent failed by a child is kept
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS flow_children (
+    child_id  TEXT    PRIMARY KEY,
+    parent_id TEXT    NOT NULL,
+    position  INTEGER NOT NULL,
+    queue     TEXT    NOT NULL,
+    state     TEXT,             -- NULL until the child finished
+    value     BLOB              -- its result if completed, else its error
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS flow_children_order ON flow_children (parent_id, position);
+
+CREATE TRIGGER IF NOT EXISTS flow_child_finished AFTER UPDATE OF state ON jobs
+WHEN NEW.state IN ('completed', 'failed', 'cancelled')
+    AND EXISTS (SELECT 1 FROM flow_children WHERE child_id = NEW.id AND state IS NULL)
+BEGIN
+    UPDATE flow_children SET state = NEW.state,
+        value = CASE NEW.state WHEN 'completed' THEN NEW.result ELSE NEW.error END
+        WHERE child_id = NEW.id;
+    UPDATE flows SET pending = pending - 1
+        WHERE parent_id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id);
+    -- Under 'fail', a failed or cancelled child fails its waiting parent (event first, so
+    -- the same condition still holds).
+    INSERT INTO job_events (queue, job_id, kind, at, data)
+        SELECT queue, id, 'failed', coalesce(NEW.finished_at, 0),
+            CAST(json_object('type', 'ChildFailedError', 'message', 'child job ' || NEW.id
+                || ' (queue ' || NEW.queue || ') '
+                || CASE NEW.state WHEN 'cancelled' THEN 'was cancelled' ELSE 'failed' END
+                || coalesce(': ' || json_extract(CAST(NEW.error AS TEXT), '$.type') || ': '
+                    || json_extract(CAST(NEW.error AS TEXT), '$.message'), ''),
+                'traceback', NULL) AS BLOB)
+        FROM jobs
+        WHERE id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id)
+            AND state = 'waiting-children' AND NEW.state <> 'completed'
+            AND (SELECT policy FROM flows WHERE parent_id = jobs.id) = 'fail';
+    UPDATE jobs SET state = 'failed', finished_at = coalesce(NEW.finished_at, 0),
+        expires_at = coalesce(NEW.finished_at, 0)
+            + (SELECT keep_ms FROM flows WHERE parent_id = jobs.id),
+        error = (SELECT data FROM job_events WHERE seq = last_insert_rowid())
+        WHERE id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id)
+            AND state = 'waiting-children' AND NEW.state <> 'completed'
+            AND (SELECT policy FROM flows WHERE parent_id = jobs.id) = 'fail';
+    -- The last child to report makes its parent waiting.
+    UPDATE jobs SET state = 'waiting', run_at = coalesce(NEW.finished_at, run_at)
+        WHERE id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id)
+            AND state = 'waiting-children'
+            AND (SELECT pending FROM flows WHERE parent_id = jobs.id) <= 0;
+END;
+
+CREATE TRIGGER IF NOT EXISTS flow_parent_deleted AFTER DELETE ON jobs
+WHEN EXISTS (SELECT 1 FROM flows WHERE parent_id = OLD.id)
+BEGIN
+    DELETE FROM flow_children WHERE parent_id = OLD.id;
+    DELETE FROM flows WHERE parent_id = OLD.id;
+END;
