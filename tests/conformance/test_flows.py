@@ -28,10 +28,11 @@ async def test_parent_receives_the_results_of_its_1000_children(make_app: AppFac
         return n * n
 
     @app.task
-    async def total(label: str) -> tuple[str, int, int]:
+    async def total(label: str) -> list[object]:
         children = current_job().children
         assert [c.job_id for c in children] == flow.child_ids
-        return label, len(current_job().children_results()), sum(current_job().children_results())
+        results = current_job().children_results()
+        return [label, len(results), sum(results)]
 
     flow = await app.flows.add(total.call("sum"), children=[square.call(n) for n in range(1000)])
     assert flow.created and flow.job.status is JobState.WAITING_CHILDREN
@@ -314,9 +315,9 @@ async def test_bad_flows_are_refused_and_nothing_is_written(make_app: AppFactory
 
     bad: list[Any] = [
         app.flows.add(parent.call(), children=[]),
-        app.flows.add(parent.call(), children=[part.call(1)], on_child_failure="retry"),
+        app.flows.add(parent.call(), children=[part.call(1)], on_child_failure="retry"),  # type: ignore[arg-type]
         app.flows.add(parent.call(), children=[part.options(job_id="x").call(1)]),
-        app.flows.add(parent.call(), children=["not a call"]),
+        app.flows.add(parent.call(), children=["not a call"]),  # type: ignore[list-item]
         app.flows.add(parent.options(delay=5).call(), children=[part.call(1)]),
         app.flows.add(parent.call(), children=[part.options(throttle=("k", 1)).call(1)]),
         app.flows.chain(part.call(1)),
@@ -333,3 +334,25 @@ async def test_bad_flows_are_refused_and_nothing_is_written(make_app: AppFactory
     assert all(sum(by_state.values()) == 0 for by_state in (await app.jobs.counts()).values())
     with pytest.raises(NotFoundError):
         await app.flows.children((await part.enqueue(1)).id)
+
+
+async def test_child_that_stalls_for_good_fails_its_parent(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.task(queue="parts", max_stalled=0)
+    async def part() -> None:
+        return None
+
+    @app.task
+    async def parent() -> None:
+        return None
+
+    flow = await app.flows.add(parent.call(), children=[part.call()])
+    _, claimed = await app.store.exchange([], ["parts"], 1, "gone", 1)  # a worker that died
+    assert [c.id for c in claimed] == flow.child_ids
+    later = now_ms() + 60_000
+    assert [s.failed for s in await app.store.sweep_stalled(later, 60_000)] == [True]
+    await app.flows.store.repair(later + 60_000)  # Redis: the sweep repairs the delivery
+    with pytest.raises(JobFailedError) as failed:
+        await flow.wait(timeout=5)
+    assert "failed: StalledError" in str(failed.value)

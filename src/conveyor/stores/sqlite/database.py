@@ -56,7 +56,6 @@ class Database:
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
-            conn.execute("PRAGMA recursive_triggers = ON")  # a nested flow's failure travels up
             schema = resources.files("conveyor.stores.sqlite").joinpath(self._schema).read_text()
             conn.executescript(schema)
             _add_missing_columns(conn)

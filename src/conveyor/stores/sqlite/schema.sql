@@ -101,10 +101,9 @@ CREATE TABLE IF NOT EXISTS job_events (
     data   BLOB
 );
 
--- Flows (stores/sqlite/flows.py): a parent waits in 'waiting-children' until each of its
--- children has reported. The trigger reports a child in the very transaction that gives it
--- a final state, whatever path does (an outcome, a stall, a cancel); failing a parent is
--- itself such an update, so a nested flow's failure travels up (recursive_triggers is on).
+-- Flows (stores/sqlite/flows.py, flow_reports.py): a parent waits in 'waiting-children'
+-- until each of its children has reported, which happens in the transaction that gives the
+-- child its final state (whatever path does: an outcome, a stall, a release, a cancel).
 CREATE TABLE IF NOT EXISTS flows (
     parent_id TEXT    PRIMARY KEY,
     policy    TEXT    NOT NULL, -- 'fail' | 'ignore': what a failed or cancelled child does
@@ -117,49 +116,15 @@ CREATE TABLE IF NOT EXISTS flow_children (
     parent_id TEXT    NOT NULL,
     position  INTEGER NOT NULL,
     queue     TEXT    NOT NULL,
-    state     TEXT,             -- NULL until the child finished
+    state     TEXT,             -- NULL until the child reported
     value     BLOB              -- its result if completed, else its error
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS flow_children_order ON flow_children (parent_id, position);
+-- Finishing a batch first asks whether any child is pending at all: one probe of this index.
+CREATE INDEX IF NOT EXISTS flow_children_pending ON flow_children (child_id) WHERE state IS NULL;
 
-CREATE TRIGGER IF NOT EXISTS flow_child_finished AFTER UPDATE OF state ON jobs
-WHEN NEW.state IN ('completed', 'failed', 'cancelled')
-    AND EXISTS (SELECT 1 FROM flow_children WHERE child_id = NEW.id AND state IS NULL)
-BEGIN
-    UPDATE flow_children SET state = NEW.state,
-        value = CASE NEW.state WHEN 'completed' THEN NEW.result ELSE NEW.error END
-        WHERE child_id = NEW.id;
-    UPDATE flows SET pending = pending - 1
-        WHERE parent_id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id);
-    -- Under 'fail', a failed or cancelled child fails its waiting parent (event first, so
-    -- the same condition still holds).
-    INSERT INTO job_events (queue, job_id, kind, at, data)
-        SELECT queue, id, 'failed', coalesce(NEW.finished_at, 0),
-            CAST(json_object('type', 'ChildFailedError', 'message', 'child job ' || NEW.id
-                || ' (queue ' || NEW.queue || ') '
-                || CASE NEW.state WHEN 'cancelled' THEN 'was cancelled' ELSE 'failed' END
-                || coalesce(': ' || json_extract(CAST(NEW.error AS TEXT), '$.type') || ': '
-                    || json_extract(CAST(NEW.error AS TEXT), '$.message'), ''),
-                'traceback', NULL) AS BLOB)
-        FROM jobs
-        WHERE id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id)
-            AND state = 'waiting-children' AND NEW.state <> 'completed'
-            AND (SELECT policy FROM flows WHERE parent_id = jobs.id) = 'fail';
-    UPDATE jobs SET state = 'failed', finished_at = coalesce(NEW.finished_at, 0),
-        expires_at = coalesce(NEW.finished_at, 0)
-            + (SELECT keep_ms FROM flows WHERE parent_id = jobs.id),
-        error = (SELECT data FROM job_events WHERE seq = last_insert_rowid())
-        WHERE id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id)
-            AND state = 'waiting-children' AND NEW.state <> 'completed'
-            AND (SELECT policy FROM flows WHERE parent_id = jobs.id) = 'fail';
-    -- The last child to report makes its parent waiting.
-    UPDATE jobs SET state = 'waiting', run_at = coalesce(NEW.finished_at, run_at)
-        WHERE id = (SELECT parent_id FROM flow_children WHERE child_id = NEW.id)
-            AND state = 'waiting-children'
-            AND (SELECT pending FROM flows WHERE parent_id = jobs.id) <= 0;
-END;
-
+-- A deleted parent (trimmed, purged, removed) takes its flow's rows with it.
 CREATE TRIGGER IF NOT EXISTS flow_parent_deleted AFTER DELETE ON jobs
 WHEN EXISTS (SELECT 1 FROM flows WHERE parent_id = OLD.id)
 BEGIN
