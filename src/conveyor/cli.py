@@ -486,9 +486,13 @@ def queues(as_json: bool, app_path: str | None, url: str | None) -> None:
     if as_json:
         print_json(overview)
         return
-    table = Table("queue", *STATES, "paused")
+    # Flow parents are a column only where there are some (the table fits 80 columns).
+    shown = [
+        s for s in STATES if s != JobState.WAITING_CHILDREN or any(q["counts"][s] for q in overview)
+    ]
+    table = Table("queue", *shown, "paused")
     for queue in overview:
-        counts = [cell(queue["counts"][state]) for state in STATES]
+        counts = [cell(queue["counts"][state]) for state in shown]
         table.add_row(cell(queue["name"]), *counts, cell("yes" if queue["paused"] else "no"))
     console().print(table if overview else "no queues yet")
 

@@ -368,16 +368,15 @@ class Worker:
             options = _DEFAULT_OPTIONS
             try:
                 options = options_decoder.decode(job.options).under(task)
+                running.flow_child = options.flow is not None and options.flow.child
                 if task is None:
                     raise TaskNotFoundError(
                         f"no task named {job.task!r} is registered in this worker"
                     )
-                if options.flow is not None:
-                    running.flow_child = options.flow.child
-                    if options.flow.parent is not None:
-                        job, ctx.children = await prepare_parent(
-                            self.app.flows.store, job, options.flow
-                        )
+                if options.flow is not None and options.flow.parent is not None:
+                    job, ctx.children = await prepare_parent(
+                        self.app.flows.store, job, options.flow
+                    )
                 value = await self._call(task, job, ctx, options)
                 result = outcomes.completed(
                     job, value, now_ms(), retention, self.app.settings.max_payload_bytes
