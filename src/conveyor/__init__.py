@@ -33,9 +33,10 @@ from conveyor.errors import (
 from conveyor.events.bus import EventBus
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import EventMeta
-from conveyor.jobs.client import Call
+from conveyor.jobs.client import Call, Step
 from conveyor.jobs.context import JobCancelledError, JobContext, current_job
 from conveyor.jobs.events import JobEvents
+from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
@@ -58,6 +59,7 @@ __all__ = [
     "Call",
     "CancelResult",
     "CheckResult",
+    "ChildResult",
     "ConfigError",
     "ConflictError",
     "Conveyor",
@@ -65,6 +67,8 @@ __all__ = [
     "DeadLetter",
     "EventBus",
     "EventMeta",
+    "Flow",
+    "FlowClient",
     "HealthReport",
     "InvalidArgumentsError",
     "InvalidScheduleError",
@@ -93,6 +97,7 @@ __all__ = [
     "SerializationError",
     "Settings",
     "Status",
+    "Step",
     "StoreUnavailableError",
     "SyncJob",
     "Task",

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from conveyor.config import Settings, load_settings
 from conveyor.errors import BadInputError, ProgrammingError
 from conveyor.jobs.client import Call, JobClient
+from conveyor.jobs.flows import FlowClient
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import check_concurrency
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
@@ -51,6 +52,8 @@ class Conveyor:
         self.store = make_job_store(self.settings)
         self.jobs = JobClient(self.settings, self.store, self.open)
         self.schedules = ScheduleClient(self)
+        self.flows = FlowClient(self)
+        """Flows: ``app.flows.add(...)``, ``chain(...)``, ``group(...)`` (jobs/flows.py)."""
         self.metrics = Metrics()
         self.health = Health()
         self.tasks: dict[str, Task[Any, Any]] = {}

@@ -318,6 +318,7 @@ def jobs() -> None:
 TIME_COLUMNS: dict[JobState, tuple[str, Callable[[Job[Any]], datetime | None]]] = {
     JobState.SCHEDULED: ("runs at", lambda job: job.scheduled_for),
     JobState.WAITING: ("enqueued", lambda job: job.created_at),
+    JobState.WAITING_CHILDREN: ("enqueued", lambda job: job.created_at),
     JobState.ACTIVE: ("started", lambda job: job.started_at),
     JobState.COMPLETED: ("finished", lambda job: job.finished_at),
     JobState.FAILED: ("finished", lambda job: job.finished_at),
@@ -487,9 +488,13 @@ def queues(as_json: bool, app_path: str | None, url: str | None) -> None:
     if as_json:
         print_json(overview)
         return
-    table = Table("queue", *STATES, "paused")
+    # Flow parents are a column only where there are some (the table fits 80 columns).
+    shown = [
+        s for s in STATES if s != JobState.WAITING_CHILDREN or any(q["counts"][s] for q in overview)
+    ]
+    table = Table("queue", *shown, "paused")
     for queue in overview:
-        counts = [cell(queue["counts"][state]) for state in STATES]
+        counts = [cell(queue["counts"][state]) for state in shown]
         table.add_row(cell(queue["name"]), *counts, cell("yes" if queue["paused"] else "no"))
     console().print(table if overview else "no queues yet")
 

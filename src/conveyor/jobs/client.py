@@ -12,7 +12,7 @@ import math
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -48,6 +48,21 @@ PRIORITY_RANGE = range(-1_000, 1_001)
 """Priorities run from -1000 to 1000; higher runs first, 0 is the default."""
 
 
+FlowInput = Literal["context", "previous", "results"]
+"""How a flow's parent gets its children's results: from ``current_job().children``
+only, or also as its first argument (a chain step: the one child's result; a
+group's ``then``: the list of the completed children's results)."""
+
+
+class FlowRole(msgspec.Struct, frozen=True, omit_defaults=True):
+    """A job's place in a flow (``jobs/flows.py``), stored with its options."""
+
+    child: bool = False
+    """It reports to a parent when it finishes."""
+    parent: FlowInput | None = None
+    """It waits for children; their results reach it this way."""
+
+
 class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     """Per-job settings fixed at enqueue and stored with the job.
 
@@ -58,6 +73,7 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
 
     retries: int | None = None
     timeout: float | None = None
+    flow: FlowRole | None = None
 
     def under(self, task: Task[Any, Any] | None) -> JobOptions:
         """These options with what they leave open taken from ``task``."""
@@ -68,6 +84,7 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
         return JobOptions(
             retries=self.retries if self.retries is not None else (task.retries if task else 0),
             timeout=self.timeout if self.timeout is not None else (task.timeout if task else None),
+            flow=self.flow,
         )
 
 
@@ -99,6 +116,20 @@ class Call(Generic[R]):
     options: EnqueueOptions
 
 
+@dataclass(frozen=True, slots=True)
+class Step(Generic[R]):
+    """A call whose first argument its flow fills in (``task.step(...)``).
+
+    In ``app.flows.chain(...)`` it gets the previous step's result; as a
+    group's ``then``, the list of the group's results.
+    """
+
+    task: Task[Any, R]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: EnqueueOptions
+
+
 class JobClient:
     """Enqueue, read and administer jobs in one store."""
 
@@ -119,7 +150,10 @@ class JobClient:
 
     # -- enqueue -----------------------------------------------------------
 
-    def build(self, call: Call[Any], now: int) -> NewJob:
+    def build(
+        self, call: Call[Any], now: int, flow: FlowRole | None = None, job_id: str | None = None
+    ) -> NewJob:
+        """The job to insert for ``call`` (``flow``, ``job_id``: as a job of a flow)."""
         task, opts = call.task, call.options
         _check_options(opts)
         priority = task.priority if opts.priority is None else opts.priority
@@ -130,13 +164,15 @@ class JobClient:
             run_at = now + int(opts.delay * 1000)
         elif opts.at is not None:
             run_at = int(opts.at.timestamp() * 1000)
-        task.check_arguments(call.args, call.kwargs)
+        takes_input = flow is not None and flow.parent in ("previous", "results")
+        task.check_arguments((None, *call.args) if takes_input else call.args, call.kwargs)
         options = JobOptions(
             retries=task.retries if opts.retries is None else opts.retries,
             timeout=task.timeout if opts.timeout is None else opts.timeout,
+            flow=flow,
         )
         return NewJob(
-            id=opts.job_id or new_job_id(),
+            id=job_id or opts.job_id or new_job_id(),
             queue=opts.queue or task.queue,
             task=task.name,
             payload=serialization.encode_call(

@@ -10,11 +10,14 @@ from __future__ import annotations
 import threading
 import time
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from conveyor import serialization
 from conveyor.errors import ProgrammingError
 from conveyor.stores.base import LogLine, ProgressUpdate
+
+if TYPE_CHECKING:
+    from conveyor.jobs.flows import ChildResult
 
 _current: ContextVar[JobContext | None] = ContextVar("conveyor_job", default=None)
 
@@ -34,6 +37,7 @@ class JobContext:
         "_progress",
         "attempt",
         "cancelled",
+        "children",
         "fence",
         "job_id",
         "queue",
@@ -64,6 +68,9 @@ class JobContext:
         that lost its lease cannot overwrite the work of the one that replaced it."""
         self.cancelled = False
         """True once someone asked to cancel this job (or its lease was lost)."""
+        self.children: list[ChildResult] = []
+        """A flow parent's children, in the order given, each with its result or error
+        (``app.flows``); empty for a job that is not a flow's parent."""
         self._limit = limit
         self._progress: bytes | None = None
         self._logs: list[LogLine] = []
@@ -84,6 +91,10 @@ class JobContext:
         with self._lock:
             self._logs.append(line)
             self._dirty = True
+
+    def children_results(self) -> list[Any]:
+        """The results of this flow parent's children that completed, in order."""
+        return [child.result for child in self.children if child.ok]
 
     def raise_if_cancelled(self) -> None:
         """Stop a long sync task cooperatively: raises once the job is cancelled."""

@@ -10,10 +10,19 @@ from __future__ import annotations
 import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Generic,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from conveyor.errors import InvalidArgumentsError
-from conveyor.jobs.client import Call, EnqueueOptions
+from conveyor.jobs.client import Call, EnqueueOptions, Step
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention, as_backoff
 
@@ -22,6 +31,7 @@ if TYPE_CHECKING:
     from conveyor.sync import SyncJob
 
 P = ParamSpec("P")
+P2 = ParamSpec("P2")
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
@@ -45,6 +55,18 @@ class _Caller(Generic[P, R]):
         """Enqueue one job. Returns the existing job if ``job_id`` is taken."""
         (job,) = await self._task.app.jobs.enqueue([Call(self._task, args, kwargs, self._options)])
         return job
+
+    def step(
+        self: _Caller[Concatenate[Any, P2], R], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Step[R]:
+        """A call for a flow, whose first argument the flow fills in.
+
+        >>> await app.flows.chain(fetch.call(url), parse.step(), store.step(table="pages"))
+
+        In a chain the first argument is the previous step's result; as a
+        group's ``then``, the list of the group's results.
+        """
+        return Step(self._task, args, kwargs, self._options)
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncJob[R]:
         """``enqueue`` for sync code (Django, Flask, scripts)."""

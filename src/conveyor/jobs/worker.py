@@ -42,6 +42,7 @@ from conveyor.errors import JobTimeoutError, QueueBackoff, TaskNotFoundError
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobCancelledError, JobContext, _current
+from conveyor.jobs.flows import prepare_parent
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.sandbox import run_in_sandbox
@@ -78,6 +79,7 @@ class _Running:
     ctx: JobContext
     task: asyncio.Task[None] | None = None
     stop_reason: str | None = None  # "cancel" | "lost" | "shutdown"
+    flow_child: bool = False  # reports to a flow parent when it finishes (jobs/flows.py)
 
 
 class Worker:
@@ -114,6 +116,7 @@ class Worker:
         self._force_stop = False
         self._stopped = asyncio.Event()
         self._blocking: asyncio.Future[Any] | None = None
+        self._parents_released = False
         self.last_beat = time.monotonic()
 
     # -- lifecycle -----------------------------------------------------------
@@ -238,6 +241,9 @@ class Worker:
             for job in claimed:
                 self._start(job)
             if want > 0 and not claimed and not self._outcomes:
+                if self._parents_released:  # a delivery after the claim made parents ready
+                    self._parents_released = False
+                    continue
                 if self.burst and not self._running:
                     return
                 self._wake.clear()
@@ -276,7 +282,22 @@ class Worker:
         self.last_beat = time.monotonic()
         if pending:
             self._record(pending, accepted)
+            await self._deliver_to_parents(pending, accepted)
         return claimed
+
+    async def _deliver_to_parents(
+        self, pending: list[tuple[Outcome, str, _Running, float]], accepted: list[bool]
+    ) -> None:
+        """Hand finished flow children's results to their parents (a no-op but on Redis,
+        whose sweep repairs a delivery this process did not live to make)."""
+        children = [
+            (p[0].queue, p[0].id)
+            for p, ok in zip(pending, accepted, strict=True)
+            if ok and p[2].flow_child and p[0].state.is_finished
+        ]
+        if children:
+            await self._guard(functools.partial(self.app.flows.store.deliver, children))
+            self._parents_released = True
 
     async def _flush_outcomes(self) -> None:
         if self._outcomes:
@@ -348,9 +369,14 @@ class Worker:
             options = _DEFAULT_OPTIONS
             try:
                 options = options_decoder.decode(job.options).under(task)
+                running.flow_child = options.flow is not None and options.flow.child
                 if task is None:
                     raise TaskNotFoundError(
                         f"no task named {job.task!r} is registered in this worker"
+                    )
+                if options.flow is not None and options.flow.parent is not None:
+                    job, ctx.children = await prepare_parent(
+                        self.app.flows.store, job, options.flow
                     )
                 value = await self._call(task, job, ctx, options)
                 result = outcomes.completed(
@@ -572,6 +598,7 @@ class Worker:
         )
         await self.store.heartbeat(info, int(s.sweep_interval * 3000))
         self.last_beat = time.monotonic()
+        await self.app.flows.store.repair(now)
 
     async def _guard(self, step: Callable[[], Any]) -> None:
         """Run a background step; a failing store must not kill the worker."""

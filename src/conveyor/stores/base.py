@@ -28,6 +28,8 @@ class JobState(StrEnum):
 
     SCHEDULED = "scheduled"
     """Waiting for its ``run_at`` (a delay, or a retry backoff)."""
+    WAITING_CHILDREN = "waiting-children"
+    """A flow's parent: it becomes waiting once each of its children has finished."""
     WAITING = "waiting"
     """Ready; the next free worker of its queue takes it."""
     ACTIVE = "active"

@@ -12,7 +12,7 @@ import heapq
 import secrets
 import threading
 from collections import defaultdict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from conveyor.errors import ConflictError
@@ -117,6 +117,8 @@ class MemoryJobStore:
         self.schedule_rows: dict[str, ScheduleRecord] = {}
         self.dedupe_keys: dict[tuple[str, str], tuple[str, int]] = {}
         self.limits = MemoryLimits()
+        # Set by the flow store (memory/flows.py): told of every finished and deleted job.
+        self.flow_hook: Callable[[_Job, bool], None] | None = None
         self._events: deque[tuple[int, JobEvent]] = deque(maxlen=EVENTS_KEPT)
         self._event_seq = 0
         self._notifier = Notifier()
@@ -146,6 +148,8 @@ class MemoryJobStore:
             heapq.heappush(self._ready[job.queue], entry)
         elif state is JobState.SCHEDULED:
             heapq.heappush(self._scheduled[job.queue], (job.run_at, job.seq, job.id, job.version))
+        if state.is_finished and self.flow_hook is not None:
+            self.flow_hook(job, False)
 
     def _end_cancelled(self, job: _Job, now: int, expires_at: int | None) -> None:
         job.finished_at = now
@@ -259,6 +263,8 @@ class MemoryJobStore:
         if job.state.is_finished:
             self._finished[job.queue, job.state].pop(job.id, None)
         del self._jobs[job.id]
+        if self.flow_hook is not None:
+            self.flow_hook(job, True)
 
     def _claim(
         self, queues: Sequence[str], limit: int, worker: str, lease_ms: int, now: int

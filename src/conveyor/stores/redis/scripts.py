@@ -20,10 +20,15 @@ class Scripts:
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
 
-    async def run(self, name: str, queue: str, args: Sequence[Any]) -> Any:
-        """Run script ``name`` over the keys of ``queue``."""
+    def script(self, name: str) -> Any:
+        """The registered script ``name`` (a redis-py ``Script``), e.g. to queue on a pipeline."""
         client = self._jobs.client
         if client is not self._client:
             self._scripts = {n: client.register_script(script_source(n)) for n in self._names}
             self._client = client
-        return await self._jobs._call(self._scripts[name], keys=[meta_key(queue)], args=list(args))
+        return self._scripts[name]
+
+    async def run(self, name: str, queue: str, args: Sequence[Any]) -> Any:
+        """Run script ``name`` over the keys of ``queue``."""
+        script = self.script(name)
+        return await self._jobs._call(script, keys=[meta_key(queue)], args=list(args))

@@ -41,6 +41,7 @@ from conveyor.stores.base import (
 from conveyor.stores.limits import earliest
 from conveyor.stores.notify import Notifier, read_when_ready
 from conveyor.stores.sqlite.database import Database, path_from_url
+from conveyor.stores.sqlite.flow_reports import report_finished
 from conveyor.stores.sqlite.limits import claim_gate, log_claims, pick_ready
 
 _RECORD_COLUMNS = (
@@ -115,6 +116,7 @@ def release_leases(
             if row[0] == "cancelled":
                 events.append((row[1], job_id, "cancelled", now, None))
     _insert_events(conn, events)
+    report_finished(conn, [event[1] for event in events])  # a cancelled flow child
     return released
 
 
@@ -189,6 +191,7 @@ class SqliteJobStore:
             events: list[Event] = []
             accepted = [self._finish(conn, outcome, now, events) for outcome in finished]
             _insert_events(conn, events)
+            report_finished(conn, [o.id for o, ok in zip(finished, accepted, strict=True) if ok])
             if any(o.keep is not None for o in finished):
                 self._trim(conn, finished, accepted)
             claimed = self._claim(conn, queues, claim, worker, lease_ms, now) if claim else []
@@ -499,6 +502,7 @@ class SqliteJobStore:
             errors = dict((job_id, error) for error, job_id in failed)
             events += [(r[1], r[0], r[3], now, errors.get(r[0])) for r in rows if r[3] != "waiting"]
             _insert_events(conn, events)
+            report_finished(conn, [r[0] for r in rows if r[3] != "waiting"])
         return [StalledJob(r[0], r[1], r[2], r[3] == "failed") for r in rows]
 
     async def purge_expired(self, now: int) -> int:
@@ -637,6 +641,7 @@ class SqliteJobStore:
                 (now, now + keep_ms, job_id),
             )
             _insert_events(conn, [(row[1], job_id, "cancelled", now, None)])
+            report_finished(conn, [job_id])
             return CancelResult.CANCELLED
 
     async def remove(self, job_id: str) -> bool:

@@ -125,3 +125,34 @@ CREATE TABLE IF NOT EXISTS job_events (
     at     INTEGER NOT NULL,
     data   BLOB
 );
+
+-- Flows (stores/sqlite/flows.py, flow_reports.py): a parent waits in 'waiting-children'
+-- until each of its children has reported, which happens in the transaction that gives the
+-- child its final state (whatever path does: an outcome, a stall, a release, a cancel).
+CREATE TABLE IF NOT EXISTS flows (
+    parent_id TEXT    PRIMARY KEY,
+    policy    TEXT    NOT NULL, -- 'fail' | 'ignore': what a failed or cancelled child does
+    pending   INTEGER NOT NULL, -- children that have not reported yet
+    keep_ms   INTEGER NOT NULL  -- how long a parent failed by a child is kept
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS flow_children (
+    child_id  TEXT    PRIMARY KEY,
+    parent_id TEXT    NOT NULL,
+    position  INTEGER NOT NULL,
+    queue     TEXT    NOT NULL,
+    state     TEXT,             -- NULL until the child reported
+    value     BLOB              -- its result if completed, else its error
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS flow_children_order ON flow_children (parent_id, position);
+-- Finishing a batch first asks whether any child is pending at all: one probe of this index.
+CREATE INDEX IF NOT EXISTS flow_children_pending ON flow_children (child_id) WHERE state IS NULL;
+
+-- A deleted parent (trimmed, purged, removed) takes its flow's rows with it.
+CREATE TRIGGER IF NOT EXISTS flow_parent_deleted AFTER DELETE ON jobs
+WHEN EXISTS (SELECT 1 FROM flows WHERE parent_id = OLD.id)
+BEGIN
+    DELETE FROM flow_children WHERE parent_id = OLD.id;
+    DELETE FROM flows WHERE parent_id = OLD.id;
+END;

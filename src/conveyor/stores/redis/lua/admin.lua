@@ -34,6 +34,7 @@ elseif action == "cancel" then
   rcall("ZREM", P .. "scheduled", id)
   finish(id, f[2], state, "cancelled", now, now + keep_ms)
   emit(id, "cancelled")
+  note_flow_child(id, now)
   return "cancelled"
 elseif action == "remove" then
   local state = rcall("HGET", job_key(ARGV[2]), "state")

@@ -28,6 +28,7 @@ for i = 7, 6 + n * 10, 10 do
     if cancel then
       finish(id, created_at, "active", "cancelled", finished_at, expires_at)
       emit(id, "cancelled")
+      note_flow_child(id, now)
     else
       if make_due(id, created_at, "active", run_at, now, f[5], f[6]) then wake_workers() end
       emit(id, "retrying", ARGV[i + 5])
@@ -56,6 +57,7 @@ for i = 7, 6 + n * 10, 10 do
     rcall("ZADD", P .. "done:" .. state, finished_at, id)
     if expires_at ~= "" then rcall("ZADD", P .. "expiry", expires_at, id) end
     emit(id, state, ARGV[i + 5])
+    note_flow_child(id, now)
     do
       local keep = ARGV[i + 8]
       if keep ~= "" then

@@ -19,6 +19,10 @@
 --   P.."schedules"       zset: this queue's schedule names by next fire time
 --   P.."dedupe:"..key    string: the job a debounce/throttle key points to (expires)
 --   P.."events"          stream: job events (job, kind, data), capped near EVENTS_KEPT entries
+--   P.."flow:"..id       hash: a flow parent's children and results (redis/flows.py)
+--   P.."flow:outbox"     hash: finished flow children of this queue not yet delivered to
+--                        their parent: id -> "<state>\n<parent link>\n<result or error>"
+--   P.."flow:due"        zset: those children by finish time (the sweep repairs old ones)
 local rcall = redis.call
 local P = string.sub(KEYS[1], 1, -5)
 local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
@@ -90,6 +94,18 @@ local function clear_lease(id)
   rcall("HSET", job_key(id), "cancel_requested", "0")
 end
 
+-- A flow child that reached a final state notes its result for its parent (which may
+-- live on another slot); redis/flows.py delivers it. Call after the job hash is final.
+local function note_flow_child(id, now)
+  local key = job_key(id)
+  local parent = rcall("HGET", key, "parent")
+  if not parent then return end
+  local f = rcall("HMGET", key, "state", "result", "error")
+  local value = (f[1] == "completed" and f[2] or f[3]) or ""
+  rcall("HSET", P .. "flow:outbox", id, f[1] .. "\n" .. parent .. "\n" .. value)
+  rcall("ZADD", P .. "flow:due", now, id)
+end
+
 local function delete_job(id)
   local f = rcall("HMGET", job_key(id), "state", "seq")
   local state = f[1]
@@ -100,7 +116,7 @@ local function delete_job(id)
   rcall("ZREM", P .. "scheduled", id)
   rcall("ZREM", P .. "active", id)
   rcall("ZREM", P .. "expiry", id)
-  rcall("DEL", job_key(id), P .. "logs:" .. id)
+  rcall("DEL", job_key(id), P .. "logs:" .. id, P .. "flow:" .. id)
   return true
 end
 
@@ -110,16 +126,18 @@ local function trim_done(state, keep)
   local excess = rcall("ZCARD", done) - tonumber(keep)
   if excess <= 0 then return end
   local ids = rcall("ZRANGE", done, 0, excess - 1)
-  local keys = {}
+  local keys, flows = {}, {}
   for i, id in ipairs(ids) do
     keys[2 * i - 1] = job_key(id)
     keys[2 * i] = P .. "logs:" .. id
+    flows[i] = P .. "flow:" .. id
   end
   for first = 1, #ids, 1000 do -- unpack() has a stack limit; stay well under it
     local last = math.min(first + 999, #ids)
     rcall("ZREM", P .. "state:" .. state, unpack(ids, first, last))
     rcall("ZREM", P .. "expiry", unpack(ids, first, last))
     rcall("DEL", unpack(keys, 2 * first - 1, 2 * last))
+    rcall("DEL", unpack(flows, first, last))
   end
   rcall("ZREMRANGEBYRANK", done, 0, excess - 1)
 end

@@ -18,6 +18,7 @@ for i = 3, #ARGV, 2 do
     if f[4] == "1" then
       finish(id, f[3], "active", "cancelled", now, now + keep_ms)
       emit(id, "cancelled")
+      note_flow_child(id, now)
     elseif make_due(id, f[3], "active", f[5], now, f[6], f[7]) then
       any_ready = true
     end

@@ -26,6 +26,7 @@ for _, id in ipairs(expired) do
     outcome = "cancelled"
     finish(id, f[3], "active", "cancelled", now, now + keep_ms)
     emit(id, "cancelled")
+    note_flow_child(id, now)
   elseif stalls <= tonumber(f[2]) then
     outcome = "waiting"
     make_due(id, f[3], "active", f[5], now, f[6], f[7])
@@ -37,6 +38,7 @@ for _, id in ipairs(expired) do
     rcall("HSET", key, "error", err)
     finish(id, f[3], "active", "failed", now, now + keep_ms)
     emit(id, "failed", err)
+    note_flow_child(id, now)
   end
   out[#out + 1] = id
   out[#out + 1] = f[8]

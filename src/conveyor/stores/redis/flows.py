@@ -1,0 +1,218 @@
+"""Flows on Redis and Redis Cluster: a parent and its children may live on different slots.
+
+Keys (``lua/lib.lua``): a parent's ``cv:{q}:flow:<id>`` hash holds its
+children's order, the count still pending, its policy and, per child that
+reported, ``s:<child>`` (final state) and ``v:<child>`` (result or error).
+
+A child cannot touch its parent's slot from its own script, so reporting
+takes two steps, each idempotent:
+
+1. The script that gives the child a final state (``exchange``, ``sweep``,
+   ``release``, ``admin`` cancel) also notes the result in the child
+   queue's outbox (``note_flow_child``): it is committed with the finish.
+2. :meth:`RedisFlowStore.deliver` (called by the worker right after its
+   outcomes are committed) reads those entries, applies them on the
+   parent's slot (``flow_deliver.lua``: ``HSETNX s:<child>`` counts each
+   child once, so a repeated delivery changes nothing), then clears them.
+   A worker that dies between the steps leaves the entry in the outbox;
+   :meth:`RedisFlowStore.repair`, run by every worker's sweep, delivers
+   entries older than ``REPAIR_AFTER_MS``.
+
+Adding a flow writes each queue's jobs with one script, the root's queue
+last (one ``MULTI/EXEC`` on a single server; one slot after another on a
+cluster). A root that exists therefore means its flow was written whole; a
+producer that died midway leaves children whose results wait in the outbox
+(an entry whose parent flow does not exist is kept ``ORPHAN_MS``) until the
+same ``add`` is made again and writes the rest.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from conveyor.errors import ConflictError
+from conveyor.stores.base import JobState, now_ms
+from conveyor.stores.flows import ChildRecord, FlowJob, child_failed_error
+from conveyor.stores.redis.jobs import RedisJobStore, _prefix, meta_key
+from conveyor.stores.redis.scripts import Scripts
+
+REPAIR_AFTER_MS = 1_000
+"""The sweep delivers outbox entries older than this (younger ones are the worker's)."""
+ORPHAN_MS = 86_400_000
+"""An outbox entry whose parent flow does not exist is dropped after this long."""
+_CHUNK = 1_000
+_LINK = msgspec.json.Decoder(tuple[str, str])
+_ORDER = msgspec.json.Decoder(list[tuple[str, str]])
+
+
+class _Entry(msgspec.Struct, gc=False):
+    queue: str
+    child: str
+    state: str
+    parent_queue: str
+    parent: str
+    value: bytes
+    noted_at: int
+
+
+class RedisFlowStore:
+    """A :class:`~conveyor.stores.flows.FlowStore` beside a :class:`RedisJobStore`."""
+
+    def __init__(self, jobs: RedisJobStore) -> None:
+        self._jobs = jobs
+        self._scripts = Scripts(jobs, ("flow_add", "flow_deliver", "flow_outbox"))
+
+    # -- adding a flow ---------------------------------------------------------
+
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
+        root = jobs[0]
+        await self._jobs._remember_queues({node.job.queue for node in jobs})
+        key = f"{_prefix(root.job.queue)}job:{root.job.id}"
+        if await self._jobs.call(self._jobs.client.exists, key):
+            return False
+        await self._check_free(jobs[1:])
+        by_queue: dict[str, list[Any]] = defaultdict(list)
+        for node in jobs[1:]:
+            by_queue[node.job.queue] += _add_args(node)
+        batches = [(queue, [now_ms(), *args]) for queue, args in by_queue.items()]
+        batches.append((root.job.queue, [now_ms(), *_add_args(root)]))
+        if self._jobs._is_cluster:
+            answers = [await self._scripts.run("flow_add", q, args) for q, args in batches]
+        else:
+            answers = await self._jobs.call(self._add_together, batches)
+        return bool(answers[-1][0])
+
+    async def _add_together(self, batches: list[tuple[str, list[Any]]]) -> list[Any]:
+        pipe = self._jobs.client.pipeline(transaction=True)
+        script = self._scripts.script("flow_add")
+        for queue, args in batches:
+            await script(keys=[meta_key(queue)], args=args, client=pipe)
+        return list(await pipe.execute())
+
+    async def _check_free(self, nodes: Sequence[FlowJob]) -> None:
+        """A child id already taken by a job of another flow (or none) is a conflict."""
+        calls = [(f"{_prefix(n.job.queue)}job:{n.job.id}", "state", "parent") for n in nodes]
+        rows = await self._jobs._pipelined("hmget", calls)
+        for node, (state, parent) in zip(nodes, rows, strict=True):
+            if state is not None and parent != _link(node):
+                raise ConflictError(f"job {node.job.id} of the flow exists already")
+
+    # -- reading ---------------------------------------------------------------
+
+    async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
+        raw = await self._jobs.call(self._jobs.client.hgetall, f"{_prefix(queue)}flow:{parent_id}")
+        if not raw:
+            return None
+        records = []
+        for child_queue, child in _ORDER.decode(raw[b"order"]):
+            state = raw.get(b"s:" + child.encode())
+            value = raw.get(b"v:" + child.encode()) or None
+            records.append(
+                ChildRecord(
+                    child, child_queue, None if state is None else JobState(state.decode()), value
+                )
+            )
+        return records
+
+    # -- delivering children's results ---------------------------------------------
+
+    async def deliver(self, children: Sequence[tuple[str, str]]) -> int:
+        by_queue: dict[str, list[str]] = defaultdict(list)
+        for queue, child in children:
+            by_queue[queue].append(child)
+        entries: list[_Entry] = []
+        for queue, ids in by_queue.items():
+            entries += await self._outbox(queue, ["take", *ids])
+        return await self._apply(entries, None)
+
+    async def repair(self, now: int) -> int:
+        queues = await self._jobs._all_queues()
+        sizes = await self._jobs._pipelined("zcard", [(f"{_prefix(q)}flow:due",) for q in queues])
+        entries: list[_Entry] = []
+        for queue, size in zip(queues, sizes, strict=True):
+            if size:
+                entries += await self._outbox(queue, ["due", now - REPAIR_AFTER_MS, _CHUNK])
+        return await self._apply(entries, now - ORPHAN_MS)
+
+    async def _outbox(self, queue: str, args: list[Any]) -> list[_Entry]:
+        flat = await self._scripts.run("flow_outbox", queue, args)
+        entries = []
+        for i in range(0, len(flat), 3):
+            state, link, value = flat[i + 1].split(b"\n", 2)
+            parent_queue, parent = _LINK.decode(link)
+            noted_at = int(float(flat[i + 2]))
+            entries.append(
+                _Entry(
+                    queue, flat[i].decode(), state.decode(), parent_queue, parent, value, noted_at
+                )
+            )
+        return entries
+
+    async def _apply(self, entries: list[_Entry], drop_before: int | None) -> int:
+        """Deliver ``entries`` by parent queue, then clear them from their outboxes.
+
+        A parent failed by its child is itself a finished child when it has a
+        parent: it is delivered in the next round.
+        """
+        applied = 0
+        while entries:
+            by_parent: dict[str, list[_Entry]] = defaultdict(list)
+            for entry in entries:
+                by_parent[entry.parent_queue].append(entry)
+            done: dict[str, list[str]] = defaultdict(list)
+            entries = []
+            for parent_queue, group in by_parent.items():
+                for first in range(0, len(group), _CHUNK):
+                    chunk = group[first : first + _CHUNK]
+                    codes, failed = await self._scripts.run(
+                        "flow_deliver", parent_queue, _deliver_args(chunk)
+                    )
+                    for entry, code in zip(chunk, codes, strict=True):
+                        applied += code == 1
+                        if code >= 0 or (drop_before is not None and entry.noted_at < drop_before):
+                            done[entry.queue].append(entry.child)
+                    if failed:
+                        ids = [f.decode() for f in failed]
+                        entries += await self._outbox(parent_queue, ["take", *ids])
+            for queue, ids in done.items():
+                for first in range(0, len(ids), _CHUNK):
+                    acked = ids[first : first + _CHUNK]
+                    await self._scripts.run("flow_outbox", queue, ["ack", *acked])
+        return applied
+
+
+def _link(node: FlowJob) -> bytes | None:
+    return None if node.parent is None else msgspec.json.encode(node.parent)
+
+
+def _add_args(node: FlowJob) -> list[Any]:
+    j = node.job
+    children = msgspec.json.encode(node.children) if node.children else b""
+    return [
+        j.id,
+        j.task,
+        j.payload,
+        j.options,
+        j.priority,
+        j.run_at,
+        j.created_at,
+        j.max_stalled,
+        _link(node) or b"",
+        children,
+        len(node.children),
+        node.policy,
+        node.keep_failed_ms,
+    ]
+
+
+def _deliver_args(entries: Sequence[_Entry]) -> list[Any]:
+    args: list[Any] = [now_ms()]
+    for e in entries:
+        error = None if e.state == JobState.COMPLETED else (e.value or None)
+        args += [e.parent, e.child, e.state, e.value]
+        args.append(child_failed_error(e.child, e.queue, e.state, error))
+    return args

@@ -1,0 +1,43 @@
+-- Apply finished children's results to their parents, which live in this queue.
+-- Idempotent: a child is counted once (HSETNX of its state), whoever delivers it.
+-- KEYS[1]  the queue's meta key
+-- ARGV     now, then per child: parent id, child id, state, value (result or error),
+--          the error to give the parent if this child fails it (5 values each)
+-- Returns  { per child 1 applied, 0 already applied, -1 no such flow (yet);
+--            parents this call failed that are themselves children (to deliver next) }
+local now = tonumber(ARGV[1])
+local codes, failed = {}, {}
+local any_ready = false
+for i = 2, #ARGV, 5 do
+  local parent, child, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local flow = P .. "flow:" .. parent
+  if rcall("EXISTS", flow) == 0 then
+    codes[#codes + 1] = -1
+  elseif rcall("HSETNX", flow, "s:" .. child, state) == 0 then
+    codes[#codes + 1] = 0
+  else
+    codes[#codes + 1] = 1
+    rcall("HSET", flow, "v:" .. child, ARGV[i + 3])
+    local pending = rcall("HINCRBY", flow, "pending", -1)
+    local key = job_key(parent)
+    local f = rcall("HMGET", key, "state", "created_at", "priority", "seq")
+    local g = rcall("HMGET", flow, "policy", "keep_ms")
+    if f[1] == "waiting-children" then
+      if state ~= "completed" and g[1] == "fail" then
+        rcall("HSET", key, "error", ARGV[i + 4])
+        finish(parent, f[2], "waiting-children", "failed", now, now + tonumber(g[2]))
+        emit(parent, "failed", ARGV[i + 4])
+        if rcall("HEXISTS", key, "parent") == 1 then
+          note_flow_child(parent, now)
+          failed[#failed + 1] = parent
+        end
+      elseif pending <= 0 then
+        rcall("HSET", key, "run_at", now)
+        make_due(parent, f[2], "waiting-children", now, now, f[3], f[4])
+        any_ready = true
+      end
+    end
+  end
+end
+if any_ready then wake_workers() end
+return { codes, failed }

@@ -1,0 +1,80 @@
+"""Flows in the SQLite file: one transaction adds a whole flow.
+
+Children report to their parents through the ``flow_child_finished``
+trigger (``schema.sql``), inside the transaction that finishes them, so
+there is nothing to deliver or repair afterwards.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+
+from conveyor.errors import ConflictError
+from conveyor.stores.base import JobState, now_ms
+from conveyor.stores.flows import ChildRecord, FlowJob
+from conveyor.stores.sqlite.jobs import SqliteJobStore, insert_job
+
+
+class SqliteFlowStore:
+    """A :class:`~conveyor.stores.flows.FlowStore` beside a :class:`SqliteJobStore`."""
+
+    def __init__(self, jobs: SqliteJobStore) -> None:
+        self.db = jobs.db
+
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
+        return await self.db.run(self._add_sync, jobs)
+
+    def _add_sync(self, jobs: Sequence[FlowJob]) -> bool:
+        with self.db.transaction() as conn:
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (jobs[0].job.id,)).fetchone():
+                return False
+            now = now_ms()
+            conn.executemany(
+                "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING",
+                [(queue,) for queue in {node.job.queue for node in jobs}],
+            )
+            for node in jobs:
+                if not insert_job(conn, node.job, now):
+                    raise ConflictError(f"job {node.job.id} of the flow exists already")
+                if node.children:
+                    self._add_parent(conn, node)
+        return True
+
+    def _add_parent(self, conn: sqlite3.Connection, node: FlowJob) -> None:
+        parent_id = node.job.id
+        conn.execute("UPDATE jobs SET state = 'waiting-children' WHERE id = ?", (parent_id,))
+        conn.execute(
+            "INSERT INTO flows (parent_id, policy, pending, keep_ms) VALUES (?,?,?,?)",
+            (parent_id, node.policy, len(node.children), node.keep_failed_ms),
+        )
+        try:
+            conn.executemany(
+                "INSERT INTO flow_children (child_id, parent_id, position, queue) VALUES (?,?,?,?)",
+                [(cid, parent_id, i, queue) for i, (queue, cid) in enumerate(node.children)],
+            )
+        except sqlite3.IntegrityError:
+            raise ConflictError(f"a child of {parent_id} belongs to another flow") from None
+
+    async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
+        return await self.db.run(self._children_sync, parent_id)
+
+    def _children_sync(self, parent_id: str) -> list[ChildRecord] | None:
+        conn = self.db.conn
+        if not conn.execute("SELECT 1 FROM flows WHERE parent_id = ?", (parent_id,)).fetchone():
+            return None
+        rows = conn.execute(
+            "SELECT child_id, queue, state, value FROM flow_children"
+            " WHERE parent_id = ? ORDER BY position",
+            (parent_id,),
+        ).fetchall()
+        return [
+            ChildRecord(cid, queue, None if state is None else JobState(state), value)
+            for cid, queue, state, value in rows
+        ]
+
+    async def deliver(self, children: Sequence[tuple[str, str]]) -> int:
+        return 0  # the trigger reported them in the transaction that finished them
+
+    async def repair(self, now: int) -> int:
+        return 0
