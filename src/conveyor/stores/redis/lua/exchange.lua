@@ -81,6 +81,15 @@ if claim > 0 and meta[1] ~= "1" then
     rcall("ZREM", P .. "scheduled", id)
     make_due(id, f[1], "scheduled", f[2], now, f[3], f[4])
   end
+  if meta[3] then
+    -- Times come from the clients, and a client's call may run after a later one's: the
+    -- rate's log only moves forward (and so do the claims' started_at), or a window could
+    -- hold more than the rate.
+    local newest = rcall("ZRANGE", P .. "claims", -1, -1, "WITHSCORES")
+    if #newest > 0 and tonumber(newest[2]) > tonumber(now) then
+      now = string.format("%.0f", tonumber(newest[2]))
+    end
+  end
   local allowed
   allowed, wake_at = limits_room(tonumber(now), meta[2], meta[3], meta[4], meta[5])
   local members = {}
