@@ -229,7 +229,8 @@ class EventBus:
         to a new UUID, and publishing an id again adds nothing while its
         deliveries are kept.
         """
-        (meta,) = await self.publish_many(
+        await self.declare()
+        (meta,) = await self.publisher.publish(
             [event], event_id=event_id, source=source, trace_id=trace_id, request_id=request_id
         )
         return meta
@@ -238,7 +239,6 @@ class EventBus:
         self,
         events: Sequence[object],
         *,
-        event_id: str | None = None,
         source: str | None = None,
         trace_id: str | None = None,
         request_id: str | None = None,
@@ -246,11 +246,7 @@ class EventBus:
         """Publish several events in one store step: all are delivered, or none."""
         await self.declare()
         return await self.publisher.publish(
-            list(events),
-            event_id=event_id,
-            source=source,
-            trace_id=trace_id,
-            request_id=request_id,
+            list(events), source=source, trace_id=trace_id, request_id=request_id
         )
 
     def publish_sync(self, event: object, **options: Any) -> EventMeta:
