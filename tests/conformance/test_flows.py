@@ -9,6 +9,7 @@ import pytest
 from conveyor import (
     BadInputError,
     ChildResult,
+    ConflictError,
     InvalidArgumentsError,
     JobFailedError,
     JobState,
@@ -356,3 +357,82 @@ async def test_child_that_stalls_for_good_fails_its_parent(make_app: AppFactory)
     with pytest.raises(JobFailedError) as failed:
         await flow.wait(timeout=5)
     assert "failed: StalledError" in str(failed.value)
+
+
+async def test_a_pending_child_cannot_be_removed_or_cleaned(make_app: AppFactory) -> None:
+    """Deleting a child its parent waits for would strand the parent: cancel it first."""
+    app = make_app()
+
+    @app.task(queue="parts")
+    async def part(n: int) -> int:
+        return n
+
+    @app.task
+    async def parent() -> list[int]:
+        return current_job().children_results()
+
+    flow = await app.flows.add(parent.call(), children=[part.call(1), part.call(2)])
+    with pytest.raises(ConflictError, match="pending flow child; cancel it first"):
+        await app.jobs.remove(flow.child_ids[0])
+    with pytest.raises(ConflictError, match="pending flow child"):
+        await app.jobs.clean("parts", "waiting", older_than=-60)
+    for child_id in flow.child_ids:
+        assert (await app.jobs.get(child_id)).status is JobState.WAITING
+    await app.jobs.cancel(flow.child_ids[0])
+    await app.flows.store.repair(now_ms() + 60_000)  # Redis: the sweep delivers a cancel
+    await app.jobs.remove(flow.child_ids[0])
+    await app.work(burst=True)
+    assert (await flow.job.refresh()).status is JobState.FAILED
+
+
+async def test_retrying_a_parent_failed_by_a_child_waits_for_its_other_children(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    ran: list[list[JobState]] = []
+
+    @app.task(queue="bad")
+    async def bad() -> int:
+        raise NonRetryableError("boom")
+
+    @app.task(queue="slow")
+    async def slow() -> int:
+        return 2
+
+    @app.task
+    async def parent() -> str:
+        ran.append([c.state for c in current_job().children])
+        return "ran"
+
+    flow = await app.flows.add(parent.call(), children=[bad.call(), slow.call()])
+    await app.work(queues=["bad"], burst=True)
+    await app.flows.store.repair(now_ms() + 60_000)
+    assert (await flow.job.refresh()).status is JobState.FAILED
+    await app.jobs.retry(flow.id)
+    assert (await flow.job.refresh()).status is JobState.WAITING_CHILDREN
+    assert (await app.work(queues=["default"], burst=True)).completed == 0
+    await app.work(queues=["slow"], burst=True)
+    await app.work(burst=True)
+    assert await flow.wait(timeout=5) == "ran"
+    assert ran == [[JobState.FAILED, JobState.COMPLETED]]
+
+
+async def test_retrying_a_cancelled_parent_of_finished_children_runs_it(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="parts")
+    async def part() -> int:
+        return 1
+
+    @app.task
+    async def parent() -> int:
+        return sum(current_job().children_results())
+
+    flow = await app.flows.add(parent.call(), children=[part.call(), part.call()])
+    await flow.job.cancel()
+    await app.jobs.retry(flow.id)
+    assert (await flow.job.refresh()).status is JobState.WAITING_CHILDREN
+    await app.work(burst=True)
+    assert await flow.wait(timeout=5) == 2

@@ -259,6 +259,17 @@ class MemoryJobStore:
         while len(finished) > keep:
             self._delete(self._jobs[next(iter(finished))])
 
+    def _awaits(self, job: _Job) -> bool:
+        """Whether ``job`` is a flow parent some of whose children have not reported."""
+        hook = self.flow_hook
+        flow = None if hook is None else getattr(hook, "flows", {}).get(job.id)
+        return flow is not None and bool(flow.pending > 0)
+
+    def _reports(self, job: _Job) -> bool:
+        """Whether ``job`` is a flow child its parent still waits for."""
+        hook = self.flow_hook
+        return hook is not None and job.id in getattr(hook, "parent_of", {})
+
     def _delete(self, job: _Job) -> None:
         if job.state.is_finished:
             self._finished[job.queue, job.state].pop(job.id, None)
@@ -528,7 +539,7 @@ class MemoryJobStore:
             job.expires_at = None
             job.result = None
             job.error = None
-            self._place(job, JobState.WAITING)
+            self._place(job, JobState.WAITING_CHILDREN if self._awaits(job) else JobState.WAITING)
             return True
 
     async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
@@ -551,6 +562,8 @@ class MemoryJobStore:
                 return False
             if job.state is JobState.ACTIVE:
                 raise ConflictError(f"job {job_id} is active; cancel it first")
+            if self._reports(job):
+                raise ConflictError(f"job {job_id} is a pending flow child; cancel it first")
             self._delete(job)
             return True
 
@@ -566,6 +579,9 @@ class MemoryJobStore:
                 and (j.finished_at or j.created_at) < before
             ]
             doomed.sort(key=lambda j: j.seq)
+            for job in doomed[:limit]:
+                if self._reports(job):
+                    raise ConflictError(f"job {job.id} is a pending flow child; cancel it first")
             for job in doomed[:limit]:
                 self._delete(job)
         return min(len(doomed), limit)

@@ -550,12 +550,18 @@ class RedisJobStore:
         answer = await self._script("admin", queue, ["remove", job_id])
         if answer == b"active":
             raise ConflictError(f"job {job_id} is active; cancel it first")
+        if answer == b"child":
+            raise ConflictError(f"job {job_id} is a pending flow child; cancel it first")
         return bool(answer)
 
     async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
         if state is JobState.ACTIVE:
             raise ConflictError("active jobs cannot be cleaned; they are held by workers")
-        return int(await self._script("admin", queue, ["clean", state.value, before, limit]))
+        answer = await self._script("admin", queue, ["clean", state.value, before, limit])
+        if isinstance(answer, list):
+            child = answer[1].decode()
+            raise ConflictError(f"job {child} is a pending flow child; cancel it first")
+        return int(answer)
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
         entry = msgspec.json.encode({"until": now_ms() + ttl_ms, "info": worker})

@@ -612,8 +612,11 @@ class SqliteJobStore:
 
     def retry_sync(self, job_id: str, now: int) -> bool:
         with self.db.transaction() as conn:
+            # A flow parent some of whose children have not reported waits for them again.
             cursor = conn.execute(
-                "UPDATE jobs SET state = 'waiting', attempts = 0, stalls = 0, run_at = ?,"
+                "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
+                " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
+                " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
                 " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
                 " WHERE id = ? AND state IN ('failed', 'cancelled')",
                 (now, job_id),
@@ -654,6 +657,7 @@ class SqliteJobStore:
                 return False
             if row[0] == _ACTIVE:
                 raise ConflictError(f"job {job_id} is active; cancel it first")
+            _refuse_pending_children(conn, [job_id])
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
             return True
 
@@ -664,11 +668,18 @@ class SqliteJobStore:
         if state is JobState.ACTIVE:
             raise ConflictError("active jobs cannot be cleaned; they are held by workers")
         with self.db.transaction() as conn:
-            return conn.execute(
-                "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = ?"
-                " AND coalesce(finished_at, created_at) < ? ORDER BY seq LIMIT ?)",
+            doomed = conn.execute(
+                "SELECT id FROM jobs WHERE queue = ? AND state = ?"
+                " AND coalesce(finished_at, created_at) < ? ORDER BY seq LIMIT ?",
                 (queue, state.value, before, limit),
-            ).rowcount
+            ).fetchall()
+            ids = [row[0] for row in doomed]
+            _refuse_pending_children(conn, ids)
+            for first in range(0, len(ids), 500):
+                chunk = ids[first : first + 500]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+            return len(ids)
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
         await self.db.run(self._heartbeat_sync, worker, ttl_ms)
@@ -699,3 +710,17 @@ class SqliteJobStore:
             "SELECT info FROM workers WHERE expires_at >= ? ORDER BY id", (now_ms(),)
         ).fetchall()
         return [_WORKER_DECODER.decode(info) for (info,) in rows]
+
+
+def _refuse_pending_children(conn: sqlite3.Connection, job_ids: list[str]) -> None:
+    """A flow child its parent still waits for is not deleted (its parent would wait forever)."""
+    for first in range(0, len(job_ids), 500):
+        chunk = job_ids[first : first + 500]
+        marks = ",".join("?" * len(chunk))
+        row = conn.execute(
+            f"SELECT child_id FROM flow_children WHERE child_id IN ({marks}) AND state IS NULL"
+            " LIMIT 1",
+            chunk,
+        ).fetchone()
+        if row is not None:
+            raise ConflictError(f"job {row[0]} is a pending flow child; cancel it first")
