@@ -436,3 +436,32 @@ async def test_retrying_a_cancelled_parent_of_finished_children_runs_it(
     assert (await flow.job.refresh()).status is JobState.WAITING_CHILDREN
     await app.work(burst=True)
     assert await flow.wait(timeout=5) == 2
+
+
+async def test_adding_a_flow_again_after_its_root_was_removed_is_refused(
+    make_app: AppFactory,
+) -> None:
+    """Its children finished and reported long ago: a new root would wait for them forever."""
+    app = make_app()
+
+    @app.task(queue="parts")
+    async def part(n: int) -> int:
+        return n
+
+    @app.task
+    async def report() -> int:
+        return sum(current_job().children_results())
+
+    def calls() -> list[Any]:
+        return [part.call(n) for n in range(3)]
+
+    first = await app.flows.add(report.options(job_id="daily").call(), children=calls())
+    await app.work(queues=["parts"], burst=True)
+    await app.flows.store.repair(now_ms() + 60_000)
+    await app.work(burst=True)
+    assert await first.wait(timeout=5) == 3
+    await app.jobs.remove("daily")  # by hand, or by its retention
+    with pytest.raises(ConflictError, match="exists already"):
+        await app.flows.add(report.options(job_id="daily").call(), children=calls())
+    with pytest.raises(NotFoundError):
+        await app.jobs.get("daily")

@@ -94,11 +94,21 @@ class RedisFlowStore:
         return list(await pipe.execute())
 
     async def _check_free(self, nodes: Sequence[FlowJob]) -> None:
-        """A child id already taken by a job of another flow (or none) is a conflict."""
+        """A child id already taken is a conflict, unless by this flow's half-written add.
+
+        Such a child links to its parent and has not reported yet: it is
+        unfinished, or finished with its entry still in its outbox (so the
+        parent written now counts it). A finished child that reported (its
+        earlier root was removed) would leave the new parent waiting forever.
+        """
         calls = [(f"{_prefix(n.job.queue)}job:{n.job.id}", "state", "parent") for n in nodes]
         rows = await self._jobs._pipelined("hmget", calls)
-        for node, (state, parent) in zip(nodes, rows, strict=True):
-            if state is not None and parent != _link(node):
+        noted = [(f"{_prefix(n.job.queue)}flow:outbox", n.job.id) for n in nodes]
+        unreported = await self._jobs._pipelined("hexists", noted)
+        for node, (state, parent), waiting in zip(nodes, rows, unreported, strict=True):
+            if state is None:
+                continue
+            if parent != _link(node) or (JobState(state.decode()).is_finished and not waiting):
                 raise ConflictError(f"job {node.job.id} of the flow exists already")
 
     # -- reading ---------------------------------------------------------------
