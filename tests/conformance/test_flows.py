@@ -465,3 +465,36 @@ async def test_adding_a_flow_again_after_its_root_was_removed_is_refused(
         await app.flows.add(report.options(job_id="daily").call(), children=calls())
     with pytest.raises(NotFoundError):
         await app.jobs.get("daily")
+
+
+async def test_a_lost_delivery_is_repaired_behind_1001_children_of_a_removed_parent(
+    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Results that have no parent left to go to do not hold up the repair of others."""
+    app = make_app(concurrency=200, claim_batch=200)
+
+    @app.task(queue="parts")
+    async def part(n: int) -> int:
+        return n
+
+    @app.task
+    async def parent() -> list[int]:
+        return current_job().children_results()
+
+    big = await app.flows.add(parent.call(), children=[part.call(n) for n in range(1001)])
+    await app.jobs.remove(big.id)
+    assert (await app.work(queues=["parts"], burst=True)).completed == 1001
+    small = await app.flows.add(parent.call(), children=[part.call(7)])
+
+    async def crashed(children: Any) -> int:
+        return 0
+
+    store = app.flows.store
+    with monkeypatch.context() as patch:
+        patch.setattr(store, "deliver", crashed)
+        assert (await app.work(queues=["parts"], burst=True)).completed == 1
+    for _ in range(3):  # three sweeps
+        await store.repair(now_ms() + 60_000)
+    assert (await small.job.refresh()).status is JobState.WAITING
+    await app.work(burst=True)
+    assert await small.wait(timeout=5) == [7]

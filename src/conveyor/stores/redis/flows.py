@@ -22,8 +22,11 @@ Adding a flow writes each queue's jobs with one script, the root's queue
 last (one ``MULTI/EXEC`` on a single server; one slot after another on a
 cluster). A root that exists therefore means its flow was written whole; a
 producer that died midway leaves children whose results wait in the outbox
-(an entry whose parent flow does not exist is kept ``ORPHAN_MS``) until the
-same ``add`` is made again and writes the rest.
+(an entry whose parent flow does not exist is kept ``ORPHAN_MS``, tried
+again at each repair after the entries due before it) until the same
+``add`` is made again and writes the rest. On one server an add is one
+``MULTI/EXEC``, so there an entry whose flow is missing is acknowledged at
+once: its parent was removed.
 """
 
 from __future__ import annotations
@@ -146,7 +149,7 @@ class RedisFlowStore:
         for queue, size in zip(queues, sizes, strict=True):
             if size:
                 entries += await self._outbox(queue, ["due", now - REPAIR_AFTER_MS, _CHUNK])
-        return await self._apply(entries, now - ORPHAN_MS)
+        return await self._apply(entries, now)
 
     async def _outbox(self, queue: str, args: list[Any]) -> list[_Entry]:
         flat = await self._scripts.run("flow_outbox", queue, args)
@@ -162,36 +165,46 @@ class RedisFlowStore:
             )
         return entries
 
-    async def _apply(self, entries: list[_Entry], drop_before: int | None) -> int:
+    async def _apply(self, entries: list[_Entry], repair_at: int | None) -> int:
         """Deliver ``entries`` by parent queue, then clear them from their outboxes.
 
         A parent failed by its child is itself a finished child when it has a
-        parent: it is delivered in the next round.
+        parent: it is delivered in the next round. The repair (``repair_at``)
+        drops an entry whose flow is still missing after ``ORPHAN_MS`` and
+        makes the others due again later, so the next repair reads past them.
         """
         applied = 0
+        whole = 0 if self._jobs._is_cluster else 1
         while entries:
             by_parent: dict[str, list[_Entry]] = defaultdict(list)
             for entry in entries:
                 by_parent[entry.parent_queue].append(entry)
             done: dict[str, list[str]] = defaultdict(list)
+            later: dict[str, list[str]] = defaultdict(list)
             entries = []
             for parent_queue, group in by_parent.items():
                 for first in range(0, len(group), _CHUNK):
                     chunk = group[first : first + _CHUNK]
                     codes, failed = await self._scripts.run(
-                        "flow_deliver", parent_queue, _deliver_args(chunk)
+                        "flow_deliver", parent_queue, _deliver_args(chunk, whole)
                     )
                     for entry, code in zip(chunk, codes, strict=True):
                         applied += code == 1
-                        if code >= 0 or (drop_before is not None and entry.noted_at < drop_before):
+                        if code >= 0 or (
+                            repair_at is not None and entry.noted_at < repair_at - ORPHAN_MS
+                        ):
                             done[entry.queue].append(entry.child)
+                        elif repair_at is not None:
+                            later[entry.queue].append(entry.child)
                     if failed:
                         ids = [f.decode() for f in failed]
                         entries += await self._outbox(parent_queue, ["take", *ids])
-            for queue, ids in done.items():
-                for first in range(0, len(ids), _CHUNK):
-                    acked = ids[first : first + _CHUNK]
-                    await self._scripts.run("flow_outbox", queue, ["ack", *acked])
+            for action, by_queue in (("ack", done), ("later", later)):
+                for queue, ids in by_queue.items():
+                    for first in range(0, len(ids), _CHUNK):
+                        some = ids[first : first + _CHUNK]
+                        at = [] if action == "ack" else [repair_at]
+                        await self._scripts.run("flow_outbox", queue, [action, *at, *some])
         return applied
 
 
@@ -219,8 +232,8 @@ def _add_args(node: FlowJob) -> list[Any]:
     ]
 
 
-def _deliver_args(entries: Sequence[_Entry]) -> list[Any]:
-    args: list[Any] = [now_ms()]
+def _deliver_args(entries: Sequence[_Entry], whole: int) -> list[Any]:
+    args: list[Any] = [now_ms(), whole]
     for e in entries:
         error = None if e.state == JobState.COMPLETED else (e.value or None)
         args += [e.parent, e.child, e.state, e.value]

@@ -1,18 +1,24 @@
 -- Apply finished children's results to their parents, which live in this queue.
 -- Idempotent: a child is counted once (HSETNX of its state), whoever delivers it.
 -- KEYS[1]  the queue's meta key
--- ARGV     now, then per child: parent id, child id, state, value (result or error),
+-- ARGV     now, whole ("1" when a flow is always written whole: one server, one MULTI/EXEC),
+--          then per child: parent id, child id, state, value (result or error),
 --          the error to give the parent if this child fails it (5 values each)
--- Returns  { per child 1 applied, 0 already applied, -1 no such flow (yet);
+-- Returns  { per child 1 applied, 0 already applied or its parent is gone (nothing to
+--            apply it to), -1 no such flow yet (a cluster add written halfway);
 --            parents this call failed that are themselves children (to deliver next) }
 local now = tonumber(ARGV[1])
+local whole = ARGV[2] == "1"
 local codes, failed = {}, {}
 local any_ready = false
-for i = 2, #ARGV, 5 do
+for i = 3, #ARGV, 5 do
   local parent, child, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local flow = P .. "flow:" .. parent
   if rcall("EXISTS", flow) == 0 then
-    codes[#codes + 1] = -1
+    -- A parent is written with its flow: a missing flow with the job there (another job
+    -- reusing its id) or on one server means the parent was removed or trimmed.
+    local gone = whole or rcall("EXISTS", job_key(parent)) == 1
+    codes[#codes + 1] = gone and 0 or -1
   elseif rcall("HSETNX", flow, "s:" .. child, state) == 0 then
     codes[#codes + 1] = 0
   else

@@ -22,7 +22,9 @@
 --   P.."flow:"..id       hash: a flow parent's children and results (redis/flows.py)
 --   P.."flow:outbox"     hash: finished flow children of this queue not yet delivered to
 --                        their parent: id -> "<state>\n<parent link>\n<result or error>"
---   P.."flow:due"        zset: those children by finish time (the sweep repairs old ones)
+--   P.."flow:due"        zset: those children by finish time (the sweep repairs old ones),
+--                        or by when to try again if their parent's flow was not written yet
+--   P.."flow:noted"      hash: id -> finish time, of those tried again (their age)
 local rcall = redis.call
 local P = string.sub(KEYS[1], 1, -5)
 local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
