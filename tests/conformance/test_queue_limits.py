@@ -18,7 +18,7 @@ from conveyor import (
     Task,
     Worker,
 )
-from conveyor.stores.base import now_ms
+from conveyor.stores.base import Outcome, now_ms
 from tests.conftest import AppFactory
 
 LEASE_MS = 60_000
@@ -310,3 +310,25 @@ async def test_a_task_limit_lifted_then_set_again_counts_the_running_jobs(
     _, more = await app.store.exchange([], ["q"], 5, "w2", LEASE_MS)
     assert more == []
     assert (await app.jobs.counts())["q"][JobState.ACTIVE] == 1
+
+
+async def test_a_freed_task_slot_goes_to_a_waiting_job_not_to_cancelled_ones(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="q", concurrency=1)
+    async def exclusive() -> None:
+        return None
+
+    await _declare(app, exclusive, 1)
+    first = await exclusive.enqueue()
+    _, (held,) = await app.store.exchange([], ["q"], 1, "w1", LEASE_MS)
+    blocked = [await exclusive.enqueue() for _ in range(6)]
+    _, none = await app.store.exchange([], ["q"], 10, "w2", LEASE_MS)  # held back behind `first`
+    assert none == []
+    for job in blocked[:5]:
+        await app.jobs.cancel(job.id)
+    done = Outcome(first.id, held.token, "q", JobState.COMPLETED, now_ms(), result=b"1")
+    _, claimed = await app.store.exchange([done], ["q"], 1, "w1", LEASE_MS)
+    assert [job.id for job in claimed] == [blocked[5].id]  # the slot `first` freed, at once
