@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from conveyor import NonRetryableError, current_job
+from conveyor import NonRetryableError, QueueBackoff, current_job
 
 
 def where(a: int, b: int) -> dict[str, int]:
@@ -45,3 +45,7 @@ class Hopeless(NonRetryableError):
 
 def hopeless() -> None:
     raise Hopeless("no point in trying again")
+
+
+def backs_off() -> None:
+    raise QueueBackoff(30, "downstream said 429")

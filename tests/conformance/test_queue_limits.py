@@ -15,10 +15,13 @@ from conveyor import (
     ProgrammingError,
     QueueBackoff,
     QueueLimits,
+    Task,
     Worker,
 )
-from conveyor.stores.base import now_ms
+from conveyor.stores.base import Outcome, now_ms
 from tests.conftest import AppFactory
+
+LEASE_MS = 60_000
 
 
 class Gauge:
@@ -66,6 +69,12 @@ async def _started_ms(app: Conveyor, job_id: str) -> int:
     record = await app.store.get(job_id)
     assert record is not None and record.started_at is not None
     return record.started_at
+
+
+async def _declare(app: Conveyor, task: Task[..., object], concurrency: int | None) -> None:
+    """Declare ``task``'s limit as a worker of code with ``concurrency=`` does."""
+    task.concurrency = concurrency
+    await app.jobs.controls.declare_tasks([task], ["q"])
 
 
 async def test_global_concurrency_caps_running_jobs_across_workers(make_app: AppFactory) -> None:
@@ -263,3 +272,63 @@ async def test_lifting_a_task_limit_lets_its_held_back_jobs_run(make_app: AppFac
     await _run_until(app, one_running_then_lift)
     assert gauge.most == 4
     assert (await app.jobs.queue_limits("q")).tasks == {}
+
+
+async def test_a_task_limit_counts_the_jobs_already_running_when_it_is_set(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="q")
+    async def unlimited() -> None:
+        return None
+
+    await app.enqueue_many([unlimited.call() for _ in range(4)])
+    _, running = await app.store.exchange([], ["q"], 2, "old", LEASE_MS)
+    assert len(running) == 2  # claimed while the task had no limit
+    await _declare(app, unlimited, 2)  # a rolling deploy: the new code says concurrency=2
+    _, more = await app.store.exchange([], ["q"], 5, "new", LEASE_MS)
+    assert more == []
+    assert (await app.jobs.counts())["q"][JobState.ACTIVE] == 2
+
+
+async def test_a_task_limit_lifted_then_set_again_counts_the_running_jobs(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="q", concurrency=1)
+    async def exclusive() -> None:
+        return None
+
+    await app.enqueue_many([exclusive.call() for _ in range(4)])
+    await _declare(app, exclusive, 1)
+    _, running = await app.store.exchange([], ["q"], 5, "w1", LEASE_MS)
+    assert len(running) == 1
+    await _declare(app, exclusive, None)
+    await _declare(app, exclusive, 1)
+    _, more = await app.store.exchange([], ["q"], 5, "w2", LEASE_MS)
+    assert more == []
+    assert (await app.jobs.counts())["q"][JobState.ACTIVE] == 1
+
+
+async def test_a_freed_task_slot_goes_to_a_waiting_job_not_to_cancelled_ones(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="q", concurrency=1)
+    async def exclusive() -> None:
+        return None
+
+    await _declare(app, exclusive, 1)
+    first = await exclusive.enqueue()
+    _, (held,) = await app.store.exchange([], ["q"], 1, "w1", LEASE_MS)
+    blocked = [await exclusive.enqueue() for _ in range(6)]
+    _, none = await app.store.exchange([], ["q"], 10, "w2", LEASE_MS)  # held back behind `first`
+    assert none == []
+    for job in blocked[:5]:
+        await app.jobs.cancel(job.id)
+    done = Outcome(first.id, held.token, "q", JobState.COMPLETED, now_ms(), result=b"1")
+    _, claimed = await app.store.exchange([done], ["q"], 1, "w1", LEASE_MS)
+    assert [job.id for job in claimed] == [blocked[5].id]  # the slot `first` freed, at once

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Backoff, JobState, ProgrammingError
+from conveyor.stores.base import now_ms
 from tests.conformance import sandboxed
 from tests.conftest import AppFactory
 
@@ -114,6 +115,19 @@ async def test_an_exception_in_the_sandbox_is_recorded_as_raised_and_follows_the
     await hopeless_job.refresh()
     assert (hopeless_job.status, hopeless_job.attempts) == (JobState.FAILED, 1)
     assert hopeless_job.error is not None and hopeless_job.error.type == "Hopeless"
+
+
+async def test_a_queue_backoff_raised_in_the_sandbox_backs_the_queue_off(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    backs_off = app.task(queue="api", sandbox=True, retries=0)(sandboxed.backs_off)
+    job = await backs_off.enqueue()
+    stats = await app.work(queues=["api"], burst=True)
+    assert (stats.released, stats.failed) == (1, 0)
+    await job.refresh()
+    assert (job.status, job.attempts) == (JobState.WAITING, 0)  # given back, not counted
+    assert (await app.jobs.queue_limits("api")).backoff_until >= now_ms() + 20_000
 
 
 def test_a_sandboxed_task_must_be_importable_by_module_path() -> None:

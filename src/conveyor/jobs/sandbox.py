@@ -19,7 +19,8 @@ talk over pipes in frames (4-byte big-endian length, then JSON):
 A child that ends without an answer is reported as
 :class:`~conveyor.errors.SandboxCrashedError` naming the signal or exit
 code; an exception in the task is recorded with its own type, message and
-traceback (:class:`RemoteTaskError`). Either is retried per the task's policy.
+traceback (:class:`RemoteTaskError`). Either is retried per the task's policy;
+a ``QueueBackoff`` raised in the child backs the queue off, as in the worker.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from conveyor.errors import (
     JobTimeoutError,
     NonRetryableError,
     ProgrammingError,
+    QueueBackoff,
     Retry,
     SandboxCrashedError,
 )
@@ -90,6 +92,8 @@ class _Raised(msgspec.Struct, tag="error", tag_field="kind"):
     mro: list[str]
     """Qualified names of the exception's classes, so the parent can apply the retry policy."""
     delay: float | None = None
+    backoff: float | None = None
+    """A ``QueueBackoff``'s seconds: the parent backs the queue off instead of failing."""
 
 
 _Message = _Progress | _Log | _Returned | _Raised
@@ -119,6 +123,13 @@ class _RemoteRetry(RemoteTaskError, Retry):
     def __init__(self, raised: _Raised) -> None:
         RemoteTaskError.__init__(self, raised)
         self.delay = raised.delay
+
+
+class _RemoteBackoff(RemoteTaskError, QueueBackoff):
+    def __init__(self, raised: _Raised) -> None:
+        QueueBackoff.__init__(self, raised.backoff or 0, raised.message)
+        self.type_name = raised.type
+        self.traceback_text = raised.traceback
 
 
 _FINAL_IN_CHILD = {
@@ -219,6 +230,8 @@ async def _end(child: asyncio.subprocess.Process) -> None:
 
 
 def _remote_error(raised: _Raised, task: Task[Any, Any]) -> RemoteTaskError:
+    if raised.backoff is not None:
+        return _RemoteBackoff(raised)
     final = {f"{cls.__module__}.{cls.__qualname__}" for cls in task.non_retryable}
     if _FINAL_IN_CHILD.intersection(raised.mro) or final.intersection(raised.mro):
         return _RemoteNonRetryable(raised)
@@ -302,6 +315,7 @@ def _raised(exc: BaseException, limit: int) -> _Raised:
         traceback="".join(traceback.format_exception(exc))[-limit:],
         mro=[f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__],
         delay=delay,
+        backoff=exc.seconds if isinstance(exc, QueueBackoff) else None,
     )
 
 

@@ -288,14 +288,14 @@ class MemoryJobStore:
                 continue
             self._promote_due(queue, now)
             heap = self._ready[queue]
-            gate = self.limits.gate(queue, limit - len(claimed), now, heap)
+            gate = self.limits.gate(queue, limit - len(claimed), now, heap, self._is_ready)
             self.limits.wake_at = earliest(self.limits.wake_at, gate.wake_at)
             taken = 0
             while heap and taken < gate.room:
                 entry = heapq.heappop(heap)
-                job = self._jobs.get(entry[3])
-                if job is None or job.version != entry[4] or job.state is not JobState.WAITING:
+                if not self._is_ready(entry):
                     continue
+                job = self._jobs[entry[3]]
                 if not gate.admits(job.task):
                     self.limits.park(queue, job.task, entry)
                     continue
@@ -305,6 +305,11 @@ class MemoryJobStore:
             if len(claimed) >= limit:
                 break
         return claimed
+
+    def _is_ready(self, entry: tuple[int, int, int, str, int]) -> bool:
+        """Whether a ready-heap entry is still its job's: the job waits and was not moved since."""
+        job = self._jobs.get(entry[3])
+        return job is not None and job.version == entry[4] and job.state is JobState.WAITING
 
     def _claim_one(
         self, job: _Job, token: str, worker: str, lease_until: int, now: int

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict, deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from conveyor.stores.base import JobState, now_ms
@@ -43,8 +44,19 @@ class MemoryLimits:
             self.active[queue] += 1
             self.task_active[queue, task] += 1
 
-    def gate(self, queue: str, want: int, now: int, ready: list[ReadyEntry]) -> Gate:
-        """What a claim of ``queue`` may take; parked jobs of tasks with free slots go back."""
+    def gate(
+        self,
+        queue: str,
+        want: int,
+        now: int,
+        ready: list[ReadyEntry],
+        live: Callable[[ReadyEntry], bool],
+    ) -> Gate:
+        """What a claim of ``queue`` may take; parked jobs of tasks with free slots go back.
+
+        ``live`` tells an entry whose job still waits from one of a job since cancelled,
+        removed or moved: only live entries use up a freed slot (dead ones are dropped).
+        """
         limits = self.limits.get(queue)
         if limits is None:
             return Gate(want)
@@ -63,8 +75,10 @@ class MemoryLimits:
         for task, free in (gate.task_room or {}).items():
             parked = self.parked.get((queue, task))
             while parked and free > 0:
-                heapq.heappush(ready, parked.popleft())
-                free -= 1
+                entry = parked.popleft()
+                if live(entry):
+                    heapq.heappush(ready, entry)
+                    free -= 1
         return gate
 
     def park(self, queue: str, task: str, entry: ReadyEntry) -> None:

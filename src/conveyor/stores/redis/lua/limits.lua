@@ -41,20 +41,24 @@ local function running_count(task)
   return n
 end
 
--- Move up to n parked jobs of a task back to ready (those still waiting).
+-- Move up to n parked jobs of a task back to ready. Entries of jobs no longer waiting
+-- (cancelled, removed, moved) are dropped and do not count against n.
 local function unpark(task, n)
-  local popped = rcall("ZPOPMIN", P .. "parked:" .. task, n)
-  local any = false
-  for j = 1, #popped, 2 do
-    local member = popped[j]
-    local id = string.sub(member, 18)
-    local f = rcall("HMGET", job_key(id), "state", "priority", "run_at", "seq")
-    if f[1] == "waiting" and ready_member(f[4], id) == member then
-      rcall("ZADD", P .. "ready", ready_score(f[2], f[3]), member)
-      any = true
+  local moved = 0
+  while moved < n do
+    local popped = rcall("ZPOPMIN", P .. "parked:" .. task, n - moved)
+    if #popped == 0 then break end
+    for j = 1, #popped, 2 do
+      local member = popped[j]
+      local id = string.sub(member, 18)
+      local f = rcall("HMGET", job_key(id), "state", "priority", "run_at", "seq")
+      if f[1] == "waiting" and ready_member(f[4], id) == member then
+        rcall("ZADD", P .. "ready", ready_score(f[2], f[3]), member)
+        moved = moved + 1
+      end
     end
   end
-  return any
+  return moved
 end
 
 -- Pop up to `room` ready members in claim order; a job of a task at its limit is parked.
