@@ -121,8 +121,9 @@ class _RemoteNonRetryable(RemoteTaskError, NonRetryableError):
 
 class _RemoteRetry(RemoteTaskError, Retry):
     def __init__(self, raised: _Raised) -> None:
-        RemoteTaskError.__init__(self, raised)
-        self.delay = raised.delay
+        Retry.__init__(self, raised.delay, raised.message)
+        self.type_name = raised.type
+        self.traceback_text = raised.traceback
 
 
 class _RemoteBackoff(RemoteTaskError, QueueBackoff):
