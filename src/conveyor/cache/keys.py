@@ -4,8 +4,9 @@
 becomes, once, a builder that reads ``args[0]`` (or ``kwargs["user_id"]``, or
 the default) and joins it with the literal parts: no format parsing and no
 ``signature.bind`` per call. ``{user.id}`` reads an attribute of an argument.
-Without a template the key is the function's qualified name and every
-argument, in order.
+Without a template the key is the function's qualified name and the
+``repr`` of every argument, in order (so ``"a:b", "c"`` and ``"a", "b:c"``
+differ).
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ def compile_key(fn: Callable[..., Any], template: str | None) -> KeyBuilder:
     """A function (args, kwargs) -> key for calls of ``fn``."""
     fn_name = getattr(fn, "__qualname__", repr(fn))
     sig = inspect.signature(fn)
+    default_key = template is None
     if template is None:
         names = [
             p.name
@@ -73,8 +75,15 @@ def compile_key(fn: Callable[..., Any], template: str | None) -> KeyBuilder:
         if field is not None:
             if field == "":
                 raise ProgrammingError(f"cache key template {template!r}: empty {{}} field")
-            getters.append(_argument_getter(fn_name, sig, field))
+            getter = _argument_getter(fn_name, sig, field)
+            getters.append(_repr_of(getter) if default_key else getter)
     return _builder(literals, getters)
+
+
+def _repr_of(get: Callable[..., Any]) -> Callable[..., str]:
+    """The default key shows each argument's ``repr``: ``f("a:b", "c")`` and
+    ``f("a", "b:c")``, or ``None`` and ``"None"``, get different keys."""
+    return lambda args, kwargs: repr(get(args, kwargs))
 
 
 def _builder(literals: Sequence[str], getters: Sequence[Callable[..., Any]]) -> KeyBuilder:
