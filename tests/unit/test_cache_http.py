@@ -94,3 +94,34 @@ def test_authenticated_requests_are_cached_when_asked() -> None:
     assert client.get("/me", headers={"authorization": "a"}).headers["x-cache"] == "HIT"
     assert client.get("/me", headers={"authorization": "b"}).json() == {"me": "b"}
     assert calls == 2
+
+
+def test_cookies_bypass_and_background_tasks_run_and_vary_is_sent() -> None:
+    from starlette.background import BackgroundTask
+
+    cache = Cache()
+    ran: list[str] = []
+
+    @cache.response(ttl=60, vary_query=["q"], vary_headers=["accept-language"])
+    async def search(request: Request) -> Response:
+        ran.append(request.query_params.get("q", ""))
+        return JSONResponse(
+            {"q": request.query_params.get("q")}, background=BackgroundTask(ran.append, "task")
+        )
+
+    client = TestClient(Starlette(routes=[Route("/search", search)]))
+    miss = client.get("/search?q=a")
+    assert miss.headers["x-cache"] == "MISS"
+    assert miss.headers["vary"] == "accept-language"
+    assert ran == ["a", "task"]  # the endpoint's background task ran on the miss
+    assert client.get("/search?q=a").headers["x-cache"] == "HIT"
+    # A cookie may carry a session: never cached unless asked.
+    with_cookie = client.get("/search?q=a", headers={"cookie": "session=s"})
+    assert with_cookie.headers["x-cache"] == "BYPASS"
+    # Values that would print alike are different keys.
+    assert client.get("/search", params={"q": "a&b"}).headers["x-cache"] == "MISS"
+    # If-None-Match: weak tags and * match.
+    etag = client.get("/search?q=a").headers["etag"]
+    for header in (f"W/{etag}", f'"x", {etag}', "*"):
+        assert client.get("/search?q=a", headers={"if-none-match": header}).status_code == 304
+    assert client.get("/search?q=a", headers={"if-none-match": '"other"'}).status_code == 200

@@ -43,7 +43,8 @@ class StoredResponse(msgspec.Struct, array_like=True):
 
 
 def _is_authenticated(request: Request) -> bool:
-    if "authorization" in request.headers:
+    # A cookie may carry a session, so its response may be personal (as Varnish assumes).
+    if "authorization" in request.headers or "cookie" in request.headers:
         return True
     user = request.scope.get("user")
     return bool(getattr(user, "is_authenticated", False))
@@ -57,9 +58,10 @@ def _cacheable(response: Response, statuses: Sequence[int]) -> bool:
 
 
 def _key(request: Request, vary_query: Sequence[str], vary_headers: Sequence[str]) -> str:
-    query = "&".join(f"{name}={request.query_params.get(name, '')}" for name in vary_query)
-    headers = "|".join(request.headers.get(name, "") for name in vary_headers)
-    return f"http:{request.url.path}?{query}#{headers}"
+    """The path and the chosen values, JSON-encoded so no value can pass for another."""
+    query = [request.query_params.get(name) for name in vary_query]
+    headers = [request.headers.get(name) for name in vary_headers]
+    return "http:" + msgspec.json.encode([request.url.path, query, headers]).decode()
 
 
 def _store(response: Response) -> StoredResponse:
@@ -69,9 +71,19 @@ def _store(response: Response) -> StoredResponse:
     return StoredResponse(response.status_code, headers, body, etag)
 
 
-def _render(request: Request, stored: StoredResponse, state: str) -> Response:
+def _matches(etag: str, if_none_match: str) -> bool:
+    """Whether ``If-None-Match`` names ``etag`` (weak comparison, ``*`` matches any)."""
+    tags = [tag.strip() for tag in if_none_match.split(",")]
+    return "*" in tags or etag in (tag.removeprefix("W/") for tag in tags)
+
+
+def _render(
+    request: Request, stored: StoredResponse, state: str, vary: Sequence[str] = ()
+) -> Response:
     common = {"etag": stored.etag, "x-cache": state}
-    if stored.etag in request.headers.get("if-none-match", ""):
+    if vary:
+        common["vary"] = ", ".join(vary)
+    if _matches(stored.etag, request.headers.get("if-none-match", "")):
         return Response(status_code=304, headers=common)
     response = Response(stored.body, status_code=stored.status)
     for name, value in stored.headers:
@@ -115,7 +127,7 @@ def cached_response(
             key = _key(request, vary_query, vary_headers)
             stored = await cache.get(key, type=StoredResponse)
             if stored is not None:
-                return _render(request, stored, "HIT")
+                return _render(request, stored, "HIT", vary_headers)
 
             async def refresh() -> StoredResponse | None:
                 response = await endpoint(*args, **kwargs)
@@ -128,14 +140,16 @@ def cached_response(
             stale = await cache.get(key, type=StoredResponse, allow_stale=True)
             if stale is not None:
                 cache._core.spawn(refresh())
-                return _render(request, stale, "STALE")
+                return _render(request, stale, "STALE", vary_headers)
             response = await endpoint(*args, **kwargs)
             if not _cacheable(response, statuses):
                 response.headers["x-cache"] = "BYPASS"
                 return response
             fresh = _store(response)
             await cache.set(key, fresh, ttl, tags=tags, stale_ttl=stale_ttl)
-            return _render(request, fresh, "MISS")
+            rendered = _render(request, fresh, "MISS", vary_headers)
+            rendered.background = response.background  # the endpoint's own tasks still run
+            return rendered
 
         return wrapper  # type: ignore[return-value]
 
