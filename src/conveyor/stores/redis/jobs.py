@@ -394,7 +394,9 @@ class RedisJobStore:
 
     async def events_start(self) -> str:
         seconds, micros = await self._call(self.client.time)
-        start = f"{int(seconds) * 1000 + int(micros) // 1000}-0"  # stream ids are server ms
+        # Stream ids are server ms; XREAD returns ids after the cursor, so start just
+        # before this ms: an event written in it (even as <ms>-0) is not skipped.
+        start = f"{int(seconds) * 1000 + int(micros) // 1000 - 1}-{2**64 - 1}"
         return msgspec.json.encode(_EventCursor(start)).decode()
 
     async def read_events(
