@@ -438,6 +438,94 @@ async def test_a_write_removes_the_key_from_other_local_tiers(
     await eventually(lambda: _equals(reader.get("p:1"), None))
 
 
+def _hold_shared_replies(cache: Cache) -> tuple[asyncio.Event, asyncio.Event]:
+    """Delay the replies of the shared tier's reads: the value is read, then the reader
+    resumes only once ``release`` is set (a slow network). Returns (fetched, release)."""
+    tier = cache._core.shared
+    assert tier is not None
+    fetched, release = asyncio.Event(), asyncio.Event()
+
+    def held(real: Callable[..., Any]) -> Callable[..., Any]:
+        async def call(*args: Any) -> Any:
+            data = await real(*args)
+            fetched.set()
+            await release.wait()
+            return data
+
+        return call
+
+    for name in ("get", "get_many"):
+        setattr(tier, name, held(getattr(tier, name)))
+    return fetched, release
+
+
+def _release_shared_replies(cache: Cache) -> None:
+    for name in ("get", "get_many"):
+        delattr(cache._core.shared, name)
+
+
+async def _not_local(cache: Cache, key: str) -> bool:
+    return cache.local.get(cache.full_key(key)) is None
+
+
+async def _read(cache: Cache, how: str) -> Any:
+    if how == "get":
+        return await cache.get("k")
+    if how == "get_many":
+        return (await cache.get_many(["k"]))[0]
+
+    async def factory() -> str:
+        return "computed"
+
+    return await cache.get_or_set("k", factory, ttl=60)
+
+
+@pytest.mark.parametrize("how", ["get", "get_many", "get_or_set"])
+async def test_a_read_racing_a_write_does_not_put_the_old_value_back(
+    make_cache: CacheFactory, shared: bool, how: str
+) -> None:
+    if not shared:
+        pytest.skip("local-only caches have no shared round trip to race")
+    cache = make_cache()
+    await cache.open()
+    await cache.set("k", "v1", ttl=60)
+    cache.local.clear()  # the next read asks the shared tier
+    fetched, release = _hold_shared_replies(cache)
+    reader = asyncio.create_task(_read(cache, how))
+    await fetched.wait()  # the read has v1 in hand
+    await cache.set("k", "v2", ttl=60)
+    release.set()
+    assert await reader == "v1"  # it started before the write: fine
+    _release_shared_replies(cache)
+    assert await cache.get("k") == "v2"  # the local tier was not refilled with v1
+
+
+@pytest.mark.parametrize("how", ["get", "get_many", "get_or_set"])
+async def test_an_invalidation_arriving_during_a_read_is_not_lost(
+    make_cache: CacheFactory, shared: bool, how: str
+) -> None:
+    if not shared:
+        pytest.skip("local-only caches share nothing")
+    writer, reader = make_cache(), make_cache()
+    await writer.open()
+    await reader.open()
+    await writer.set("k", "v1", ttl=60)
+    await writer.set("probe", 1, ttl=60)
+    await asyncio.sleep(0.1)  # let the first publications pass
+    reader.local.clear()
+    assert await reader.get("probe") == 1  # in the reader's local tier
+    fetched, release = _hold_shared_replies(reader)
+    task = asyncio.create_task(_read(reader, how))
+    await fetched.wait()  # the reader has v1 in hand
+    await writer.set("k", "v2", ttl=60)
+    await writer.delete("probe")  # published after k's invalidation
+    await eventually(lambda: _not_local(reader, "probe"))  # so k's was handled too
+    release.set()
+    assert await task == "v1"
+    _release_shared_replies(reader)
+    assert await reader.get("k") == "v2"
+
+
 # -- stats, metrics, the app -------------------------------------------------------
 
 

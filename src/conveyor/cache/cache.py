@@ -222,6 +222,7 @@ class Cache:
                     stats.local_hits += 1
                     return value
                 stale = value
+        version = self._local.version(full)
         data = await self._core.shared_call(lambda s: s.get(full))
         if isinstance(data, bytes):
             envelope = open_envelope(data)
@@ -229,7 +230,7 @@ class Cache:
             if value is not _MISSING:
                 if envelope.fresh_until == 0 or envelope.fresh_until > time.time() * 1000:
                     if has_header(data):
-                        self._local.put(full, data)
+                        self._local.fill(full, data, version)
                     stats.shared_hits += 1
                     return value
                 stale = value
@@ -255,11 +256,12 @@ class Cache:
                 missing.append(i)
         if missing:
             fulls = [self._prefix + keys[i] for i in missing]
+            versions = [self._local.version(full) for full in fulls]
             found = await self._core.shared_call(
                 lambda s: s.get_many(fulls), budget=self._bulk(len(fulls))
             )
             datas: list[bytes | None] = [None] * len(fulls) if found is FAILED else found  # type: ignore[assignment]
-            for i, full, data in zip(missing, fulls, datas, strict=True):
+            for i, full, data, version in zip(missing, fulls, datas, versions, strict=True):
                 value = (
                     _MISSING
                     if data is None or not is_fresh(data)
@@ -269,7 +271,7 @@ class Cache:
                     self._stats.misses += 1
                     continue
                 if data is not None and has_header(data):
-                    self._local.put(full, data)
+                    self._local.fill(full, data, version)
                 values[i] = value
                 self._stats.shared_hits += 1
         return values
@@ -544,13 +546,14 @@ class Cache:
         stale: Any = _MISSING
         if entry is not None:
             stale = _decode(entry.body, decoder)
+        version = self._local.version(full)
         data = await self._core.coalesced_get(full)
         if isinstance(data, bytes):
             value = _decode(open_envelope(data).body, decoder)
             if value is not _MISSING:
                 if is_fresh(data):
                     if has_header(data):
-                        self._local.put(full, data)
+                        self._local.fill(full, data, version)
                     self._stats.shared_hits += 1
                     return (True, value)
                 stale = value

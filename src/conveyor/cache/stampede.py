@@ -79,17 +79,19 @@ async def _produce(core: CacheCore, recipe: Recipe, wait: bool) -> bytes | None:
             shared = core.shared
             assert shared is not None
             await shared.wait_unlocked(key, core.lock_ttl)
+            version = core.local.version(key)
             data = await core.shared_call(lambda s: s.get(key))
             if isinstance(data, bytes) and is_fresh(data):
-                core.local.put(key, data, tags=recipe.tags)
+                core.local.fill(key, data, version, recipe.tags)
                 return data
             continue
         held: str = token  # type: ignore[assignment]
         unlock = _unlocker(key, held)
         try:
+            version = core.local.version(key)
             data = await core.shared_call(lambda s: s.get(key))
             if wait and isinstance(data, bytes) and is_fresh(data):  # finished just before
-                core.local.put(key, data, tags=recipe.tags)
+                core.local.fill(key, data, version, recipe.tags)
                 return data
             return await _compute_and_store(core, recipe)
         finally:
