@@ -171,6 +171,21 @@ async def test_namespaces_keep_keys_tags_and_stats_apart(make_cache: CacheFactor
         cache.namespace("a:b")
 
 
+@pytest.mark.parametrize("name", ["tag", "lock"])
+async def test_namespaces_the_shared_tier_reserves_are_refused(
+    make_cache: CacheFactory, store_url: str, name: str
+) -> None:
+    cache = make_cache()
+    with pytest.raises(BadInputError, match="reserved"):
+        cache.namespace(name)
+    with pytest.raises(BadInputError, match="reserved"):
+        Cache(store_url, namespace=name)
+    users = cache.namespace("users")  # so nothing can clear or overwrite users' tag sets
+    await users.set("1", "ada", tags=["team"])
+    await users.invalidate_tags("team")
+    assert await make_cache().namespace("users").get("1") is None
+
+
 async def test_invalidate_by_tag(make_cache: CacheFactory) -> None:
     cache = make_cache()
     await cache.set("u1", 1, tags=["team:1"])
@@ -326,6 +341,45 @@ async def test_early_refresh_recomputes_before_expiry(make_cache: CacheFactory) 
     assert await cache.get_or_set("k", factory, ttl=60) == 1  # served, refresh started
     await eventually(lambda: _equals(cache.get("k"), 2))
     assert cache.stats().early_refreshes >= 1
+
+
+async def test_a_miss_joining_an_early_refresh_that_found_the_lock_taken_computes(
+    make_cache: CacheFactory, shared: bool
+) -> None:
+    if not shared:
+        pytest.skip("local-only caches have no cross-process lock")
+    from conveyor.cache.stampede import encode_entry, store
+
+    cache, other = make_cache(early_refresh_beta=1.0), make_cache()
+    await cache.open()
+    await other.open()
+    full = cache.full_key("k")
+    token = await other._core.shared.try_lock(full, 30_000)  # another process computes k
+    assert token is not None
+    # A value that took hours to compute: an early refresh is due on every hit.
+    data, expires_at = encode_entry(cache._core, "old", 60, 5.0, compute_ms=10_000_000)
+    await store(cache._core, full, data, expires_at, [])
+    tier = cache._core.shared
+    real_try_lock, gate = tier.try_lock, asyncio.Event()
+
+    async def gated_try_lock(key: str, ttl_ms: int) -> Any:
+        await gate.wait()
+        return await real_try_lock(key, ttl_ms)
+
+    tier.try_lock = gated_try_lock  # type: ignore[method-assign]
+
+    async def factory() -> str:
+        return "new"
+
+    assert await cache.get_or_set("k", factory, ttl=60) == "old"  # starts the early refresh
+    refresh = cache._core.inflight[full]
+    cache.local.delete(full)  # the next call misses locally and joins the refresh
+    waiter = asyncio.create_task(cache.get_or_set("k", factory, ttl=60, stale_ttl=0))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await refresh is None  # the lock was taken: the refresh gave up
+    await other._core.shared.unlock(full, token)
+    assert await waiter in ("old", "new")
 
 
 # -- decorators -----------------------------------------------------------------

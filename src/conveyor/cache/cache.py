@@ -60,6 +60,9 @@ R = TypeVar("R")
 E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
 RecipeSource = Recipe | Callable[[], Recipe]
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+RESERVED_NAMESPACES = frozenset({"tag", "lock"})
+"""Redis keeps tag sets under ``{prefix}tag:`` and stampede locks under ``{prefix}lock:``:
+a namespace of that name would read, overwrite or clear them."""
 
 
 def decoder_for(type_: Any) -> msgspec.json.Decoder[Any] | None:
@@ -128,6 +131,11 @@ class Cache:
         if not namespace or ":" in namespace:
             raise BadInputError(
                 f"a cache namespace is a non-empty name without ':', got {namespace!r}"
+            )
+        if namespace in RESERVED_NAMESPACES:
+            raise BadInputError(
+                f"the cache namespace {namespace!r} is reserved: the shared tier keeps its "
+                f"own keys there (reserved: {', '.join(sorted(RESERVED_NAMESPACES))})"
             )
         self.url = url
         self.name = namespace
@@ -523,12 +531,15 @@ class Cache:
             # give the refresh that long first.
             if soft_timeout is not None:
                 done, _ = await asyncio.wait({task}, timeout=soft_timeout)
-                if done and not task.exception():
-                    return self._decoded(recipe.key, task.result(), decoder)
+                refreshed = task.result() if done and not task.exception() else None
+                if refreshed is not None:
+                    return self._decoded(recipe.key, refreshed, decoder)
             stats.stale += 1
             return stale
         stats.misses += 1
-        data: bytes = await asyncio.shield(task)
+        data = await asyncio.shield(task)
+        while data is None:  # an early refresh that found another process computing
+            data = await asyncio.shield(computation(self._core, recipe))
         return self._decoded(recipe.key, data, decoder)
 
     @staticmethod

@@ -76,7 +76,7 @@ class CacheCore:
         self.breaker = CircuitBreaker(on_close=self._schedule_replay)
         self.stats: dict[str, NamespaceStats] = {}
         self.shared_stats = SharedStats()
-        self.inflight: dict[str, asyncio.Task[bytes]] = {}
+        self.inflight: dict[str, asyncio.Task[bytes | None]] = {}
         self.reads: dict[str, asyncio.Task[Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self._opened = False
