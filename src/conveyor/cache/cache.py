@@ -230,7 +230,7 @@ class Cache:
                     stats.local_hits += 1
                     return value
                 stale = value
-        version = self._local.version(full)
+        version = await self._core.read_version(full)
         data = await self._core.shared_call(lambda s: s.get(full))
         if isinstance(data, bytes):
             envelope = open_envelope(data)
@@ -264,6 +264,7 @@ class Cache:
                 missing.append(i)
         if missing:
             fulls = [self._prefix + keys[i] for i in missing]
+            await self._core.read_version(fulls[0])
             versions = [self._local.version(full) for full in fulls]
             found = await self._core.shared_call(
                 lambda s: s.get_many(fulls), budget=self._bulk(len(fulls))
@@ -557,7 +558,7 @@ class Cache:
         stale: Any = _MISSING
         if entry is not None:
             stale = _decode(entry.body, decoder)
-        version = self._local.version(full)
+        version = await self._core.read_version(full)
         data = await self._core.coalesced_get(full)
         if isinstance(data, bytes):
             value = _decode(open_envelope(data).body, decoder)

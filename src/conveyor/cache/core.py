@@ -111,6 +111,13 @@ class CacheCore:
             with contextlib.suppress(Exception):  # down: the write degrades, it does not fail
                 await self.open()
 
+    async def read_version(self, key: str) -> int:
+        """``local.version(key)`` for a read about to ask the shared tier: opened first,
+        since the first subscription flushes the local tier (and so moves the version)."""
+        if not self._opened:
+            await self.ready()
+        return self.local.version(key)
+
     async def close(self) -> None:
         tasks = [*self.inflight.values(), *self.background]
         if tasks:

@@ -84,7 +84,7 @@ async def _produce(core: CacheCore, recipe: Recipe, wait: bool) -> bytes | None:
             shared = core.shared
             assert shared is not None
             await shared.wait_unlocked(key, core.lock_ttl)
-            version = core.local.version(key)
+            version = await core.read_version(key)
             data = await core.shared_call(lambda s: s.get(key))
             if isinstance(data, bytes) and is_fresh(data):
                 core.local.fill(key, data, version, recipe.tags)
@@ -93,7 +93,7 @@ async def _produce(core: CacheCore, recipe: Recipe, wait: bool) -> bytes | None:
         held: str = token  # type: ignore[assignment]
         unlock = _unlocker(key, held)
         try:
-            version = core.local.version(key)
+            version = await core.read_version(key)
             data = await core.shared_call(lambda s: s.get(key))
             if wait and isinstance(data, bytes) and is_fresh(data):  # finished just before
                 core.local.fill(key, data, version, recipe.tags)
