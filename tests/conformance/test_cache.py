@@ -171,6 +171,21 @@ async def test_namespaces_keep_keys_tags_and_stats_apart(make_cache: CacheFactor
         cache.namespace("a:b")
 
 
+@pytest.mark.parametrize("name", ["tag", "lock"])
+async def test_namespaces_the_shared_tier_reserves_are_refused(
+    make_cache: CacheFactory, store_url: str, name: str
+) -> None:
+    cache = make_cache()
+    with pytest.raises(BadInputError, match="reserved"):
+        cache.namespace(name)
+    with pytest.raises(BadInputError, match="reserved"):
+        Cache(store_url, namespace=name)
+    users = cache.namespace("users")  # so nothing can clear or overwrite users' tag sets
+    await users.set("1", "ada", tags=["team"])
+    await users.invalidate_tags("team")
+    assert await make_cache().namespace("users").get("1") is None
+
+
 async def test_invalidate_by_tag(make_cache: CacheFactory) -> None:
     cache = make_cache()
     await cache.set("u1", 1, tags=["team:1"])
@@ -328,6 +343,45 @@ async def test_early_refresh_recomputes_before_expiry(make_cache: CacheFactory) 
     assert cache.stats().early_refreshes >= 1
 
 
+async def test_a_miss_joining_an_early_refresh_that_found_the_lock_taken_computes(
+    make_cache: CacheFactory, shared: bool
+) -> None:
+    if not shared:
+        pytest.skip("local-only caches have no cross-process lock")
+    from conveyor.cache.stampede import encode_entry, store
+
+    cache, other = make_cache(early_refresh_beta=1.0), make_cache()
+    await cache.open()
+    await other.open()
+    full = cache.full_key("k")
+    token = await other._core.shared.try_lock(full, 30_000)  # another process computes k
+    assert token is not None
+    # A value that took hours to compute: an early refresh is due on every hit.
+    data, expires_at = encode_entry(cache._core, "old", 60, 5.0, compute_ms=10_000_000)
+    await store(cache._core, full, data, expires_at, [])
+    tier = cache._core.shared
+    real_try_lock, gate = tier.try_lock, asyncio.Event()
+
+    async def gated_try_lock(key: str, ttl_ms: int) -> Any:
+        await gate.wait()
+        return await real_try_lock(key, ttl_ms)
+
+    tier.try_lock = gated_try_lock  # type: ignore[method-assign]
+
+    async def factory() -> str:
+        return "new"
+
+    assert await cache.get_or_set("k", factory, ttl=60) == "old"  # starts the early refresh
+    refresh = cache._core.inflight[full]
+    cache.local.delete(full)  # the next call misses locally and joins the refresh
+    waiter = asyncio.create_task(cache.get_or_set("k", factory, ttl=60, stale_ttl=0))
+    await asyncio.sleep(0)
+    gate.set()
+    assert await refresh is None  # the lock was taken: the refresh gave up
+    await other._core.shared.unlock(full, token)
+    assert await waiter in ("old", "new")
+
+
 # -- decorators -----------------------------------------------------------------
 
 
@@ -436,6 +490,94 @@ async def test_a_write_removes_the_key_from_other_local_tiers(
     assert await reader.get("p:1") == 1
     await writer.delete_matching("p:*")
     await eventually(lambda: _equals(reader.get("p:1"), None))
+
+
+def _hold_shared_replies(cache: Cache) -> tuple[asyncio.Event, asyncio.Event]:
+    """Delay the replies of the shared tier's reads: the value is read, then the reader
+    resumes only once ``release`` is set (a slow network). Returns (fetched, release)."""
+    tier = cache._core.shared
+    assert tier is not None
+    fetched, release = asyncio.Event(), asyncio.Event()
+
+    def held(real: Callable[..., Any]) -> Callable[..., Any]:
+        async def call(*args: Any) -> Any:
+            data = await real(*args)
+            fetched.set()
+            await release.wait()
+            return data
+
+        return call
+
+    for name in ("get", "get_many"):
+        setattr(tier, name, held(getattr(tier, name)))
+    return fetched, release
+
+
+def _release_shared_replies(cache: Cache) -> None:
+    for name in ("get", "get_many"):
+        delattr(cache._core.shared, name)
+
+
+async def _not_local(cache: Cache, key: str) -> bool:
+    return cache.local.get(cache.full_key(key)) is None
+
+
+async def _read(cache: Cache, how: str) -> Any:
+    if how == "get":
+        return await cache.get("k")
+    if how == "get_many":
+        return (await cache.get_many(["k"]))[0]
+
+    async def factory() -> str:
+        return "computed"
+
+    return await cache.get_or_set("k", factory, ttl=60)
+
+
+@pytest.mark.parametrize("how", ["get", "get_many", "get_or_set"])
+async def test_a_read_racing_a_write_does_not_put_the_old_value_back(
+    make_cache: CacheFactory, shared: bool, how: str
+) -> None:
+    if not shared:
+        pytest.skip("local-only caches have no shared round trip to race")
+    cache = make_cache()
+    await cache.open()
+    await cache.set("k", "v1", ttl=60)
+    cache.local.clear()  # the next read asks the shared tier
+    fetched, release = _hold_shared_replies(cache)
+    reader = asyncio.create_task(_read(cache, how))
+    await fetched.wait()  # the read has v1 in hand
+    await cache.set("k", "v2", ttl=60)
+    release.set()
+    assert await reader == "v1"  # it started before the write: fine
+    _release_shared_replies(cache)
+    assert await cache.get("k") == "v2"  # the local tier was not refilled with v1
+
+
+@pytest.mark.parametrize("how", ["get", "get_many", "get_or_set"])
+async def test_an_invalidation_arriving_during_a_read_is_not_lost(
+    make_cache: CacheFactory, shared: bool, how: str
+) -> None:
+    if not shared:
+        pytest.skip("local-only caches share nothing")
+    writer, reader = make_cache(), make_cache()
+    await writer.open()
+    await reader.open()
+    await writer.set("k", "v1", ttl=60)
+    await writer.set("probe", 1, ttl=60)
+    await asyncio.sleep(0.1)  # let the first publications pass
+    reader.local.clear()
+    assert await reader.get("probe") == 1  # in the reader's local tier
+    fetched, release = _hold_shared_replies(reader)
+    task = asyncio.create_task(_read(reader, how))
+    await fetched.wait()  # the reader has v1 in hand
+    await writer.set("k", "v2", ttl=60)
+    await writer.delete("probe")  # published after k's invalidation
+    await eventually(lambda: _not_local(reader, "probe"))  # so k's was handled too
+    release.set()
+    assert await task == "v1"
+    _release_shared_replies(reader)
+    assert await reader.get("k") == "v2"
 
 
 # -- stats, metrics, the app -------------------------------------------------------

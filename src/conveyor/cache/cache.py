@@ -60,6 +60,9 @@ R = TypeVar("R")
 E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
 RecipeSource = Recipe | Callable[[], Recipe]
 _decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
+RESERVED_NAMESPACES = frozenset({"tag", "lock"})
+"""Redis keeps tag sets under ``{prefix}tag:`` and stampede locks under ``{prefix}lock:``:
+a namespace of that name would read, overwrite or clear them."""
 
 
 def decoder_for(type_: Any) -> msgspec.json.Decoder[Any] | None:
@@ -128,6 +131,11 @@ class Cache:
         if not namespace or ":" in namespace:
             raise BadInputError(
                 f"a cache namespace is a non-empty name without ':', got {namespace!r}"
+            )
+        if namespace in RESERVED_NAMESPACES:
+            raise BadInputError(
+                f"the cache namespace {namespace!r} is reserved: the shared tier keeps its "
+                f"own keys there (reserved: {', '.join(sorted(RESERVED_NAMESPACES))})"
             )
         self.url = url
         self.name = namespace
@@ -222,6 +230,7 @@ class Cache:
                     stats.local_hits += 1
                     return value
                 stale = value
+        version = await self._core.read_version(full)
         data = await self._core.shared_call(lambda s: s.get(full))
         if isinstance(data, bytes):
             envelope = open_envelope(data)
@@ -229,7 +238,7 @@ class Cache:
             if value is not _MISSING:
                 if envelope.fresh_until == 0 or envelope.fresh_until > time.time() * 1000:
                     if has_header(data):
-                        self._local.put(full, data)
+                        self._local.fill(full, data, version)
                     stats.shared_hits += 1
                     return value
                 stale = value
@@ -255,11 +264,13 @@ class Cache:
                 missing.append(i)
         if missing:
             fulls = [self._prefix + keys[i] for i in missing]
+            await self._core.read_version(fulls[0])
+            versions = [self._local.version(full) for full in fulls]
             found = await self._core.shared_call(
                 lambda s: s.get_many(fulls), budget=self._bulk(len(fulls))
             )
             datas: list[bytes | None] = [None] * len(fulls) if found is FAILED else found  # type: ignore[assignment]
-            for i, full, data in zip(missing, fulls, datas, strict=True):
+            for i, full, data, version in zip(missing, fulls, datas, versions, strict=True):
                 value = (
                     _MISSING
                     if data is None or not is_fresh(data)
@@ -269,7 +280,7 @@ class Cache:
                     self._stats.misses += 1
                     continue
                 if data is not None and has_header(data):
-                    self._local.put(full, data)
+                    self._local.fill(full, data, version)
                 values[i] = value
                 self._stats.shared_hits += 1
         return values
@@ -521,12 +532,15 @@ class Cache:
             # give the refresh that long first.
             if soft_timeout is not None:
                 done, _ = await asyncio.wait({task}, timeout=soft_timeout)
-                if done and not task.exception():
-                    return self._decoded(recipe.key, task.result(), decoder)
+                refreshed = task.result() if done and not task.exception() else None
+                if refreshed is not None:
+                    return self._decoded(recipe.key, refreshed, decoder)
             stats.stale += 1
             return stale
         stats.misses += 1
-        data: bytes = await asyncio.shield(task)
+        data = await asyncio.shield(task)
+        while data is None:  # an early refresh that found another process computing
+            data = await asyncio.shield(computation(self._core, recipe))
         return self._decoded(recipe.key, data, decoder)
 
     @staticmethod
@@ -544,13 +558,14 @@ class Cache:
         stale: Any = _MISSING
         if entry is not None:
             stale = _decode(entry.body, decoder)
+        version = await self._core.read_version(full)
         data = await self._core.coalesced_get(full)
         if isinstance(data, bytes):
             value = _decode(open_envelope(data).body, decoder)
             if value is not _MISSING:
                 if is_fresh(data):
                     if has_header(data):
-                        self._local.put(full, data)
+                        self._local.fill(full, data, version)
                     self._stats.shared_hits += 1
                     return (True, value)
                 stale = value

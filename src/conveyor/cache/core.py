@@ -76,7 +76,7 @@ class CacheCore:
         self.breaker = CircuitBreaker(on_close=self._schedule_replay)
         self.stats: dict[str, NamespaceStats] = {}
         self.shared_stats = SharedStats()
-        self.inflight: dict[str, asyncio.Task[bytes]] = {}
+        self.inflight: dict[str, asyncio.Task[bytes | None]] = {}
         self.reads: dict[str, asyncio.Task[Any]] = {}
         self.background: set[asyncio.Task[Any]] = set()
         self._opened = False
@@ -110,6 +110,13 @@ class CacheCore:
         if not self._opened:
             with contextlib.suppress(Exception):  # down: the write degrades, it does not fail
                 await self.open()
+
+    async def read_version(self, key: str) -> int:
+        """``local.version(key)`` for a read about to ask the shared tier: opened first,
+        since the first subscription flushes the local tier (and so moves the version)."""
+        if not self._opened:
+            await self.ready()
+        return self.local.version(key)
 
     async def close(self) -> None:
         tasks = [*self.inflight.values(), *self.background]

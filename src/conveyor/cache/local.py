@@ -21,6 +21,7 @@ from conveyor.cache.serializer import open_envelope
 
 _OVERHEAD = 120  # rough bytes of bookkeeping per entry (dict slot, entry object, key)
 NEVER = math.inf
+_SLOTS = 4096  # write counters, one per hash slot of the key (bounded, per-key enough)
 
 
 class LocalEntry:
@@ -51,6 +52,8 @@ class LocalTier:
         self.evictions = 0
         self._entries: OrderedDict[str, LocalEntry] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
+        self._writes = [0] * _SLOTS
+        self._epoch = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,9 +73,32 @@ class LocalTier:
         self._entries.move_to_end(key)
         return entry
 
+    def version(self, key: str) -> int:
+        """Changes whenever ``key`` is written or dropped here (or the tier is cleared).
+
+        A read of the shared tier takes it before asking and fills the local tier
+        only if it did not change meanwhile (:meth:`fill`): a write or an
+        invalidation that landed during the round trip must not be undone by the
+        older value the read brings back. Both counters only grow, so their sum
+        is unchanged exactly when neither moved.
+        """
+        return self._epoch + self._writes[hash(key) % _SLOTS]
+
+    def fill(self, key: str, data: bytes, version: int, tags: Iterable[str] = ()) -> bool:
+        """Put what a read of the shared tier found, unless ``key`` changed since
+        ``version`` was taken (then the read's value may be older than what we saw)."""
+        if self.version(key) != version:
+            return False
+        self._put(key, data, NEVER, tags)
+        return True
+
     def put(
         self, key: str, data: bytes, expires_at: float = NEVER, tags: Iterable[str] = ()
     ) -> None:
+        self._writes[hash(key) % _SLOTS] += 1
+        self._put(key, data, expires_at, tags)
+
+    def _put(self, key: str, data: bytes, expires_at: float, tags: Iterable[str]) -> None:
         if not self.enabled:
             return
         entry = LocalEntry(data, expires_at, tuple(tags), key)
@@ -94,12 +120,19 @@ class LocalTier:
         return True
 
     def delete(self, key: str) -> bool:
+        self._writes[hash(key) % _SLOTS] += 1
         return self._remove(key)
 
     def delete_many(self, keys: Iterable[str]) -> int:
-        return sum(self._remove(key) for key in keys)
+        writes = self._writes
+        removed = 0
+        for key in keys:
+            writes[hash(key) % _SLOTS] += 1
+            removed += self._remove(key)
+        return removed
 
     def delete_matching(self, pattern: re.Pattern[str]) -> list[str]:
+        self._epoch += 1
         doomed = [key for key in self._entries if pattern.fullmatch(key)]
         for key in doomed:
             self._remove(key)
@@ -112,6 +145,7 @@ class LocalTier:
         return found
 
     def clear(self) -> None:
+        self._epoch += 1
         self._entries.clear()
         self._tags.clear()
         self.bytes = 0

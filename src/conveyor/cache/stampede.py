@@ -47,10 +47,15 @@ def is_fresh(data: bytes, now_ms: int | None = None) -> bool:
     return envelope.fresh_until == 0 or envelope.fresh_until > now
 
 
-def computation(core: CacheCore, recipe: Recipe, *, wait: bool = True) -> asyncio.Task[bytes]:
-    """The task computing ``recipe.key`` in this process (started if there is none)."""
+def computation(
+    core: CacheCore, recipe: Recipe, *, wait: bool = True
+) -> asyncio.Task[bytes | None]:
+    """The task computing ``recipe.key`` in this process (started if there is none).
+
+    With ``wait=False`` (an early refresh) the task gives up, returning None, when
+    another process holds the key's lock; a caller that joined it computes then."""
     found = core.inflight.get(recipe.key)
-    if found is not None:
+    if found is not None and not found.done():
         return found
     task: asyncio.Task[Any] = asyncio.ensure_future(_produce(core, recipe, wait))
     core.inflight[recipe.key] = task
@@ -79,17 +84,19 @@ async def _produce(core: CacheCore, recipe: Recipe, wait: bool) -> bytes | None:
             shared = core.shared
             assert shared is not None
             await shared.wait_unlocked(key, core.lock_ttl)
+            version = await core.read_version(key)
             data = await core.shared_call(lambda s: s.get(key))
             if isinstance(data, bytes) and is_fresh(data):
-                core.local.put(key, data, tags=recipe.tags)
+                core.local.fill(key, data, version, recipe.tags)
                 return data
             continue
         held: str = token  # type: ignore[assignment]
         unlock = _unlocker(key, held)
         try:
+            version = await core.read_version(key)
             data = await core.shared_call(lambda s: s.get(key))
             if wait and isinstance(data, bytes) and is_fresh(data):  # finished just before
-                core.local.put(key, data, tags=recipe.tags)
+                core.local.fill(key, data, version, recipe.tags)
                 return data
             return await _compute_and_store(core, recipe)
         finally:
