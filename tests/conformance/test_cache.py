@@ -136,9 +136,14 @@ async def test_incr_and_decr(make_cache: CacheFactory) -> None:
     assert await cache.decr("n", 2) == 9
     assert await cache.get("n") == 9
     await cache.set("text", "abc")
-    with pytest.raises(BadInputError, match="not an integer"):
+    with pytest.raises(BadInputError, match="not a counter"):
         await cache.incr("text")
     assert await cache.get("text") == "abc"
+    # A value written by set() is not a counter, on every store (even an integer).
+    await cache.set("five", 5)
+    with pytest.raises(BadInputError, match="not a counter"):
+        await cache.incr("five")
+    assert await cache.get("five") == 5
 
 
 async def test_expire_gives_a_key_a_new_ttl(make_cache: CacheFactory) -> None:

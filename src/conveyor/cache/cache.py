@@ -39,6 +39,7 @@ from conveyor.cache.options import (
     validate,
 )
 from conveyor.cache.serializer import (
+    NOT_A_COUNTER,
     Serializer,
     decode_body,
     encode_plain,
@@ -379,8 +380,12 @@ class Cache:
     def _incr_local(self, full: str, by: int) -> int:
         entry = self._local.get(full)
         current = 0 if entry is None else _decode(entry.body, None)
-        if not isinstance(current, int) or isinstance(current, bool):
-            raise BadInputError(f"cannot increment {full!r}: the value is not an integer")
+        if (
+            not isinstance(current, int)
+            or isinstance(current, bool)
+            or (entry is not None and has_header(entry.data))  # written by set(), as elsewhere
+        ):
+            raise BadInputError(f"cannot increment {full!r}: {NOT_A_COUNTER}")
         expires_at = NEVER if entry is None else entry.expires_at
         self._local.put(full, encode_plain(current + by), expires_at, entry.tags if entry else ())
         return current + by

@@ -33,6 +33,7 @@ from typing import Any
 import msgspec
 from redis.exceptions import ResponseError
 
+from conveyor.cache.serializer import NOT_A_COUNTER
 from conveyor.cache.shared import Invalidation, InvalidationSink
 from conveyor.config import mask_url
 from conveyor.stores.redis.connection import connect
@@ -189,7 +190,7 @@ class RedisCacheTier:
         try:
             replies = await self._execute(pipe, [("k", [key])])
         except ResponseError as exc:
-            raise ValueError(f"cannot increment {key!r}: the value is not an integer") from exc
+            raise ValueError(f"cannot increment {key!r}: {NOT_A_COUNTER}") from exc
         value: int = replies[0]
         return value
 

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import msgspec
 
+from conveyor.cache.serializer import NOT_A_COUNTER
 from conveyor.cache.shared import Invalidation, InvalidationSink
 from conveyor.observability.logging import get_logger
 from conveyor.stores.sqlite import record_lock
@@ -372,5 +373,5 @@ def _as_int(data: bytes) -> int:
     except msgspec.DecodeError:
         value = None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError("cannot increment: the value is not an integer")
+        raise ValueError(f"cannot increment: {NOT_A_COUNTER}")
     return value
