@@ -28,6 +28,7 @@ Recorded as a job's error (retried per the task's policy like any other):
 
     JobTimeoutError (a TimeoutError)    an attempt ran past the task's ``timeout``
     SandboxCrashedError             a sandboxed attempt's process died (a signal, an exit code)
+        SandboxProtocolError        ... or sent a frame the worker refuses, and was killed
 """
 
 from __future__ import annotations
@@ -203,6 +204,16 @@ class SandboxCrashedError(Exception):
         self.signal = _signal_name(-returncode) if returncode < 0 else None
         how = f"killed by {self.signal}" if self.signal else f"exited with code {returncode}"
         super().__init__(f"the sandboxed task's process {how} before it answered")
+
+
+class SandboxProtocolError(SandboxCrashedError):
+    """The child of a ``sandbox=True`` attempt sent a frame the worker refuses (larger
+    than ``max_payload_bytes`` allows, or not a message); the worker killed it."""
+
+    def __init__(self, what: str) -> None:
+        Exception.__init__(self, f"the sandboxed task's process {what}; the worker killed it")
+        self.exit_code = None
+        self.signal = "SIGKILL"
 
 
 def _signal_name(number: int) -> str:

@@ -28,6 +28,20 @@ def dumps(value: Any, *, what: str = "value", limit: int | None = None) -> bytes
     return data
 
 
+def clip(text: str, limit: int, *, tail: bool = False) -> str:
+    """``text`` cut so that, as a JSON string, it takes at most ``limit`` bytes.
+
+    Counted in encoded bytes, not characters: a character can take up to six
+    (``"\\u0001"``). ``tail`` keeps the end instead of the start.
+    """
+    size = len(_encoder.encode(text)) - 2
+    while size > limit:
+        keep = len(text) * limit // size
+        text = text[-keep:] if tail and keep else text[:keep]
+        size = len(_encoder.encode(text)) - 2
+    return text
+
+
 def loads(data: bytes | str) -> Any:
     """Decode JSON produced by :func:`dumps`."""
     return _decoder.decode(data)

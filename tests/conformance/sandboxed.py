@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -49,3 +50,28 @@ def hopeless() -> None:
 
 def backs_off() -> None:
     raise QueueBackoff(30, "downstream said 429")
+
+
+def spawn_and_spin(pid_file: str) -> None:
+    child = subprocess.Popen(["sleep", "60"])
+    Path(pid_file).write_text(str(child.pid))
+    while True:
+        time.sleep(0.01)
+
+
+def raise_quoted(n: int) -> None:
+    raise ValueError('"' * n)  # 2 bytes a character in JSON
+
+
+def log_wide(n: int) -> str:
+    current_job().log("€" * n)  # 3 bytes a character in UTF-8
+    return "done"
+
+
+def log_unclipped(n: int) -> str:
+    """A child that breaks the protocol: sends a log frame over the worker's limit."""
+    from conveyor import serialization
+
+    serialization.clip = lambda text, limit, tail=False: text  # type: ignore[assignment]
+    current_job().log("€" * n)
+    return "never seen"

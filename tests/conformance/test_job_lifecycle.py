@@ -362,3 +362,21 @@ async def test_a_burst_worker_acknowledges_every_job_that_logged_before_it_retur
     assert counts["default"][JobState.COMPLETED] == 60
     assert counts["default"][JobState.ACTIVE] == 0
     assert [line.line for line in await jobs[5].logs()] == ["processing 5"]
+
+
+async def test_a_task_cancelling_its_own_future_fails_like_any_error(make_app: AppFactory) -> None:
+    app = make_app()
+
+    @app.task(retries=0)
+    async def cancels_itself() -> None:
+        future = asyncio.get_running_loop().create_future()
+        future.cancel()
+        await future  # a CancelledError nobody sent to the job
+
+    job = await cancels_itself.enqueue()
+    async with asyncio.timeout(30):
+        stats = await app.work(burst=True)
+    assert stats.failed == 1
+    await job.refresh()
+    assert job.status is JobState.FAILED
+    assert job.error is not None and job.error.type == "CancelledError"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -98,6 +99,65 @@ async def test_cancelling_a_running_sandboxed_job_kills_its_process(
     _assert_gone(int(pid_file.read_text()))
 
 
+async def test_cancelling_a_sandboxed_job_kills_the_processes_its_task_started(
+    make_app: AppFactory, tmp_path: Path
+) -> None:
+    app = make_app()
+    spawn = app.task(sandbox=True)(sandboxed.spawn_and_spin)
+    pid_file = tmp_path / "pid"
+    job = await spawn.enqueue(str(pid_file))
+    worker = asyncio.create_task(app.work(burst=True))
+    async with asyncio.timeout(60):
+        while not pid_file.exists() or not pid_file.read_text():
+            await asyncio.sleep(0.02)
+        await job.cancel()
+        assert (await worker).cancelled == 1
+    grandchild = int(pid_file.read_text())
+    try:
+        async with asyncio.timeout(10):  # SIGKILL is sent; the process may take a moment to go
+            while _alive(grandchild):
+                await asyncio.sleep(0.02)
+    finally:
+        if _alive(grandchild):
+            os.kill(grandchild, signal.SIGKILL)
+
+
+@pytest.mark.parametrize(
+    ("fn", "arg", "status"),
+    [
+        (sandboxed.log_wide, 800_000, JobState.COMPLETED),  # a 2.4 MB log line
+        (sandboxed.raise_quoted, 1_000_000, JobState.FAILED),  # a 2 MB message in JSON
+    ],
+)
+async def test_a_sandboxed_task_with_an_oversized_log_or_error_neither_hangs_nor_crashes(
+    make_app: AppFactory, fn: object, arg: int, status: JobState
+) -> None:
+    app = make_app()
+    task = app.task(sandbox=True, retries=0)(fn)
+    job = await task.enqueue(arg)
+    async with asyncio.timeout(30):  # the attempt used to deadlock on the pipe
+        await app.work(burst=True)
+    await job.refresh()
+    assert job.status is status, job.error
+    if status is JobState.FAILED:
+        assert job.error is not None and job.error.type == "ValueError"
+        assert job.error.message.startswith('"""')
+
+
+async def test_a_sandboxed_child_sending_an_oversized_frame_is_killed_and_the_job_fails(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    task = app.task(sandbox=True, retries=0)(sandboxed.log_unclipped)
+    job = await task.enqueue(800_000)
+    async with asyncio.timeout(30):  # the attempt used to deadlock on the pipe
+        stats = await app.work(burst=True)
+    assert stats.failed == 1
+    await job.refresh()
+    assert job.error is not None and job.error.type == "SandboxProtocolError"
+    assert "sent a frame of" in job.error.message
+
+
 async def test_an_exception_in_the_sandbox_is_recorded_as_raised_and_follows_the_policy(
     make_app: AppFactory,
 ) -> None:
@@ -148,3 +208,11 @@ def _assert_gone(pid: int) -> None:
     """The child was killed and reaped: no process (not even a zombie) has its pid."""
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def _alive(pid: int) -> bool:
+    """True if ``pid`` runs (a zombie, killed but not yet reaped by its parent, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

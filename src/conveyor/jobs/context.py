@@ -87,7 +87,7 @@ class JobContext:
 
     def log(self, message: str) -> None:
         """Append a line to the job's log (the newest ``max_log_lines`` are kept)."""
-        line = LogLine(time.time_ns() // 1_000_000, message[: self._limit])
+        line = LogLine(time.time_ns() // 1_000_000, serialization.clip(message, self._limit))
         with self._lock:
             self._logs.append(line)
             self._dirty = True

@@ -47,6 +47,7 @@ from conveyor.errors import (
     QueueBackoff,
     Retry,
     SandboxCrashedError,
+    SandboxProtocolError,
 )
 from conveyor.jobs.context import JobContext, _current
 from conveyor.jobs.task import Task
@@ -177,6 +178,7 @@ async def run_in_sandbox(
         _CHILD_COMMAND,
         stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
+        start_new_session=True,  # its own process group: _end kills the task's children too
     )
     assert child.stdin is not None
     assert child.stdout is not None
@@ -203,15 +205,21 @@ async def run_in_sandbox(
 async def _read_answer(
     reader: asyncio.StreamReader, ctx: JobContext, max_frame: int
 ) -> _Returned | _Raised | None:
-    """Apply progress and log lines until the answer; None if the child ended without one."""
+    """Apply progress and log lines until the answer; None if the child ended without one.
+
+    A frame larger than ``max_frame`` or not a message raises
+    :class:`SandboxProtocolError` (the caller then kills the child).
+    """
     while True:
         try:
             size = int.from_bytes(await reader.readexactly(4), "big")
             if size > max_frame:
-                return None  # not our child speaking: treat as a crash
+                raise SandboxProtocolError(f"sent a frame of {size} bytes (at most {max_frame})")
             message: _Message = _message_decoder.decode(await reader.readexactly(size))
-        except (asyncio.IncompleteReadError, msgspec.DecodeError):
+        except asyncio.IncompleteReadError:
             return None
+        except msgspec.DecodeError as exc:
+            raise SandboxProtocolError(f"sent a frame that is not a message ({exc})") from None
         if isinstance(message, _Progress):
             ctx.set_progress(serialization.loads(message.value))
         elif isinstance(message, _Log):
@@ -221,12 +229,20 @@ async def _read_answer(
 
 
 async def _end(child: asyncio.subprocess.Process) -> None:
-    """Kill the child if it still runs (deadline, cancellation) and reap it."""
+    """Kill the child and its own children if it still runs, and reap it.
+
+    What the child still had in the pipe is read and dropped: ``wait()``
+    returns only once its stdout is closed, and a child blocked on a full pipe
+    would otherwise never let go of it.
+    """
     if child.returncode is None:
         with contextlib.suppress(ProcessLookupError):
-            child.kill()
+            os.killpg(child.pid, signal.SIGKILL)  # the group of its session (start_new_session)
     if child.stdin is not None:
         child.stdin.close()
+    if child.stdout is not None:
+        while await child.stdout.read(65_536):
+            pass
     await child.wait()
 
 
@@ -312,8 +328,8 @@ def _raised(exc: BaseException, limit: int) -> _Raised:
     delay = exc.delay if isinstance(exc, Retry) else None
     return _Raised(
         type=type(exc).__qualname__,
-        message=str(exc)[:limit],
-        traceback="".join(traceback.format_exception(exc))[-limit:],
+        message=serialization.clip(str(exc), limit),
+        traceback=serialization.clip("".join(traceback.format_exception(exc)), limit, tail=True),
         mro=[f"{cls.__module__}.{cls.__qualname__}" for cls in type(exc).__mro__],
         delay=delay,
         backoff=exc.seconds if isinstance(exc, QueueBackoff) else None,

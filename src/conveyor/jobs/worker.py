@@ -382,10 +382,14 @@ class Worker:
                 result = outcomes.completed(
                     job, value, now_ms(), retention, self.app.settings.max_payload_bytes
                 )
-            except asyncio.CancelledError:
-                result = self._after_cancel(running, retention)
-                if result is None and running.stop_reason is None:
-                    raise
+            except asyncio.CancelledError as exc:
+                if running.stop_reason is None and not _being_cancelled():
+                    # The task cancelled something of its own: an ordinary error.
+                    result = self._after_error(job, task, exc, options, retention)
+                else:
+                    result = self._after_cancel(running, retention)
+                    if result is None and running.stop_reason is None:
+                        raise
             except QueueBackoff as backoff:
                 await self._guard(functools.partial(self._back_off, running, backoff))
             except Exception as exc:
@@ -471,7 +475,7 @@ class Worker:
         self,
         job: ClaimedJob,
         task: Task[Any, Any] | None,
-        exc: Exception,
+        exc: BaseException,
         options: JobOptions,
         retention: Retention,
     ) -> tuple[Outcome, str]:
@@ -613,6 +617,12 @@ class Worker:
 
 _NO_BACKOFF = Backoff.fixed(0)
 _DEFAULT_OPTIONS = JobOptions()
+
+
+def _being_cancelled() -> bool:
+    """True if someone cancelled the current task (not a future the task awaited)."""
+    current = asyncio.current_task()
+    return current is not None and current.cancelling() > 0
 
 
 def _stats_fields(stats: WorkerStats) -> dict[str, int]:
