@@ -62,7 +62,7 @@ class EventBus:
             app.settings,
             jobs,
             events,
-            self._local_routes,
+            self._local_groups,
             app.metrics.events,
             opener,
             app.jobs.wakeups,
@@ -166,12 +166,6 @@ class EventBus:
         if not 0 < batch <= 10_000:
             raise ProgrammingError("batch must be 1..10000")
         return Outbox(self.publisher, table, batch)
-
-    def _local_routes(self) -> dict[str, dict[str, Route]]:
-        routes: dict[str, dict[str, Route]] = {}
-        for (group, type_name), sub in self.subscriptions.items():
-            routes.setdefault(type_name, {})[group] = sub.route
-        return routes
 
     def _local_groups(self) -> dict[str, dict[str, Route]]:
         groups: dict[str, dict[str, Route]] = {}

@@ -80,12 +80,12 @@ class Publisher:
         The store's record merged with this process's own subscriptions.
         """
         if time.monotonic() - self._routes_at > self.settings.event_route_ttl:
+            recorded = {g: decode_spec(spec) for g, spec in (await self._events.groups()).items()}
             merged: dict[str, dict[str, Route]] = {}
-            for group, spec in (await self._events.groups()).items():
-                for type_name, route in decode_spec(spec).items():
-                    merged.setdefault(type_name, {})[group] = route
-            for type_name, groups in self._local().items():
-                merged.setdefault(type_name, {}).update(groups)
+            for groups in (recorded, self._local()):  # this process's own win
+                for group, types in groups.items():
+                    for type_name, route in types.items():
+                        merged.setdefault(type_name, {})[group] = route
             self._routes = {t: sorted(groups.items()) for t, groups in merged.items()}
             self._routes_at = time.monotonic()
         return self._routes

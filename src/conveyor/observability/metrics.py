@@ -91,8 +91,6 @@ class JobMetrics:
             registry=registry,
         )
         self._series: dict[tuple[str, str], _TaskSeries] = {}
-        self.counts: dict[str, dict[JobState, int]] = {}
-        """Jobs by queue and state as of the last refresh."""
 
     def series(self, queue: str, task: str) -> _TaskSeries:
         key = (queue, task)
@@ -110,9 +108,9 @@ class JobMetrics:
             self._series[key] = found
         return found
 
-    async def refresh(self, store: JobStore) -> None:
+    async def refresh(self, store: JobStore) -> dict[str, dict[JobState, int]]:
+        """Refresh the store gauges; returns the job counts read (other gauges use them)."""
         counts = await store.counts()
-        self.counts = counts
         for queue, by_state in counts.items():
             for state in JobState:
                 self.jobs.labels(queue, state.value).set(by_state.get(state, 0))
@@ -122,6 +120,7 @@ class JobMetrics:
             at = oldest.get(queue)
             self.oldest_waiting.labels(queue).set(0.0 if at is None else max(0.0, now - at / 1000))
         self.workers.set(len(await store.workers()))
+        return counts
 
 
 class Metrics:
@@ -135,6 +134,6 @@ class Metrics:
     async def exposition(self, store: JobStore | None = None) -> bytes:
         """Prometheus text format, with store gauges refreshed first."""
         if store is not None:
-            await self.jobs.refresh(store)
-            self.events.refresh(self.jobs.counts, GROUP_QUEUE_PREFIX)
+            counts = await self.jobs.refresh(store)
+            self.events.refresh(counts, GROUP_QUEUE_PREFIX)
         return generate_latest(self.registry)
