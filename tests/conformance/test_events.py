@@ -480,3 +480,27 @@ async def test_the_consumers_stall_bound_travels_with_its_deliveries(make_app: A
     record = await app.store.get(f"{meta.event_id}@patient")
     assert record is not None
     assert record.max_stalled == 4
+
+
+async def test_dead_letters_are_kept_up_to_the_configured_count(make_app: AppFactory) -> None:
+    app = make_app(event_dead_letters=2)
+
+    @app.events.subscribe(OrderShipped, group="bounded", retries=0)
+    async def always_fails(event: OrderShipped) -> None:
+        raise RuntimeError("down")
+
+    for n in range(4):  # one at a time, so each failure trims the ones before
+        await app.events.publish(OrderShipped(n, "ups"))
+        await app.work(burst=True)
+    letters = await app.events.dead_letters.list("bounded")
+    assert sorted(letter.data["order_id"] for letter in letters) == [2, 3]
+
+
+async def test_processed_ids_are_forgotten_after_remember_for(make_app: AppFactory) -> None:
+    app = make_app()
+    store = app.events.store
+    await app.open()
+    await store.mark_processed("g", ["e-1", "e-2"], expires_at=2_000, now=1_000)
+    assert await store.processed("g", ["e-1", "e-2", "e-3"], 1_500) == {"e-1", "e-2"}
+    assert await store.processed("g", ["e-1"], 2_000) == set()
+    assert await store.processed("other", ["e-1"], 1_500) == set()
