@@ -23,7 +23,6 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
-from urllib.parse import urlsplit
 
 import msgspec
 
@@ -39,7 +38,6 @@ from conveyor.cache.options import (
     validate,
 )
 from conveyor.cache.serializer import (
-    NOT_A_COUNTER,
     Serializer,
     decode_body,
     encode_plain,
@@ -47,12 +45,13 @@ from conveyor.cache.serializer import (
     open_envelope,
     with_expiry,
 )
-from conveyor.cache.shared import SharedTier
 from conveyor.cache.stampede import Recipe, computation, encode_entry, is_fresh, store
 from conveyor.cache.stats import NamespaceStats, SharedStats
 from conveyor.config import mask_url
 from conveyor.errors import BadInputError, ConfigError
 from conveyor.observability.health import CheckResult, Status
+from conveyor.stores.cache import NOT_A_COUNTER, SharedTier, TierOptions
+from conveyor.stores.registry import backend_type, url_problems
 
 T = TypeVar("T")
 _MISSING = MISSING
@@ -77,20 +76,14 @@ def decoder_for(type_: Any) -> msgspec.json.Decoder[Any] | None:
 
 
 def make_shared_tier(url: str, origin: str, options: CacheOptions) -> SharedTier | None:
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
-        return None
-    if scheme == "sqlite":
-        from conveyor.stores.sqlite.cache import SqliteCacheTier
-
-        return SqliteCacheTier(
-            url, origin=origin, sync_interval=options.sync_interval, timeout=options.timeout
-        )
-    if scheme in ("redis", "rediss", "redis+cluster", "rediss+cluster"):
-        from conveyor.stores.redis.cache import RedisCacheTier
-
-        return RedisCacheTier(url, origin=origin, prefix=options.prefix, timeout=options.timeout)
-    raise ConfigError([f"cache url: unknown scheme {scheme!r} in {mask_url(url)!r}"])
+    """The shared tier at ``url``, built by the backend that serves its scheme."""
+    problems = url_problems(url)
+    if problems:
+        raise ConfigError([f"cache url: {problem}" for problem in problems])
+    tier_options = TierOptions(
+        prefix=options.prefix, timeout=options.timeout, sync_interval=options.sync_interval
+    )
+    return backend_type(url).cache_tier(url, origin, tier_options)
 
 
 class Cache:

@@ -21,9 +21,9 @@ from typing import Any
 
 from conveyor.cache.core import FAILED, CacheCore
 from conveyor.cache.serializer import open_envelope
-from conveyor.cache.shared import SharedTier
 from conveyor.cache.stats import NamespaceStats
 from conveyor.errors import CacheTimeoutError
+from conveyor.stores.cache import SharedTier
 
 Factory = Callable[[], Awaitable[Any]]
 

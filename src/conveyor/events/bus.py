@@ -25,7 +25,7 @@ from conveyor.events.publisher import Publisher, Route, decode_spec, encode_spec
 from conveyor.events.subscription import Subscription
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.stores.base import JobStore, now_ms
-from conveyor.stores.events import EventStore, make_event_store
+from conveyor.stores.events import EventStore
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -45,7 +45,7 @@ class EventBus:
 
     def __init__(self, app: Conveyor) -> None:
         self._app = app
-        self.store: EventStore = make_event_store(app.store)
+        self.store: EventStore = app.backend.events
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         """(group, event type) -> subscription, for the handlers of this process."""
         self.publisher = self.publisher_over(app.store, self.store, app.open)

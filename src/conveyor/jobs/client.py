@@ -24,23 +24,23 @@ from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import QueueControls
+from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Retention
 from conveyor.stores.base import (
     CancelResult,
     JobEventKind,
     JobRecord,
     JobState,
-    JobStore,
     NewJob,
     QueueInfo,
     now_ms,
     released_state,
 )
-from conveyor.stores.dedupe import DedupeStore, make_dedupe_store
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.jobs.task import Task
+    from conveyor.stores.backend import Backend
 
 R = TypeVar("R")
 
@@ -134,19 +134,23 @@ class JobClient:
     """Enqueue, read and administer jobs in one store."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, opener: Callable[[], Awaitable[None]]
+        self,
+        settings: Settings,
+        backend: Backend,
+        opener: Callable[[], Awaitable[None]],
+        retention: RetentionRules,
     ) -> None:
         self.settings = settings
-        self.store = store
+        self.clock = backend.clock
+        self.store = backend.jobs
         self.wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set on enqueue so they claim at once."""
         self.cancel_wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set when a running job is asked to cancel."""
         self._open = opener
-        self._retention: dict[str, Retention] = {}
-        self._dedupe: DedupeStore | None = None
-        self._resolved: dict[tuple[str, Retention | None], Retention] = {}
-        self.controls = QueueControls(store, opener)
+        self.retention = retention
+        self._dedupe = backend.dedupe
+        self.controls = QueueControls(backend.limits, opener)
 
     # -- enqueue -----------------------------------------------------------
 
@@ -198,8 +202,6 @@ class JobClient:
                 dedupe.dedupe_for(job, c.options.debounce, c.options.throttle, now)
                 for job, c in zip(new, calls, strict=True)
             ]
-            if self._dedupe is None:
-                self._dedupe = make_dedupe_store(self.store)
             answers = await dedupe.insert(self.store, self._dedupe, new, keys)
         else:
             answers = [
@@ -353,25 +355,10 @@ class JobClient:
 
     def set_retention(self, queue: str, retention: Retention) -> None:
         """Retention for every task of ``queue`` that does not set its own."""
-        self._retention[queue] = retention
-        self._resolved.clear()
+        self.retention.set(queue, retention)
 
     def retention_for(self, queue: str, task_retention: Retention | None) -> Retention:
-        key = (queue, task_retention)
-        found = self._resolved.get(key)
-        if found is None:
-            found = self._resolved[key] = self._resolve_retention(queue, task_retention)
-        return found
-
-    def _resolve_retention(self, queue: str, task_retention: Retention | None) -> Retention:
-        s = self.settings
-        base = Retention(
-            s.keep_completed, s.keep_completed_seconds, s.keep_failed, s.keep_failed_seconds
-        )
-        queue_retention = self._retention.get(queue)
-        if queue_retention is not None:
-            base = queue_retention.over(base)
-        return base if task_retention is None else task_retention.over(base)
+        return self.retention.resolve(queue, task_retention)
 
     def _keep_failed_ms(self, queue: str | None) -> int:
         retention = self.retention_for(queue or "", None)

@@ -39,7 +39,6 @@ from conveyor.stores.flows import (
     ChildRecord,
     FlowJob,
     FlowStore,
-    make_flow_store,
 )
 
 if TYPE_CHECKING:
@@ -121,13 +120,7 @@ class FlowClient:
 
     def __init__(self, app: Conveyor) -> None:
         self._app = app
-        self._store: FlowStore | None = None
-
-    @property
-    def store(self) -> FlowStore:
-        if self._store is None:
-            self._store = make_flow_store(self._app.store)
-        return self._store
+        self.store: FlowStore = app.backend.flows
 
     async def add(
         self,

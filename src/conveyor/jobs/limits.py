@@ -19,8 +19,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from conveyor.errors import MAX_BACKOFF_SECONDS, BadInputError
-from conveyor.stores.base import ClaimedJob, JobStore, now_ms
-from conveyor.stores.limits import LimitsStore, QueueLimits, make_limits_store
+from conveyor.stores.base import ClaimedJob, now_ms
+from conveyor.stores.limits import LimitsStore, QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.jobs.task import Task
@@ -67,15 +67,12 @@ def check_queue(queue: object) -> str:
 class QueueControls:
     """Reads and writes queue limits and back-offs in the app's store."""
 
-    def __init__(self, store: JobStore, opener: Callable[[], Awaitable[None]]) -> None:
-        self._jobs = store
+    def __init__(self, store: LimitsStore, opener: Callable[[], Awaitable[None]]) -> None:
+        self._store = store
         self._open = opener
-        self._store: LimitsStore | None = None
 
     async def _limits(self) -> LimitsStore:
         await self._open()
-        if self._store is None:
-            self._store = make_limits_store(self._jobs)
         return self._store
 
     async def set_queue_limits(

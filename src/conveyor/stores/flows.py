@@ -25,7 +25,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from conveyor.stores.base import JobState, JobStore, NewJob
+from conveyor.stores.base import JobState, NewJob
 
 ChildFailurePolicy = Literal["fail", "ignore"]
 
@@ -84,29 +84,6 @@ class FlowStore(Protocol):
     async def repair(self, now: int) -> int:
         """Deliver what a crash between a child's finish and its delivery left behind."""
         ...
-
-
-def make_flow_store(jobs: JobStore) -> FlowStore:
-    """The flow store that shares ``jobs``'s connection."""
-    from conveyor.stores.memory.jobs import MemoryJobStore
-
-    if isinstance(jobs, MemoryJobStore):
-        from conveyor.stores.memory.flows import MemoryFlowStore
-
-        return MemoryFlowStore(jobs)
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
-
-    if isinstance(jobs, SqliteJobStore):
-        from conveyor.stores.sqlite.flows import SqliteFlowStore
-
-        return SqliteFlowStore(jobs)
-    from conveyor.stores.redis.jobs import RedisJobStore
-
-    if isinstance(jobs, RedisJobStore):
-        from conveyor.stores.redis.flows import RedisFlowStore
-
-        return RedisFlowStore(jobs)
-    raise TypeError(f"no flow store for {type(jobs).__name__}")
 
 
 def child_failed_error(child_id: str, queue: str, state: str, error: bytes | None) -> bytes:

@@ -1,7 +1,7 @@
 """Queue limits in memory: the state the claim consults, and the limits store over it.
 
 Active jobs are counted per queue and per (queue, task) as jobs move in and
-out of the active state (``MemoryJobStore._place`` reports every move), so a
+out of the active state (``MemoryState.place`` reports every move), so a
 claim reads them in O(1). A ready job of a task that is at its limit is
 *parked*: taken off the ready heap into a per-task list, and pushed back
 only as slots of that task free up. A claim therefore never steps over the
@@ -15,11 +15,11 @@ from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from conveyor.stores.base import JobState, now_ms
+from conveyor.stores.base import JobState
 from conveyor.stores.limits import Gate, QueueLimits, open_gate
 
 if TYPE_CHECKING:
-    from conveyor.stores.memory.jobs import MemoryJobStore
+    from conveyor.stores.memory.state import MemoryState
 
 ReadyEntry = tuple[int, int, int, str, int]
 
@@ -95,49 +95,51 @@ class MemoryLimits:
 
 
 class MemoryLimitsStore:
-    """A :class:`~conveyor.stores.limits.LimitsStore` beside a :class:`MemoryJobStore`."""
+    """A :class:`~conveyor.stores.limits.LimitsStore` over a memory state."""
 
-    def __init__(self, jobs: MemoryJobStore) -> None:
-        self._jobs = jobs
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
 
     async def set_limits(
         self, queue: str, concurrency: int | None, rate: int | None, period_ms: int
     ) -> None:
-        store = self._jobs
-        with store._lock:
-            old = store.limits.limits.get(queue, QueueLimits())
-            store.limits.limits[queue] = QueueLimits(
+        limits = self._state.limits
+        with self._state.lock:
+            old = limits.limits.get(queue, QueueLimits())
+            limits.limits[queue] = QueueLimits(
                 concurrency, rate, period_ms, old.tasks, old.backoff_until
             )
 
     async def set_task_concurrency(self, queue: str, task: str, limit: int | None) -> None:
-        store = self._jobs
-        with store._lock:
-            old = store.limits.limits.get(queue, QueueLimits())
+        state = self._state
+        limits = state.limits
+        with state.lock:
+            old = limits.limits.get(queue, QueueLimits())
             tasks = {name: cap for name, cap in old.tasks.items() if name != task}
             if limit is not None:
                 tasks[task] = limit
             else:
-                store.limits.unpark_all(queue, task, store._ready[queue])
-            store.limits.limits[queue] = QueueLimits(
+                limits.unpark_all(queue, task, state.ready[queue])
+            limits.limits[queue] = QueueLimits(
                 old.concurrency, old.rate, old.period_ms, tasks, old.backoff_until
             )
 
     async def get_limits(self, queue: str) -> QueueLimits:
-        with self._jobs._lock:
-            return self._jobs.limits.limits.get(queue, QueueLimits())
+        with self._state.lock:
+            return self._state.limits.limits.get(queue, QueueLimits())
 
     async def backoff(
         self, queue: str, until: int, leases: list[tuple[str, str]], keep_ms: int
     ) -> int:
-        store = self._jobs
-        with store._lock:
-            old = store.limits.limits.get(queue, QueueLimits())
-            store.limits.limits[queue] = QueueLimits(
+        state = self._state
+        limits = state.limits
+        with state.lock:
+            old = limits.limits.get(queue, QueueLimits())
+            limits.limits[queue] = QueueLimits(
                 old.concurrency,
                 old.rate,
                 old.period_ms,
                 old.tasks,
                 max(old.backoff_until, until),
             )
-            return store.release_locked(leases, now_ms(), keep_ms)
+            return state.release(leases, state.clock.now_ms(), keep_ms)

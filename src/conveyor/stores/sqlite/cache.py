@@ -31,9 +31,9 @@ from pathlib import Path
 
 import msgspec
 
-from conveyor.cache.serializer import NOT_A_COUNTER
-from conveyor.cache.shared import Invalidation, InvalidationSink
+from conveyor.errors import BadInputError
 from conveyor.observability.logging import get_logger
+from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.sqlite import record_lock
 from conveyor.stores.sqlite.database import Database, path_from_url
 
@@ -59,7 +59,7 @@ def _now() -> int:
 
 
 class SqliteCacheTier:
-    """A :class:`~conveyor.cache.shared.SharedTier` in one SQLite file."""
+    """A :class:`~conveyor.stores.cache.SharedTier` in one SQLite file."""
 
     def __init__(
         self,
@@ -373,5 +373,5 @@ def _as_int(data: bytes) -> int:
     except msgspec.DecodeError:
         value = None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"cannot increment: {NOT_A_COUNTER}")
+        raise BadInputError(f"cannot increment: {NOT_A_COUNTER}")
     return value
