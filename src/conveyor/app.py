@@ -345,7 +345,7 @@ class Conveyor:
         if self._cache is None:
             from conveyor.cache.app import build_cache
 
-            self._cache = build_cache(self.settings, self.metrics.registry)
+            self._cache = build_cache(self.settings, self.metrics.registry, self.clock)
         return self._cache
 
     async def _check_cache(self) -> CheckResult:

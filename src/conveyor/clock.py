@@ -11,14 +11,19 @@ instead of sleeping until a lease, a TTL or a debounce window runs out::
     ...
     clock.advance(31)          # the lease has now expired for every store
 
-Servers keep their own time for what they expire by themselves (a Redis key
-with a TTL): stores never rely on that for a decision, only to free memory
-after the clock-based decision has been made.
+The clock governs what conveyor decides by time: leases and stalls, delays
+and retries, schedules, debounce and throttle windows, retention, heartbeats,
+cache TTLs and the worker's periodic loops. A caller's own patience (the
+timeout of ``job.wait()``, a worker's shutdown deadline) and I/O budgets
+stay on real time. Servers keep their own time for what they expire by
+themselves (a Redis key with a TTL): stores never rely on that for a
+decision, only to free memory after the clock-based decision was made.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import threading
@@ -43,6 +48,10 @@ class Clock(Protocol):
         """Return once ``seconds`` of this clock's time have passed."""
         ...
 
+    async def sleep_or_wake(self, event: asyncio.Event, seconds: float) -> None:
+        """Sleep up to ``seconds`` of this clock's time, returning early once ``event`` is set."""
+        ...
+
 
 class SystemClock:
     """The real time of this machine."""
@@ -55,6 +64,12 @@ class SystemClock:
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def sleep_or_wake(self, event: asyncio.Event, seconds: float) -> None:
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await event.wait()
 
     def __repr__(self) -> str:
         return "SystemClock()"
@@ -92,6 +107,17 @@ class ManualClock:
         with self._lock:
             heapq.heappush(self._sleepers, (self._elapsed + seconds, next(self._order), future))
         await future
+
+    async def sleep_or_wake(self, event: asyncio.Event, seconds: float) -> None:
+        if event.is_set():
+            return
+        sleeper = asyncio.ensure_future(self.sleep(seconds))
+        waiter = asyncio.ensure_future(event.wait())
+        try:
+            await asyncio.wait((sleeper, waiter), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waiter.cancel()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` and wake every sleeper now due."""

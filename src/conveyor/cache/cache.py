@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
@@ -47,6 +46,7 @@ from conveyor.cache.serializer import (
 )
 from conveyor.cache.stampede import Recipe, computation, encode_entry, is_fresh, store
 from conveyor.cache.stats import NamespaceStats, SharedStats
+from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.config import mask_url
 from conveyor.errors import BadInputError, ConfigError
 from conveyor.observability.health import CheckResult, Status
@@ -75,7 +75,9 @@ def decoder_for(type_: Any) -> msgspec.json.Decoder[Any] | None:
     return found
 
 
-def make_shared_tier(url: str, origin: str, options: CacheOptions) -> SharedTier | None:
+def make_shared_tier(
+    url: str, origin: str, options: CacheOptions, clock: Clock
+) -> SharedTier | None:
     """The shared tier at ``url``, built by the backend that serves its scheme."""
     problems = url_problems(url)
     if problems:
@@ -83,7 +85,7 @@ def make_shared_tier(url: str, origin: str, options: CacheOptions) -> SharedTier
     tier_options = TierOptions(
         prefix=options.prefix, timeout=options.timeout, sync_interval=options.sync_interval
     )
-    return backend_type(url).cache_tier(url, origin, tier_options)
+    return backend_type(url).cache_tier(url, origin, tier_options, clock)
 
 
 class Cache:
@@ -96,7 +98,12 @@ class Cache:
     """
 
     def __init__(
-        self, url: str = "memory://", *, namespace: str = "default", **options: Any
+        self,
+        url: str = "memory://",
+        *,
+        namespace: str = "default",
+        clock: Clock = SYSTEM_CLOCK,
+        **options: Any,
     ) -> None:
         try:
             opts = CacheOptions(**options)
@@ -104,8 +111,10 @@ class Cache:
             raise ConfigError([f"cache: {exc}"]) from None
         validate(opts)
         origin = new_origin()
-        shared = make_shared_tier(url, origin, opts)
-        local = LocalTier(max_entries=opts.local_max_entries, max_bytes=opts.local_max_bytes)
+        shared = make_shared_tier(url, origin, opts, clock)
+        local = LocalTier(
+            max_entries=opts.local_max_entries, max_bytes=opts.local_max_bytes, clock=clock
+        )
         serializer = Serializer(
             compress_threshold=opts.compress_threshold, max_bytes=opts.max_value_bytes
         )
@@ -118,6 +127,7 @@ class Cache:
             lock_ttl=opts.lock_ttl,
             early_refresh_beta=opts.early_refresh_beta,
             bulk_budget=opts.timeout,
+            clock=clock,
         )
         self._setup(url, core, opts, namespace)
 
@@ -132,6 +142,7 @@ class Cache:
                 f"own keys there (reserved: {', '.join(sorted(RESERVED_NAMESPACES))})"
             )
         self.url = url
+        self._clock = core.clock
         self.name = namespace
         self.options = opts
         self._core = core
@@ -220,7 +231,7 @@ class Cache:
         if entry is not None:
             value = _decode(entry.body, decoder)
             if value is not _MISSING:
-                if entry.fresh_until > time.time():
+                if entry.fresh_until > self._clock.now_ms() / 1000:
                     stats.local_hits += 1
                     return value
                 stale = value
@@ -230,7 +241,7 @@ class Cache:
             envelope = open_envelope(data)
             value = _decode(envelope.body, decoder)
             if value is not _MISSING:
-                if envelope.fresh_until == 0 or envelope.fresh_until > time.time() * 1000:
+                if envelope.fresh_until == 0 or envelope.fresh_until > self._clock.now_ms():
                     if has_header(data):
                         self._local.fill(full, data, version)
                     stats.shared_hits += 1
@@ -247,7 +258,7 @@ class Cache:
         decoder = decoder_for(type)
         values: list[Any] = [None] * len(keys)
         missing: list[int] = []
-        now = time.time()
+        now = self._clock.now_ms() / 1000
         for i, key in enumerate(keys):
             entry = self._local.get(self._prefix + key)
             value = _MISSING if entry is None else _decode(entry.body, decoder)
@@ -267,7 +278,7 @@ class Cache:
             for i, full, data, version in zip(missing, fulls, datas, versions, strict=True):
                 value = (
                     _MISSING
-                    if data is None or not is_fresh(data)
+                    if data is None or not is_fresh(data, self._clock.now_ms())
                     else _decode(open_envelope(data).body, decoder)
                 )
                 if value is _MISSING:
@@ -282,10 +293,10 @@ class Cache:
     async def exists(self, key: str) -> bool:
         full = self._prefix + key
         entry = self._local.get(full)
-        if entry is not None and entry.fresh_until > time.time():
+        if entry is not None and entry.fresh_until > self._clock.now_ms() / 1000:
             return True
         found = await self._core.shared_call(lambda s: s.get(full))
-        return isinstance(found, bytes) and is_fresh(found)
+        return isinstance(found, bytes) and is_fresh(found, self._clock.now_ms())
 
     async def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires (stale window included); ``math.inf`` if never; None
@@ -296,7 +307,11 @@ class Cache:
             entry = self._local.get(full)
             if entry is None:
                 return None
-            return entry.expires_at - time.time() if entry.expires_at != NEVER else NEVER
+            return (
+                entry.expires_at - self._clock.now_ms() / 1000
+                if entry.expires_at != NEVER
+                else NEVER
+            )
         if left is None:
             return None
         return NEVER if left == -1 else max(0.0, left / 1000)  # type: ignore[operator]
@@ -387,7 +402,7 @@ class Cache:
         """Give ``key`` a new TTL (None: never expires); False if there is no such key."""
         seconds = self._ttl(ttl)
         full = self._prefix + key
-        now = int(time.time() * 1000)
+        now = self._clock.now_ms()
         fresh_until = 0 if seconds is None else now + int(seconds * 1000)
         expires_at = None if seconds is None else fresh_until + int(self._stale_ttl * 1000)
         if self._core.shared is None:
@@ -486,7 +501,7 @@ class Cache:
         entry = self._local.get(full)
         if entry is None:
             return _MISSING
-        now = time.time()
+        now = self._clock.now_ms() / 1000
         if entry.fresh_until <= now:
             return _MISSING
         value = _decode(entry.body, decoder)
@@ -561,7 +576,7 @@ class Cache:
         if isinstance(data, bytes):
             value = _decode(open_envelope(data).body, decoder)
             if value is not _MISSING:
-                if is_fresh(data):
+                if is_fresh(data, self._clock.now_ms()):
                     if has_header(data):
                         self._local.fill(full, data, version)
                     self._stats.shared_hits += 1

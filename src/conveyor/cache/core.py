@@ -25,6 +25,7 @@ from conveyor.cache.breaker import CircuitBreaker
 from conveyor.cache.local import LocalTier
 from conveyor.cache.serializer import Serializer
 from conveyor.cache.stats import NamespaceStats, SharedStats
+from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import BadInputError
 from conveyor.observability.logging import get_logger
 from conveyor.stores.cache import Invalidation, SharedTier
@@ -63,7 +64,9 @@ class CacheCore:
         lock_ttl: float,
         early_refresh_beta: float,
         bulk_budget: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.shared = shared
         self.local = local
         self.serializer = serializer

@@ -24,7 +24,7 @@ from conveyor.events.outbox import Outbox
 from conveyor.events.publisher import Publisher, Route, decode_spec, encode_spec
 from conveyor.events.subscription import Subscription
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
-from conveyor.stores.base import JobStore, now_ms
+from conveyor.stores.base import JobStore
 from conveyor.stores.events import EventStore
 
 if TYPE_CHECKING:
@@ -65,6 +65,7 @@ class EventBus:
             self._local_groups,
             app.metrics.events,
             opener,
+            app.clock,
             app.jobs.wakeups,
         )
 
@@ -121,6 +122,7 @@ class EventBus:
                 remember_for=remember_for,
                 store=lambda: self.store,
                 metrics=self._app.metrics.events,
+                clock=self._app.clock,
             )
             settings = self._app.settings
             task = self._app.task(
@@ -182,7 +184,7 @@ class EventBus:
         if not self._undeclared:
             return
         await self._app.open()
-        now = now_ms()
+        now = self._app.clock.now_ms()
         for group, types in self._local_groups().items():
             await self.store.save_group(group, encode_spec(types), now)
         self._undeclared = False

@@ -33,7 +33,6 @@ from conveyor.stores.base import (
     JobState,
     NewJob,
     QueueInfo,
-    now_ms,
     released_state,
 )
 from conveyor.stores.limits import QueueLimits
@@ -150,7 +149,7 @@ class JobClient:
         self._open = opener
         self.retention = retention
         self._dedupe = backend.dedupe
-        self.controls = QueueControls(backend.limits, opener)
+        self.controls = QueueControls(backend.limits, backend.clock, opener)
 
     # -- enqueue -----------------------------------------------------------
 
@@ -194,7 +193,7 @@ class JobClient:
 
         Calls with a debounce or throttle key go in one more step of their own.
         """
-        now = now_ms()
+        now = self.clock.now_ms()
         new = [self.build(call, now) for call in calls]
         await self._open()
         if any(c.options.debounce is not None or c.options.throttle is not None for c in calls):
@@ -281,7 +280,7 @@ class JobClient:
 
     async def cancel(self, job_id: str) -> CancelResult:
         await self._open()
-        result = await self.store.cancel(job_id, now_ms(), self._keep_failed_ms(None))
+        result = await self.store.cancel(job_id, self.clock.now_ms(), self._keep_failed_ms(None))
         if result is CancelResult.MISSING:
             raise NotFoundError(f"no job with id {job_id!r}")
         if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
@@ -292,7 +291,7 @@ class JobClient:
     async def retry(self, job_id: str) -> Job[Any]:
         """Send a failed or cancelled job back to waiting with its attempts reset."""
         await self._open()
-        if not await self.store.retry(job_id, now_ms()):
+        if not await self.store.retry(job_id, self.clock.now_ms()):
             record = await self.store.get(job_id)
             if record is None:
                 raise NotFoundError(f"no job with id {job_id!r}")
@@ -348,7 +347,7 @@ class JobClient:
     ) -> int:
         """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
         await self._open()
-        before = now_ms() - int(older_than * 1000)
+        before = self.clock.now_ms() - int(older_than * 1000)
         return await self.store.clean(queue, _state(state), before, limit)
 
     # -- retention ---------------------------------------------------------

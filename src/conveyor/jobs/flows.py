@@ -33,7 +33,7 @@ from conveyor import serialization
 from conveyor.errors import BadInputError, NotFoundError
 from conveyor.jobs.client import Call, FlowInput, FlowRole, Step, _fresh_record
 from conveyor.jobs.job import Job, JobError
-from conveyor.stores.base import ClaimedJob, JobState, NewJob, now_ms
+from conveyor.stores.base import ClaimedJob, JobState, NewJob
 from conveyor.stores.flows import (
     ChildFailurePolicy,
     ChildRecord,
@@ -193,7 +193,7 @@ class FlowClient:
     # -- building and writing ----------------------------------------------------
 
     async def _add(self, root: _Node) -> Flow[Any]:
-        now = now_ms()
+        now = self._app.clock.now_ms()
         flat: list[FlowJob] = []
         self._flatten(root, root.call.options.job_id, None, now, flat)
         await self._app.open()

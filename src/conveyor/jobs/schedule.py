@@ -25,7 +25,6 @@ from conveyor import serialization
 from conveyor.errors import InvalidScheduleError, NotFoundError
 from conveyor.jobs.client import Call, EnqueueOptions
 from conveyor.jobs.timing import Timing, to_datetime
-from conveyor.stores.base import now_ms
 from conveyor.stores.schedules import ScheduleRecord, ScheduleStore
 
 if TYPE_CHECKING:
@@ -153,7 +152,7 @@ class ScheduleClient:
             raise NotFoundError(f"no schedule named {name!r}")
 
     async def _put(self, record: ScheduleRecord) -> None:
-        next_fire = Timing.decode(record.timing).next_after(now_ms())
+        next_fire = Timing.decode(record.timing).next_after(self.app.clock.now_ms())
         await self.store.put_schedule(msgspec.structs.replace(record, next_fire=next_fire))
 
     def _record(

@@ -48,7 +48,7 @@ from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.sandbox import run_in_sandbox
 from conveyor.jobs.scheduler import Scheduler
 from conveyor.observability.logging import get_logger
-from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
+from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -97,6 +97,7 @@ class Worker:
         s = app.settings
         self.app = app
         self.store = app.store
+        self.clock = app.clock
         self.queues = list(queues) if queues else app.queue_names()
         self.concurrency = concurrency or s.concurrency
         self.burst = burst
@@ -111,7 +112,7 @@ class Worker:
         self._lease_check = asyncio.Event()
         self._stopping = False
         self._threads: ThreadPoolExecutor | None = None
-        self._started_at = now_ms()
+        self._started_at = self.clock.now_ms()
         self._store_errors = 0
         self._force_stop = False
         self._stopped = asyncio.Event()
@@ -263,7 +264,7 @@ class Worker:
         blocking = self._blocking
         if blocking.done() and not blocking.cancelled() and blocking.exception() is not None:
             log.error("waiting for work failed", error=repr(blocking.exception()))
-            await sleep_or_wake(self._wake, poll)
+            await self.clock.sleep_or_wake(self._wake, poll)
 
     async def _exchange(self, want: int) -> list[ClaimedJob]:
         pending, self._outcomes = self._outcomes, []
@@ -380,7 +381,7 @@ class Worker:
                     )
                 value = await self._call(task, job, ctx, options)
                 result = outcomes.completed(
-                    job, value, now_ms(), retention, self.app.settings.max_payload_bytes
+                    job, value, self.clock.now_ms(), retention, self.app.settings.max_payload_bytes
                 )
             except asyncio.CancelledError as exc:
                 if running.stop_reason is None and not _being_cancelled():
@@ -464,7 +465,7 @@ class Worker:
         if running.stop_reason == "cancel":
             log.info("job cancelled")
             return outcomes.cancelled(
-                running.job, now_ms(), retention
+                running.job, self.clock.now_ms(), retention
             ), outcomes.OutcomeKind.CANCELLED
         if running.stop_reason == "lost":
             log.warning("lease lost; attempt abandoned")
@@ -483,7 +484,7 @@ class Worker:
             result = outcomes.after_error(
                 job,
                 exc,
-                now_ms(),
+                self.clock.now_ms(),
                 retries=options.under(task).retries or 0,
                 backoff=task.backoff if task else _NO_BACKOFF,
                 non_retryable=task.non_retryable if task else (),
@@ -491,7 +492,7 @@ class Worker:
             )
         except Exception as policy_error:  # e.g. a custom backoff that raised
             log.exception("retry policy failed; failing the job")
-            return outcomes.failed(job, policy_error, now_ms(), retention), "failed"
+            return outcomes.failed(job, policy_error, self.clock.now_ms(), retention), "failed"
         level = "warning" if result[1] == outcomes.OutcomeKind.RETRIED else "error"
         getattr(log, level)(
             "job attempt failed",
@@ -505,7 +506,7 @@ class Worker:
     async def _renew_loop(self, halt: asyncio.Event) -> None:
         interval = self.app.settings.lease_seconds / 3
         while not halt.is_set():
-            await sleep_or_wake(halt, interval)
+            await self.clock.sleep_or_wake(halt, interval)
             if not halt.is_set():
                 await self._guard(self._renew)
 
@@ -537,7 +538,7 @@ class Worker:
         """Every ``progress_flush_interval``, or at once when a cancel is asked in this process."""
         interval = self.app.settings.progress_flush_interval
         while not halt.is_set():
-            await sleep_or_wake(self._lease_check, interval)  # _halt sets it too
+            await self.clock.sleep_or_wake(self._lease_check, interval)  # _halt sets it too
             self._lease_check.clear()
             if not halt.is_set():
                 await self._guard(self._flush_progress)
@@ -561,7 +562,7 @@ class Worker:
         interval = self.app.settings.sweep_interval
         while not halt.is_set():
             await self._guard(self._maintain)
-            await sleep_or_wake(halt, interval)
+            await self.clock.sleep_or_wake(halt, interval)
 
     async def _halt(self, halt: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
         """Stop background loops by asking them, not by cancelling them mid-call.
@@ -581,7 +582,7 @@ class Worker:
 
     async def _maintain(self) -> None:
         s = self.app.settings
-        now = now_ms()
+        now = self.clock.now_ms()
         keep_ms = int(s.keep_failed_seconds * 1000)
         exclusive_ms = int(s.sweep_interval * 900)  # one worker per interval sweeps a shared store
         for stalled in await self.store.sweep_stalled(now, keep_ms, exclusive_ms):

@@ -72,6 +72,8 @@ class BackendType(Protocol):
         """What is wrong with ``url`` for this backend (its scheme is one of its own)."""
         ...
 
-    def cache_tier(self, url: str, origin: str, options: TierOptions) -> SharedTier | None:
+    def cache_tier(
+        self, url: str, origin: str, options: TierOptions, clock: Clock
+    ) -> SharedTier | None:
         """The cache's shared tier at ``url`` (None: the local tier is all there is)."""
         ...

@@ -47,5 +47,7 @@ class MemoryBackend:
         return []
 
     @classmethod
-    def cache_tier(cls, url: str, origin: str, options: TierOptions) -> SharedTier | None:
+    def cache_tier(
+        cls, url: str, origin: str, options: TierOptions, clock: Clock
+    ) -> SharedTier | None:
         return None  # the local tier is all there is

@@ -52,7 +52,9 @@ class RedisBackend:
         return []
 
     @classmethod
-    def cache_tier(cls, url: str, origin: str, options: TierOptions) -> SharedTier | None:
+    def cache_tier(
+        cls, url: str, origin: str, options: TierOptions, clock: Clock
+    ) -> SharedTier | None:
         from conveyor.stores.redis.cache import RedisCacheTier
 
         return RedisCacheTier(url, origin=origin, prefix=options.prefix, timeout=options.timeout)

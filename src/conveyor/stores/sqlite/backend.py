@@ -60,9 +60,15 @@ class SqliteBackend:
         return []
 
     @classmethod
-    def cache_tier(cls, url: str, origin: str, options: TierOptions) -> SharedTier | None:
+    def cache_tier(
+        cls, url: str, origin: str, options: TierOptions, clock: Clock
+    ) -> SharedTier | None:
         from conveyor.stores.sqlite.cache import SqliteCacheTier
 
         return SqliteCacheTier(
-            url, origin=origin, sync_interval=options.sync_interval, timeout=options.timeout
+            url,
+            origin=origin,
+            sync_interval=options.sync_interval,
+            timeout=options.timeout,
+            clock=clock,
         )
