@@ -33,6 +33,7 @@ from conveyor.stores.base import (
     JobState,
     NewJob,
     QueueInfo,
+    RemoveResult,
     released_state,
 )
 from conveyor.stores.limits import QueueLimits
@@ -302,9 +303,15 @@ class JobClient:
         return await self.get(job_id)
 
     async def remove(self, job_id: str) -> None:
+        """Delete a job; an active one, or a flow child its parent waits for, is refused."""
         await self._open()
-        if not await self.store.remove(job_id):
+        result = await self.store.remove(job_id)
+        if result is RemoveResult.MISSING:
             raise NotFoundError(f"no job with id {job_id!r}")
+        if result is RemoveResult.ACTIVE:
+            raise ConflictError(f"job {job_id} is active; cancel it first")
+        if result is RemoveResult.PENDING_CHILD:
+            raise _pending_child(job_id)
 
     async def pause(self, queue: str) -> None:
         await self._open()
@@ -346,9 +353,15 @@ class JobClient:
         self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
     ) -> int:
         """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
+        wanted = _state(state)
+        if wanted is JobState.ACTIVE:
+            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
         await self._open()
         before = self.clock.now_ms() - int(older_than * 1000)
-        return await self.store.clean(queue, _state(state), before, limit)
+        cleaned = await self.store.clean(queue, wanted, before, limit)
+        if cleaned.pending_child is not None:
+            raise _pending_child(cleaned.pending_child)
+        return cleaned.removed
 
     # -- retention ---------------------------------------------------------
 
@@ -362,6 +375,10 @@ class JobClient:
     def _keep_failed_ms(self, queue: str | None) -> int:
         retention = self.retention_for(queue or "", None)
         return int((retention.failed_for or 0) * 1000)
+
+
+def _pending_child(job_id: str) -> ConflictError:
+    return ConflictError(f"job {job_id} is a pending flow child; cancel it first")
 
 
 MAX_DELAY_SECONDS = 10 * 366 * 86_400

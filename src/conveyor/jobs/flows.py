@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import msgspec
 
 from conveyor import serialization
-from conveyor.errors import BadInputError, NotFoundError
+from conveyor.errors import BadInputError, ConflictError, NotFoundError
 from conveyor.jobs.client import Call, FlowInput, FlowRole, Step, _fresh_record
 from conveyor.jobs.job import Job, JobError
 from conveyor.stores.base import ClaimedJob, JobState, NewJob
@@ -197,7 +197,10 @@ class FlowClient:
         flat: list[FlowJob] = []
         self._flatten(root, root.call.options.job_id, None, now, flat)
         await self._app.open()
-        created = await self.store.add_flow(flat)
+        added = await self.store.add_flow(flat)
+        if added.taken is not None:
+            raise ConflictError(f"job {added.taken} of the flow exists already")
+        created = added.created
         for wakeup in self._app.jobs.wakeups:
             wakeup.set()
         top = flat[0]

@@ -58,15 +58,20 @@ class ChildRecord(msgspec.Struct, gc=False):
     value: bytes | None = None
 
 
+class AddedFlow(msgspec.Struct, gc=False):
+    """What ``add_flow`` did. Nothing was written unless ``created``: the root
+    existed already, or ``taken`` names a job of the flow that exists (and is
+    not this flow's own, half-written by an earlier add)."""
+
+    created: bool
+    taken: str | None = None
+
+
 class FlowStore(Protocol):
     """What flows need from a store."""
 
-    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
-        """Insert a flow; ``jobs[0]`` is its root. False (nothing written) if the root exists.
-
-        A child id that exists already (and is not this flow's) is a
-        ``ConflictError``, with nothing written.
-        """
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
+        """Insert a flow in one step; ``jobs[0]`` is its root."""
         ...
 
     async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:

@@ -10,9 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from conveyor.errors import ConflictError
 from conveyor.stores.base import JobState
-from conveyor.stores.flows import ChildFailurePolicy, ChildRecord, FlowJob, child_failed_error
+from conveyor.stores.flows import (
+    AddedFlow,
+    ChildFailurePolicy,
+    ChildRecord,
+    FlowJob,
+    child_failed_error,
+)
 from conveyor.stores.memory.state import MemoryState, StoredJob
 
 
@@ -74,14 +79,14 @@ class MemoryFlowStore:
         self._state = state
         self._flows = flows
 
-    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
         state, flows = self._state, self._flows
         with state.lock:
             if jobs[0].job.id in state.jobs:
-                return False
+                return AddedFlow(created=False)
             taken = [f.job.id for f in jobs if f.job.id in state.jobs]
             if taken:
-                raise ConflictError(f"job {taken[0]} of the flow exists already")
+                return AddedFlow(created=False, taken=taken[0])
             now = state.clock.now_ms()
             for node in jobs:
                 if node.children:
@@ -99,7 +104,7 @@ class MemoryFlowStore:
                 state.insert(node.job, now)
                 if node.children:
                     state.place(state.jobs[node.job.id], JobState.WAITING_CHILDREN)
-        return True
+        return AddedFlow(created=True)
 
     async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
         with self._state.lock:

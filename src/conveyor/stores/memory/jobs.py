@@ -10,11 +10,11 @@ import heapq
 import secrets
 from collections.abc import Sequence
 
-from conveyor.errors import ConflictError
 from conveyor.stores.base import (
     FINISHED_STATES,
     CancelResult,
     ClaimedJob,
+    Cleaned,
     JobEvent,
     JobEventKind,
     JobRecord,
@@ -25,6 +25,7 @@ from conveyor.stores.base import (
     Outcome,
     ProgressUpdate,
     QueueInfo,
+    RemoveResult,
     StalledJob,
     WorkerInfo,
     released_state,
@@ -364,22 +365,20 @@ class MemoryJobStore:
             state.finish(job, JobState.CANCELLED, now, now + keep_ms, None)
             return CancelResult.CANCELLED
 
-    async def remove(self, job_id: str) -> bool:
+    async def remove(self, job_id: str) -> RemoveResult:
         state = self._state
         with state.lock:
             job = state.jobs.get(job_id)
             if job is None:
-                return False
+                return RemoveResult.MISSING
             if job.state is JobState.ACTIVE:
-                raise ConflictError(f"job {job_id} is active; cancel it first")
+                return RemoveResult.ACTIVE
             if state.flows.reports_to_parent(job.id):
-                raise ConflictError(f"job {job_id} is a pending flow child; cancel it first")
+                return RemoveResult.PENDING_CHILD
             state.delete(job)
-            return True
+            return RemoveResult.REMOVED
 
-    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
-        if state is JobState.ACTIVE:
-            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
+    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
         data = self._state
         with data.lock:
             doomed = [
@@ -390,12 +389,13 @@ class MemoryJobStore:
                 and (j.finished_at or j.created_at) < before
             ]
             doomed.sort(key=lambda j: j.seq)
-            for job in doomed[:limit]:
+            del doomed[limit:]
+            for job in doomed:
                 if data.flows.reports_to_parent(job.id):
-                    raise ConflictError(f"job {job.id} is a pending flow child; cancel it first")
-            for job in doomed[:limit]:
+                    return Cleaned(0, job.id)
+            for job in doomed:
                 data.delete(job)
-        return min(len(doomed), limit)
+        return Cleaned(len(doomed))
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
         with self._state.lock:

@@ -9,8 +9,16 @@ from __future__ import annotations
 import msgspec
 
 from conveyor.clock import Clock
-from conveyor.errors import ConflictError
-from conveyor.stores.base import CancelResult, JobRecord, JobState, LogLine, QueueInfo, WorkerInfo
+from conveyor.stores.base import (
+    CancelResult,
+    Cleaned,
+    JobRecord,
+    JobState,
+    LogLine,
+    QueueInfo,
+    RemoveResult,
+    WorkerInfo,
+)
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import WORKERS_KEY, job_key, meta_key, queue_prefix
 
@@ -113,25 +121,22 @@ class RedisJobAdmin:
         answer = await self.conn.run_script("admin", queue, ["cancel", job_id, now, keep_ms])
         return CancelResult(answer.decode())
 
-    async def remove(self, job_id: str) -> bool:
+    async def remove(self, job_id: str) -> RemoveResult:
         queue = await self.conn.locate(job_id)
         if queue is None:
-            return False
+            return RemoveResult.MISSING
         answer = await self.conn.run_script("admin", queue, ["remove", job_id])
         if answer == b"active":
-            raise ConflictError(f"job {job_id} is active; cancel it first")
+            return RemoveResult.ACTIVE
         if answer == b"child":
-            raise ConflictError(f"job {job_id} is a pending flow child; cancel it first")
-        return bool(answer)
+            return RemoveResult.PENDING_CHILD
+        return RemoveResult.REMOVED if answer else RemoveResult.MISSING
 
-    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
-        if state is JobState.ACTIVE:
-            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
+    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
         answer = await self.conn.run_script("admin", queue, ["clean", state.value, before, limit])
         if isinstance(answer, list):
-            child = answer[1].decode()
-            raise ConflictError(f"job {child} is a pending flow child; cancel it first")
-        return int(answer)
+            return Cleaned(0, answer[1].decode())
+        return Cleaned(int(answer))
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
         entry = msgspec.json.encode({"until": self.clock.now_ms() + ttl_ms, "info": worker})

@@ -38,9 +38,8 @@ from typing import Any
 import msgspec
 
 from conveyor.clock import Clock
-from conveyor.errors import ConflictError
 from conveyor.stores.base import JobState
-from conveyor.stores.flows import ChildRecord, FlowJob, child_failed_error
+from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob, child_failed_error
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import job_key, meta_key, queue_prefix
 
@@ -72,13 +71,15 @@ class RedisFlowStore:
 
     # -- adding a flow ---------------------------------------------------------
 
-    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
         root = jobs[0]
         await self._conn.remember_queues({node.job.queue for node in jobs})
         key = job_key(root.job.queue, root.job.id)
         if await self._conn.call(self._conn.client.exists, key):
-            return False
-        await self._check_free(jobs[1:])
+            return AddedFlow(created=False)
+        taken = await self._taken(jobs[1:])
+        if taken is not None:
+            return AddedFlow(created=False, taken=taken)
         by_queue: dict[str, list[Any]] = defaultdict(list)
         for node in jobs[1:]:
             by_queue[node.job.queue] += _add_args(node)
@@ -88,7 +89,7 @@ class RedisFlowStore:
             answers = [await self._conn.run_script("flow_add", q, args) for q, args in batches]
         else:
             answers = await self._conn.call(self._add_together, batches)
-        return bool(answers[-1][0])
+        return AddedFlow(created=bool(answers[-1][0]))
 
     async def _add_together(self, batches: list[tuple[str, list[Any]]]) -> list[Any]:
         pipe = self._conn.client.pipeline(transaction=True)
@@ -97,8 +98,8 @@ class RedisFlowStore:
             await script(keys=[meta_key(queue)], args=args, client=pipe)
         return list(await pipe.execute())
 
-    async def _check_free(self, nodes: Sequence[FlowJob]) -> None:
-        """A child id already taken is a conflict, unless by this flow's half-written add.
+    async def _taken(self, nodes: Sequence[FlowJob]) -> str | None:
+        """A child id already taken (a conflict), unless by this flow's half-written add.
 
         Such a child links to its parent and has not reported yet: it is
         unfinished, or finished with its entry still in its outbox (so the
@@ -113,7 +114,8 @@ class RedisFlowStore:
             if state is None:
                 continue
             if parent != _link(node) or (JobState(state.decode()).is_finished and not waiting):
-                raise ConflictError(f"job {node.job.id} of the flow exists already")
+                return node.job.id
+        return None
 
     # -- reading ---------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.clock import Clock
-from conveyor.stores.base import LeaseStatus, ProgressUpdate, StalledJob
+from conveyor.stores.base import STALLED_ERROR, LeaseStatus, ProgressUpdate, StalledJob
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import job_key
 
@@ -114,7 +114,7 @@ class RedisLeases:
         worker = secrets.token_hex(4)
         for queue in await self.conn.all_queues():
             rows = await self.conn.run_script(
-                "sweep", queue, [now, keep_failed_ms, exclusive_ms, worker]
+                "sweep", queue, [now, keep_failed_ms, exclusive_ms, worker, STALLED_ERROR]
             )
             for r in range(0, len(rows), 3):
                 outcome = rows[r + 2].decode()

@@ -5,8 +5,16 @@ from __future__ import annotations
 import msgspec
 
 from conveyor.clock import Clock
-from conveyor.errors import ConflictError
-from conveyor.stores.base import CancelResult, JobRecord, JobState, LogLine, QueueInfo, WorkerInfo
+from conveyor.stores.base import (
+    CancelResult,
+    Cleaned,
+    JobRecord,
+    JobState,
+    LogLine,
+    QueueInfo,
+    RemoveResult,
+    WorkerInfo,
+)
 from conveyor.stores.notify import Notifier
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
@@ -15,7 +23,7 @@ from conveyor.stores.sqlite.rows import (
     RECORD_COLUMNS,
     insert_events,
     job_record,
-    refuse_pending_children,
+    pending_child,
 )
 
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
@@ -126,21 +134,20 @@ class SqliteJobAdmin:
         return CancelResult.CANCELLED
 
     @on_connection
-    def remove(self, job_id: str) -> bool:
+    def remove(self, job_id: str) -> RemoveResult:
         with self.db.transaction() as conn:
             row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
-                return False
+                return RemoveResult.MISSING
             if row[0] == JobState.ACTIVE:
-                raise ConflictError(f"job {job_id} is active; cancel it first")
-            refuse_pending_children(conn, [job_id])
+                return RemoveResult.ACTIVE
+            if pending_child(conn, [job_id]) is not None:
+                return RemoveResult.PENDING_CHILD
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-            return True
+            return RemoveResult.REMOVED
 
     @on_connection
-    def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
-        if state is JobState.ACTIVE:
-            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
+    def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
         with self.db.transaction() as conn:
             doomed = conn.execute(
                 "SELECT id FROM jobs WHERE queue = ? AND state = ?"
@@ -148,12 +155,14 @@ class SqliteJobAdmin:
                 (queue, state.value, before, limit),
             ).fetchall()
             ids = [row[0] for row in doomed]
-            refuse_pending_children(conn, ids)
+            child = pending_child(conn, ids)
+            if child is not None:
+                return Cleaned(0, child)
             for first in range(0, len(ids), CHUNK):
                 chunk = ids[first : first + CHUNK]
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
-            return len(ids)
+            return Cleaned(len(ids))
 
     # -- the worker registry ---------------------------------------------------
 

@@ -9,7 +9,6 @@ import sqlite3
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from conveyor.errors import ConflictError
 from conveyor.stores.base import JobRecord, JobState, NewJob, released_state
 from conveyor.stores.sqlite.flow_reports import report_finished
 
@@ -98,8 +97,8 @@ def release_leases(
     return released
 
 
-def refuse_pending_children(conn: sqlite3.Connection, job_ids: Sequence[str]) -> None:
-    """A flow child its parent still waits for is not deleted (its parent would wait forever)."""
+def pending_child(conn: sqlite3.Connection, job_ids: Sequence[str]) -> str | None:
+    """One of ``job_ids`` that is a flow child its parent still waits for (not to delete)."""
     for first in range(0, len(job_ids), CHUNK):
         chunk = job_ids[first : first + CHUNK]
         marks = ",".join("?" * len(chunk))
@@ -109,4 +108,5 @@ def refuse_pending_children(conn: sqlite3.Connection, job_ids: Sequence[str]) ->
             chunk,
         ).fetchone()
         if row is not None:
-            raise ConflictError(f"job {row[0]} is a pending flow child; cancel it first")
+            return str(row[0])
+    return None
