@@ -20,6 +20,7 @@ from conveyor.errors import (
     JobTimeoutError,
     NonRetryableError,
     NotFoundError,
+    NotSupportedError,
     OperationalError,
     PayloadTooLargeError,
     ProgrammingError,
@@ -46,6 +47,7 @@ from conveyor.observability.health import CheckResult, HealthReport, Status
 from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 from conveyor.stores.limits import QueueLimits
 from conveyor.sync import SyncJob
+from conveyor.transactional import InTransaction
 
 __version__ = "0.1.0"
 
@@ -70,6 +72,7 @@ __all__ = [
     "Flow",
     "FlowClient",
     "HealthReport",
+    "InTransaction",
     "InvalidArgumentsError",
     "InvalidScheduleError",
     "Job",
@@ -85,6 +88,7 @@ __all__ = [
     "LogLine",
     "NonRetryableError",
     "NotFoundError",
+    "NotSupportedError",
     "OperationalError",
     "PayloadTooLargeError",
     "ProgrammingError",

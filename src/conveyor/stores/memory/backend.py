@@ -12,6 +12,7 @@ from conveyor.stores.memory.jobs import MemoryJobStore
 from conveyor.stores.memory.limits import MemoryLimitsStore
 from conveyor.stores.memory.schedules import MemoryScheduleStore
 from conveyor.stores.memory.state import MemoryState
+from conveyor.stores.transactional import AppTransactionSql
 
 
 class MemoryBackend:
@@ -29,6 +30,7 @@ class MemoryBackend:
         self.limits = MemoryLimitsStore(state)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
+        self.app_transactions: AppTransactionSql | None = None  # not the app's database
 
     async def open(self, *, create: bool = True) -> None:
         return None  # nothing to connect; data lives as long as the backend

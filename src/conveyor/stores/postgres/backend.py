@@ -19,6 +19,7 @@ from conveyor.stores.postgres.jobs import PostgresJobStore
 from conveyor.stores.postgres.limits import PostgresLimitsStore
 from conveyor.stores.postgres.migrations import migrate
 from conveyor.stores.postgres.schedules import PostgresScheduleStore
+from conveyor.stores.postgres.transactions import PostgresAppTransactions
 from conveyor.stores.postgres.url import url_problems
 
 
@@ -36,6 +37,7 @@ class PostgresBackend:
         self.limits = PostgresLimitsStore(self.db, clock)
         self.dedupe = PostgresDedupeStore(self.db, clock)
         self.events = PostgresEventStore(self.db)
+        self.app_transactions = PostgresAppTransactions(self.db)
 
     async def open(self, *, create: bool = True) -> None:
         if self.db.is_open:

@@ -17,6 +17,7 @@ from conveyor.stores.redis.flows import RedisFlowStore
 from conveyor.stores.redis.jobs import RedisJobStore
 from conveyor.stores.redis.limits import RedisLimitsStore
 from conveyor.stores.redis.schedules import RedisScheduleStore
+from conveyor.stores.transactional import AppTransactionSql
 
 
 class RedisBackend:
@@ -33,6 +34,7 @@ class RedisBackend:
         self.limits = RedisLimitsStore(self.conn, clock)
         self.dedupe = RedisDedupeStore(self.conn, clock)
         self.events = RedisEventStore(self.conn)
+        self.app_transactions: AppTransactionSql | None = None  # not the app's database
 
     async def open(self, *, create: bool = True) -> None:
         # A Redis database always exists; an admin command on an empty one finds nothing.

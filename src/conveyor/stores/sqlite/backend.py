@@ -17,6 +17,7 @@ from conveyor.stores.sqlite.flows import SqliteFlowStore
 from conveyor.stores.sqlite.jobs import SqliteJobStore
 from conveyor.stores.sqlite.limits import SqliteLimitsStore
 from conveyor.stores.sqlite.schedules import SqliteScheduleStore
+from conveyor.stores.transactional import AppTransactionSql
 
 
 class SqliteBackend:
@@ -37,6 +38,7 @@ class SqliteBackend:
         self.limits = SqliteLimitsStore(self.db, clock)
         self.dedupe = SqliteDedupeStore(self.db, clock)
         self.events = SqliteEventStore(self.db)
+        self.app_transactions: AppTransactionSql | None = None  # not the app's database
 
     async def open(self, *, create: bool = True) -> None:
         await self.db.open(create)
