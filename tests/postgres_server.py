@@ -55,8 +55,10 @@ def _as_server_user(command: list[str]) -> list[str]:
 
 
 class PostgresServer:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, settings: dict[str, str] | None = None) -> None:
         self.directory = directory
+        self.settings = settings or {}
+        """Extra server settings (``-c name=value``), e.g. for a benchmark."""
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self._admin: psycopg.Connection[Any] | None = None
@@ -133,6 +135,11 @@ class PostgresServer:
                     "fsync=off",
                     "-c",
                     "full_page_writes=off",
+                    *[
+                        arg
+                        for name, value in self.settings.items()
+                        for arg in ("-c", f"{name}={value}")
+                    ],
                 ]
             ),
             stdout=log,
@@ -172,10 +179,10 @@ class PostgresServer:
 
 
 @contextlib.contextmanager
-def running_postgres() -> Iterator[PostgresServer]:
+def running_postgres(settings: dict[str, str] | None = None) -> Iterator[PostgresServer]:
     """A server in a new directory under the system temp dir (the server user must reach it)."""
     directory = Path(tempfile.mkdtemp(prefix="conveyor-pg-"))
-    server = PostgresServer(directory)
+    server = PostgresServer(directory, settings)
     try:
         server.start()
         yield server
