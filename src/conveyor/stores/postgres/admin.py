@@ -54,15 +54,26 @@ class PostgresJobAdmin:
     async def list_jobs(
         self, queue: str | None, state: JobState, offset: int, limit: int
     ) -> list[JobRecord]:
-        where = "state = $1" if queue is None else "state = $1 AND queue = $4"
-        args: list[object] = [state.value, limit, offset]
         if queue is not None:
-            args.append(queue)
-        rows = await self.db.fetch(
-            f"SELECT {RECORD_COLUMNS} FROM {{schema}}.jobs WHERE {where}"
-            " ORDER BY created_at DESC, seq DESC LIMIT $2 OFFSET $3",
-            *args,
-        )
+            rows = await self.db.fetch(
+                f"SELECT {RECORD_COLUMNS} FROM {{schema}}.jobs WHERE queue = $1 AND state = $2"
+                " ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4",
+                queue,
+                state.value,
+                limit,
+                offset,
+            )
+        else:  # the newest of each queue (one index range each), merged
+            rows = await self.db.fetch(
+                f"SELECT {RECORD_COLUMNS} FROM {{schema}}.queues q CROSS JOIN LATERAL"
+                f" (SELECT {RECORD_COLUMNS}, seq FROM {{schema}}.jobs j"
+                " WHERE j.queue = q.name AND j.state = $1"
+                " ORDER BY j.created_at DESC, j.seq DESC LIMIT $2::bigint + $3::bigint) j"
+                " ORDER BY j.created_at DESC, j.seq DESC LIMIT $2 OFFSET $3",
+                state.value,
+                limit,
+                offset,
+            )
         return [job_record(row) for row in rows]
 
     async def counts(self) -> dict[str, dict[JobState, int]]:

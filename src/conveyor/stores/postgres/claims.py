@@ -96,9 +96,9 @@ class PostgresClaims:
             [o.run_at for o in finished],
             [o.expires_at for o in finished],
             [o.progress for o in finished],
-            [queue for queue, _, _ in trims],
-            [state for _, state, _ in trims],
-            [keep for _, _, keep in trims],
+            [queue for queue, _ in trims],
+            [state for _, state in trims],
+            list(trims.values()),
             list(queues),
             claim,
             worker,
@@ -130,7 +130,7 @@ class PostgresClaims:
         self.next_due = row["next_due"] if claim and not claimed else None
         return list(row["accepted"] or []), claimed
 
-    def _trims(self, finished: Sequence[Outcome]) -> list[tuple[str, str, int]]:
+    def _trims(self, finished: Sequence[Outcome]) -> dict[tuple[str, str], int]:
         """Which (queue, state) to trim back to their newest ``keep`` finished jobs now.
 
         A trim steps over the rows it keeps, so each runs once per ``keep // 10``
@@ -143,11 +143,11 @@ class PostgresClaims:
                 key = (outcome.queue, outcome.state.value)
                 limits[key] = min(limits.get(key, outcome.keep), outcome.keep)
                 self.untrimmed[key] = self.untrimmed.get(key, 0) + 1
-        due = []
+        due = {}
         for key, keep in limits.items():
             if self.untrimmed[key] >= max(1, keep // 10):
                 self.untrimmed[key] = 0
-                due.append((key[0], key[1], keep))
+                due[key] = keep
         return due
 
     async def wait_for_work(self, queues: Sequence[str], poll_interval: float) -> None:

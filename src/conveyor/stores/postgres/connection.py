@@ -74,6 +74,7 @@ class PostgresConnection:
                 max_size=size,
                 timeout=self.timeout,
                 server_settings=self._settings(),
+                reset=_keep_session,
             )
         )
 
@@ -188,6 +189,14 @@ class PostgresConnection:
             raise _Reconnect from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise translate(exc, self.url) from None
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What a connection going back to the pool needs beyond asyncpg's own rollback of an
+    open transaction: nothing. The default reset (RESET ALL, UNLISTEN *, releasing
+    advisory locks) is one more round trip per store call, and conveyor's statements
+    change no session state on pooled connections (listeners and the migrations'
+    session lock use connections of their own)."""
 
 
 class _Conflict(Exception):

@@ -86,11 +86,18 @@ async def migrate(db: PostgresConnection, *, create: bool, now: int) -> None:
             return
         if found is None and not create:
             raise NotFoundError(f"no conveyor store in schema {db.schema!r} of {mask_url(db.url)}")
-        await conn.execute("SELECT pg_advisory_lock($1, hashtext($2))", LOCK_CLASS, db.schema)
+        # The session lock lives on a connection of its own, closed afterwards, so no
+        # pooled connection can ever keep it.
+        own = await db.connect()
         try:
-            await _upgrade(conn, db, now)
+            await db.call(
+                lambda: own.execute(
+                    "SELECT pg_advisory_lock($1, hashtext($2))", LOCK_CLASS, db.schema
+                )
+            )
+            await db.call(lambda: _upgrade(own, db, now))
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1, hashtext($2))", LOCK_CLASS, db.schema)
+            await own.close()
 
     await db.run(step)
 

@@ -95,6 +95,10 @@ BEGIN
             AND EXISTS (SELECT 1 FROM unnest(v_gate.task_free) f WHERE f < v_gate.room) THEN
             v_pick := {schema}.pick_per_task(p_queue, v_gate.room, v_gate.task_names,
                 v_gate.task_free);
+            SELECT array_agg(l.id) INTO v_pick FROM (
+                SELECT w.id FROM {schema}.jobs w
+                WHERE w.id = ANY (v_pick) AND w.state = 'waiting'
+                FOR UPDATE SKIP LOCKED) l;
         ELSE
             SELECT array_agg(s.id) INTO v_pick FROM (
                 SELECT r.id FROM {schema}.jobs r
@@ -103,11 +107,13 @@ BEGIN
                 FOR UPDATE SKIP LOCKED) s;
         END IF;
         IF v_pick IS NOT NULL THEN
+            -- The picked rows are locked and waiting: update them by primary key alone (a
+            -- state condition here tempts the planner into scanning the whole ready index).
             RETURN QUERY
             UPDATE {schema}.jobs j SET state = 'active', token = p_token, worker = p_worker,
                     lease_until = p_now + p_lease_ms, started_at = v_gate.log_at,
                     attempts = j.attempts + 1, fence = j.fence + 1, cancel_requested = false
-                WHERE j.id = ANY (v_pick) AND j.state = 'waiting'
+                WHERE j.id = ANY (v_pick)
                 RETURNING j.id, j.queue, j.task, j.payload, j.options, j.attempts, j.run_at,
                     j.created_at, j.started_at, j.priority, j.fence, j.seq, v_gate.wake_at;
             GET DIAGNOSTICS v_claimed = ROW_COUNT;

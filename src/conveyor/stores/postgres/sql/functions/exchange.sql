@@ -70,12 +70,7 @@ BEGIN
             FROM o LEFT JOIN finished f ON f.id = o.id;
         PERFORM {schema}.report_finished(v_done, p_now);
         FOR i IN 1 .. coalesce(cardinality(t_queues), 0) LOOP
-            -- Keep the newest t_keeps[i] finished jobs of the queue in that state.
-            DELETE FROM {schema}.jobs WHERE id IN (
-                SELECT d.id FROM {schema}.jobs d
-                WHERE d.queue = t_queues[i] AND d.state = t_states[i]
-                    AND d.finished_at IS NOT NULL
-                ORDER BY d.finished_at DESC, d.seq DESC OFFSET t_keeps[i]);
+            PERFORM {schema}.trim_finished(t_queues[i], t_states[i], t_keeps[i]);
         END LOOP;
     END IF;
     IF p_want <= 0 THEN
@@ -115,4 +110,21 @@ BEGIN
                 ORDER BY s.run_at LIMIT 1) d
             WHERE q.name <> ALL (coalesce(v_paused, '{}'))));
     END IF;
+END $$;
+
+-- trim_finished(queue, state, keep) -> integer: delete the queue's finished jobs in that
+-- state but the newest `keep` (count retention), in the finishing transaction, so a
+-- finish that makes a job one too many has removed the oldest when it commits; how many
+-- it deleted. It reads the kept rows in order from jobs_finished (no sort).
+CREATE FUNCTION {schema}.trim_finished(p_queue text, p_state text, p_keep integer)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    v_deleted integer;
+BEGIN
+    DELETE FROM {schema}.jobs WHERE id IN (
+        SELECT d.id FROM {schema}.jobs d
+        WHERE d.queue = p_queue AND d.state = p_state AND d.finished_at IS NOT NULL
+        ORDER BY d.finished_at DESC, d.seq DESC OFFSET p_keep);
+    GET DIAGNOSTICS v_deleted = ROW_COUNT;
+    RETURN v_deleted;
 END $$;
