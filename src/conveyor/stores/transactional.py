@@ -19,8 +19,8 @@ from conveyor.stores.base import NewJob
 
 class AppTransactionSql(Protocol):
     def enqueue(self, jobs: Sequence[NewJob], now: int) -> tuple[str, tuple[Any, ...]]:
-        """The statement inserting ``jobs`` and its parameters; its one row and column is,
-        per job, whether it was created (False: its id existed)."""
+        """The statement inserting ``jobs`` (an id that exists is left as it is) and its
+        parameters."""
         ...
 
     def groups(self) -> str:

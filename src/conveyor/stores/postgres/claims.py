@@ -20,7 +20,7 @@ from conveyor.stores.base import ClaimedJob, NewJob, Outcome
 from conveyor.stores.notify import Notifier
 from conveyor.stores.postgres.connection import PostgresConnection
 from conveyor.stores.postgres.listener import Listener
-from conveyor.stores.postgres.rows import ENQUEUE, enqueue_args
+from conveyor.stores.postgres.rows import ENQUEUE, created_flags, enqueue_args
 
 IDLE_WAIT_SECONDS = 1.0
 """Longest an idle worker waits for a notification before it looks again."""
@@ -69,10 +69,10 @@ class PostgresClaims:
     """When nothing was claimed: the earliest time a job becomes due or a limit opens."""
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
-        created: list[bool] = await self.db.fetchval(
+        inserted: list[str] = await self.db.fetchval(
             ENQUEUE, *enqueue_args(jobs, self.clock.now_ms())
         )
-        return created
+        return created_flags(jobs, inserted)
 
     async def exchange(
         self,

@@ -48,11 +48,22 @@ def enqueue_args(jobs: Sequence[NewJob], now: int) -> tuple[Any, ...]:
     )
 
 
+def created_flags(jobs: Sequence[NewJob], inserted: Sequence[str]) -> list[bool]:
+    """Per job, whether it was inserted: its id is among ``inserted`` (what ``{schema}.enqueue``
+    returned) and did not come earlier in the same call."""
+    fresh = set(inserted)
+    created = []
+    for job in jobs:
+        created.append(job.id in fresh)
+        fresh.discard(job.id)
+    return created
+
+
 async def insert_jobs(
     conn: Conn, db: PostgresConnection, jobs: Sequence[NewJob], now: int
 ) -> list[bool]:
     """Insert ``jobs`` in the caller's transaction; per job, False when its id existed."""
     if not jobs:
         return []
-    created: list[bool] = await conn.fetchval(db.sql(ENQUEUE), *enqueue_args(jobs, now))
-    return created
+    inserted: list[str] = await conn.fetchval(db.sql(ENQUEUE), *enqueue_args(jobs, now))
+    return created_flags(jobs, inserted)

@@ -4,12 +4,12 @@
 -- commits, never if it rolls back); idle workers LISTEN on it (claims.py).
 --
 -- enqueue(ids, queues, tasks, payloads, options, priorities, run_ats, created_ats,
---         max_stalled, now) -> boolean[]: inserts the jobs in the given order (seq, so FIFO
+--         max_stalled, now) -> text[]: inserts the jobs in the given order (seq, so FIFO
 -- follows it), each waiting, or scheduled when its run_at is later than now; records their
--- queues; wakes the queues that got a waiting job. Per job, false when its id existed
--- (idempotent enqueue), or came earlier in the same call. This is also the statement
--- conveyor runs on an application's own connection (transactional enqueue), so it takes
--- only arrays of plain types that every driver can bind.
+-- queues; wakes the queues that got a waiting job. Returns the ids it inserted: an id that
+-- existed is not among them (idempotent enqueue), and an id given twice is inserted once.
+-- This is also the statement conveyor runs on an application's own connection
+-- (transactional enqueue), so it takes only arrays of plain types that every driver binds.
 
 CREATE FUNCTION {schema}.wake(p_queues text[])
 RETURNS void LANGUAGE plpgsql AS $$
@@ -21,38 +21,33 @@ CREATE FUNCTION {schema}.enqueue(
     p_ids text[], p_queues text[], p_tasks text[], p_payloads bytea[], p_options bytea[],
     p_priorities integer[], p_run_ats bigint[], p_created bigint[], p_max_stalled integer[],
     p_now bigint
-) RETURNS boolean[] LANGUAGE plpgsql AS $$
+) RETURNS text[] LANGUAGE plpgsql AS $$
 DECLARE
-    v_created boolean[];
+    v_inserted text[];
     v_ready text[];
 BEGIN
     INSERT INTO {schema}.queues (name)
         SELECT DISTINCT q FROM unnest(p_queues) AS q
         ON CONFLICT (name) DO NOTHING;
-    WITH new AS (
-        SELECT * FROM unnest(p_ids, p_queues, p_tasks, p_payloads, p_options, p_priorities,
-                p_run_ats, p_created, p_max_stalled)
-            WITH ORDINALITY AS n (id, queue, task, payload, options, priority, run_at,
-                created_at, max_stalled, ord)
-    ), inserted AS (
+    WITH inserted AS (
         INSERT INTO {schema}.jobs (id, queue, task, state, priority, run_at, created_at,
                 payload, options, max_stalled)
-        SELECT id, queue, task, CASE WHEN run_at <= p_now THEN 'waiting' ELSE 'scheduled' END,
-                priority, run_at, created_at, payload, options, max_stalled
-            FROM new ORDER BY ord
+        SELECT n.id, n.queue, n.task,
+                CASE WHEN n.run_at <= p_now THEN 'waiting' ELSE 'scheduled' END,
+                n.priority, n.run_at, n.created_at, n.payload, n.options, n.max_stalled
+            FROM unnest(p_ids, p_queues, p_tasks, p_payloads, p_options, p_priorities,
+                p_run_ats, p_created, p_max_stalled)
+                WITH ORDINALITY AS n (id, queue, task, payload, options, priority, run_at,
+                    created_at, max_stalled, ord)
+            ORDER BY n.ord
         ON CONFLICT (id) DO NOTHING
         RETURNING id, queue, state
-    ), firsts AS (  -- an id given twice in one call is created once, by its first
-        SELECT DISTINCT ON (id) id, ord FROM new ORDER BY id, ord
     )
-    SELECT array_agg(i.id IS NOT NULL AND f.ord IS NOT NULL ORDER BY n.ord),
-           array_agg(DISTINCT i.queue) FILTER (WHERE i.state = 'waiting')
-        INTO v_created, v_ready
-        FROM new n
-        LEFT JOIN firsts f ON f.id = n.id AND f.ord = n.ord
-        LEFT JOIN inserted i ON i.id = n.id;
+    SELECT array_agg(i.id), array_agg(DISTINCT i.queue) FILTER (WHERE i.state = 'waiting')
+        INTO v_inserted, v_ready
+        FROM inserted i;
     IF v_ready IS NOT NULL THEN
         PERFORM {schema}.wake(v_ready);
     END IF;
-    RETURN coalesce(v_created, '{}');
+    RETURN coalesce(v_inserted, '{}');
 END $$;
