@@ -79,8 +79,12 @@ async def test_killing_a_worker_repeatedly_loses_no_job(server_url: str, tmp_pat
         interrupted: list[set[int]] = []
         try:
             for _ in range(kills):
-                # Kill only a worker that is busy (it has run 200 jobs), mid-run.
-                await _wait_for(lambda v=victim: _runs_of(runs, v) >= 200, 30)  # type: ignore[misc]
+                # Kill only a worker that is busy (it has run 200 jobs), mid-run: with a job
+                # begun and not finished (a worker between two round trips holds none).
+                await _wait_for(
+                    lambda v=victim: _runs_of(runs, v) >= 200 and bool(_interrupted(runs, v)),  # type: ignore[misc]
+                    30,
+                )
                 victim.kill()
                 victim.wait(timeout=10)
                 assert sum(_runs(runs).values()) < jobs, "the run ended before the kill"
