@@ -9,6 +9,8 @@ registry). The transitions themselves are PL/pgSQL functions
 
 from __future__ import annotations
 
+import asyncio
+
 from conveyor.clock import Clock
 from conveyor.stores.notify import Notifier
 from conveyor.stores.postgres.admin import PostgresJobAdmin
@@ -27,6 +29,7 @@ class PostgresJobStore(PostgresClaims, PostgresLeases, PostgresJobEvents, Postgr
         self.db = db
         self.clock = clock
         self.notifier = Notifier()
+        self.progress_order = asyncio.Lock()
         self.work = WorkSignal()
         self.listener = Listener(db, f"{db.channel}_work", self.work.notify)
         self.untrimmed = {}

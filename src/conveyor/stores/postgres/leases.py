@@ -7,6 +7,7 @@ releases, progress and the stall sweep are one call of their function in
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from conveyor.clock import Clock
@@ -18,7 +19,7 @@ from conveyor.stores.base import (
     StalledJob,
 )
 from conveyor.stores.notify import Notifier
-from conveyor.stores.postgres.connection import PostgresConnection
+from conveyor.stores.postgres.connection import PostgresConnection, Record
 
 PURGE_BATCH = 1_000
 """Finished jobs deleted per statement, so no purge holds its locks for long."""
@@ -51,6 +52,8 @@ class PostgresLeases:
     db: PostgresConnection
     clock: Clock
     notifier: Notifier
+    progress_order: asyncio.Lock
+    """Progress writes of this process apply in the order they were asked for."""
 
     async def renew(
         self, leases: Sequence[tuple[str, str]], lease_ms: int
@@ -78,6 +81,21 @@ class PostgresLeases:
         self, updates: Sequence[ProgressUpdate], max_log_lines: int
     ) -> dict[str, LeaseStatus]:
         logs = [(u.id, log.at, _text(log.line)) for u in updates for log in u.logs]
+        # The worker's periodic flush and a finishing job's last flush may be in flight at
+        # once, on two pooled connections; taken in turn, an older value never lands last.
+        async with self.progress_order:
+            row = await self._write_progress(updates, logs, max_log_lines)
+        self.notifier.notify()
+        statuses = dict.fromkeys(row["cancel"] or [], LeaseStatus.CANCEL)
+        statuses.update(dict.fromkeys(row["lost"] or [], LeaseStatus.LOST))
+        return statuses
+
+    async def _write_progress(
+        self,
+        updates: Sequence[ProgressUpdate],
+        logs: list[tuple[str, int, str]],
+        max_log_lines: int,
+    ) -> Record:
         row = await self.db.fetchrow(
             _PROGRESS,
             [u.id for u in updates],
@@ -90,10 +108,7 @@ class PostgresLeases:
             self.clock.now_ms(),
         )
         assert row is not None
-        self.notifier.notify()
-        statuses = dict.fromkeys(row["cancel"] or [], LeaseStatus.CANCEL)
-        statuses.update(dict.fromkeys(row["lost"] or [], LeaseStatus.LOST))
-        return statuses
+        return row
 
     async def check_leases(self, leases: Sequence[tuple[str, str]]) -> dict[str, LeaseStatus]:
         """One read of every lease (no lock taken)."""
