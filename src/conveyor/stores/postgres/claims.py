@@ -46,6 +46,13 @@ class WorkSignal:
             if queue in queues:
                 event.set()
 
+    def notify_all(self) -> None:
+        """Anything may be ready: the listener (re)connected, and what was sent while it
+        was away is lost."""
+        self.version += 1
+        for event in self._waiters:
+            event.set()
+
     def watch(self, event: asyncio.Event, queues: Sequence[str]) -> None:
         self._waiters[event] = frozenset(queues)
 

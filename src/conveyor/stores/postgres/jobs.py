@@ -31,7 +31,9 @@ class PostgresJobStore(PostgresClaims, PostgresLeases, PostgresJobEvents, Postgr
         self.notifier = Notifier()
         self.progress_order = asyncio.Lock()
         self.work = WorkSignal()
-        self.listener = Listener(db, f"{db.channel}_work", self.work.notify)
+        self.listener = Listener(
+            db, f"{db.channel}_work", self.work.notify, on_connect=self.work.notify_all
+        )
         self.untrimmed = {}
         self.seen_work = {}
         self.next_due = None
