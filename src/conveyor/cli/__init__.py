@@ -12,7 +12,8 @@
 Admin commands find their store through ``--app`` or ``--url``
 (``CONVEYOR_APP`` / ``CONVEYOR_URL``), else the embedded default
 (``loading.py``). Failures print one ``error: ...`` line on stderr and exit
-with 1; usage errors exit with 2 (``errors.py``). Read commands print a rich
+with 1 (``--debug`` shows the traceback instead); usage errors exit with 2
+(``errors.py``). Read commands print a rich
 table, or with ``--json`` only JSON on stdout (``output.py``).
 
 Each command group is a module that imports only the shared helpers
@@ -37,7 +38,14 @@ from conveyor.cli.worker import worker
 
 @click.group(cls=ConveyorGroup)
 @click.version_option(__version__, prog_name="conveyor")
-def cli() -> None:
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="CONVEYOR_DEBUG",
+    show_envvar=True,
+    help="Show the traceback of a failure instead of one line.",
+)
+def cli(debug: bool) -> None:
     """conveyor: durable background jobs, embedded (SQLite) or on Redis."""
 
 
