@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -73,6 +74,15 @@ class Cli:
 
     def enqueue(self, task: str, *args: str) -> str:
         return self("enqueue", APP, task, *args).stdout.strip()
+
+    def create_store(self) -> None:
+        """Create the test store, as a producer or a worker would (admin commands never do)."""
+
+        async def open_and_close() -> None:
+            async with Conveyor(self.url, configure_logging=False):
+                pass
+
+        asyncio.run(open_and_close())
 
     def run_script(self, name: str) -> None:
         proc = subprocess.run(
@@ -193,6 +203,7 @@ def test_bad_json_in_args_is_one_error_line(cli: Cli) -> None:
 
 
 def test_unknown_job_id_is_an_error(cli: Cli) -> None:
+    cli.create_store()
     assert_one_error_line(cli.admin("jobs", "show", "nope", code=1), "nope")
     assert_one_error_line(cli.admin("jobs", "cancel", "nope", code=1), "nope")
 
@@ -268,6 +279,7 @@ def test_jobs_wait_prints_the_result_or_fails_with_the_error(cli: Cli) -> None:
 
 
 def test_events_tail_prints_events_as_they_happen(cli: Cli, tmp_path: Path) -> None:
+    cli.create_store()
     tail = subprocess.Popen(
         cli.command("events", "tail", "--url", cli.url, "--json", "--count", "2"),
         cwd=cli.cwd,
@@ -294,6 +306,7 @@ def test_events_tail_prints_events_as_they_happen(cli: Cli, tmp_path: Path) -> N
 
 
 def test_queue_limits_are_set_shown_and_cleared(cli: Cli) -> None:
+    cli.create_store()
     cli("queues", "--url", cli.url, "limit", "emails", "--concurrency", "5", "--rate", "600/1m")
     shown = json.loads(cli("queues", "limit", "emails", "--url", cli.url, "--json").stdout)
     assert shown == {

@@ -14,15 +14,19 @@ import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 from click.core import ParameterSource
 
 from conveyor.app import Conveyor
 from conveyor.cli.errors import CliError
+from conveyor.config import Settings
 from conveyor.errors import TaskNotFoundError
 from conveyor.jobs.task import Task
+from conveyor.stores.sqlite.database import path_from_url
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -84,7 +88,7 @@ def given_store(ctx: click.Context | None) -> tuple[str | None, str | None] | No
 
 
 def admin_app(app_path: str | None, url: str | None) -> Conveyor:
-    """The app an admin command works on.
+    """The app an admin command works on; its store must already exist.
 
     ``--app``/``--url`` typed on the command win, then those typed on its
     group (``conveyor queues --url X pause Q``), then ``CONVEYOR_APP``, then
@@ -92,12 +96,51 @@ def admin_app(app_path: str | None, url: str | None) -> Conveyor:
     """
     ctx = click.get_current_context()
     given = given_store(ctx) or given_store(ctx.parent)
+    source: str | None
     if given is not None:
         app_path, url = given
         if app_path and url:
             raise click.UsageError("give --app or --url, not both", ctx)
+        source = f"--app {app_path}" if app_path else "--url"
+    elif app_path:
+        source = f"CONVEYOR_APP={app_path}"
+    else:
+        source = "CONVEYOR_URL" if url else None
     # From the environment too: an app reads CONVEYOR_URL itself.
-    return load_app(app_path) if app_path else Conveyor(url)
+    app = load_app(app_path) if app_path else Conveyor(url)
+    require_existing_store(app.settings, source)
+    return app
+
+
+def require_existing_store(settings: Settings, source: str | None) -> None:
+    """Refuse a store that does not exist yet, naming it and where its URL came from.
+
+    ``source`` says how the store was chosen (``"--url"``, ``"CONVEYOR_URL"``,
+    ``"--app x:app"``); None means the embedded default. A Redis store exists
+    when its server answers, so only SQLite files and ``memory://`` are checked here.
+    (Opening a store without creating it belongs to the stores; until they can,
+    the CLI checks before it opens.)
+    """
+    url = settings.store_url
+    named = f"{settings.masked_url}, from {source}" if source else _default_named(url)
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        raise CliError(
+            f"the store {named} lives inside one process; an admin command cannot read it:"
+            " pass --url or --app (CONVEYOR_URL / CONVEYOR_APP) of a SQLite or Redis store"
+        )
+    if scheme == "sqlite":
+        path = Path(path_from_url(url)).absolute()
+        if not path.is_file():
+            raise CliError(
+                f"no conveyor store at {path} ({named}); admin commands never create one:"
+                " run from your project's directory or pass --url or --app"
+                " (CONVEYOR_URL / CONVEYOR_APP)"
+            )
+
+
+def _default_named(url: str) -> str:
+    return f"the default {url}: no --url, --app, CONVEYOR_URL or CONVEYOR_APP given"
 
 
 def find_task(app: Conveyor, name: str) -> Task[Any, Any]:
