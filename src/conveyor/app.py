@@ -18,7 +18,7 @@ from conveyor.jobs.limits import check_concurrency
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.schedule import Missed, ScheduleClient
-from conveyor.jobs.task import Task, TaskDecorator
+from conveyor.jobs.task import Task, TaskDecorator, default_task_name
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, Health, Status
 from conveyor.observability.logging import configure_logging
@@ -130,7 +130,9 @@ class Conveyor:
         at once across all workers (in its queue). ``cron`` (in time zone
         ``tz``) or ``every`` (seconds) schedules the task, which then takes
         no arguments; ``missed`` is the missed-ticks policy (see :meth:`ScheduleClient.add
-        <conveyor.jobs.schedule.ScheduleClient.add>`).
+        <conveyor.jobs.schedule.ScheduleClient.add>`). The task is named
+        ``module.function`` unless ``name`` is given; in a script run as
+        ``python tasks.py`` the module is ``tasks``, as in a worker that imports it.
         """
         options: dict[str, Any] = {
             "name": name,
@@ -173,7 +175,7 @@ class Conveyor:
         sandbox: bool = False,
         concurrency: int | None = None,
     ) -> Task[Any, Any]:
-        task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        task_name = name or default_task_name(fn)
         if task_name in self.tasks:
             raise ProgrammingError(f"a task named {task_name!r} is already registered")
         if retries < 0:

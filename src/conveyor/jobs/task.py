@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -172,6 +174,37 @@ class Task(_Caller[P, R]):
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"task {self.name}: {exc}") from None
+
+
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname``, the name a worker that imports the module gives the function.
+
+    A script run as ``python path/to/tasks.py`` or ``python -m pkg.tasks``
+    is the module ``__main__`` in its own process; its functions get the name
+    of the module a worker imports (``tasks``, ``pkg.tasks``), so a job
+    enqueued by the script finds its task in ``conveyor worker tasks:app``.
+    """
+    return f"{_module_name(fn)}.{fn.__qualname__}"
+
+
+def _module_name(fn: Callable[..., Any]) -> str:
+    module: str = fn.__module__
+    main = sys.modules.get("__main__")
+    if module != "__main__" or main is None:
+        return module
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m pkg.tasks
+        return str(spec.name)
+    file = getattr(main, "__file__", None)
+    if not file:  # python -c, a REPL: nothing else imports it
+        return module
+    path = Path(file).resolve()
+    parts = [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").is_file():  # a module inside packages: pkg.sub.tasks
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else module
 
 
 class TaskDecorator(Protocol):
