@@ -18,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from conveyor.errors import ConfigError
 
 DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
+MAX_CONCURRENCY = 10_000
+"""The most jobs one worker may run at once."""
 STORE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
 
 # The password runs to the last "@" of the authority, so one containing "@" is masked whole.
@@ -51,7 +53,8 @@ class Settings(BaseSettings):
     """Limit on an encoded payload, result, progress value or log line."""
     poll_interval: float = Field(default=0.05, gt=0, le=10)
     """Longest an idle worker waits before looking for jobs again (no push from the store)."""
-    concurrency: int = Field(default=10, ge=1, le=10_000)
+    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
+    """Jobs a worker runs at once (``app.work(concurrency=...)`` overrides it)."""
     claim_batch: int = Field(default=50, ge=1, le=1_000)
     sync_threads: int = Field(default=8, ge=1, le=1_000)
     """Threads that run sync task functions."""

@@ -7,13 +7,16 @@ import click
 from conveyor.app import Conveyor
 from conveyor.cli.errors import CliError
 from conveyor.cli.loading import load_app, run
+from conveyor.config import MAX_CONCURRENCY
 from conveyor.jobs.worker import WorkerStats
 
 
 @click.command()
 @click.argument("app_path", metavar="APP")
 @click.option("--queues", "-q", help="Comma-separated queues (default: those of APP's tasks).")
-@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Jobs run at once.")
+@click.option(
+    "--concurrency", "-c", type=click.IntRange(1, MAX_CONCURRENCY), help="Jobs run at once."
+)
 @click.option("--burst", is_flag=True, help="Exit once no job is ready instead of waiting.")
 def worker(app_path: str, queues: str | None, concurrency: int | None, burst: bool) -> None:
     """Run a worker for APP until SIGTERM or SIGINT (or, with --burst, until drained).

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from conveyor import serialization
-from conveyor.errors import JobTimeoutError, QueueBackoff, TaskNotFoundError
+from conveyor.config import MAX_CONCURRENCY
+from conveyor.errors import BadInputError, JobTimeoutError, QueueBackoff, TaskNotFoundError
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobCancelledError, JobContext, _current
@@ -98,7 +99,7 @@ class Worker:
         self.app = app
         self.store = app.store
         self.queues = list(queues) if queues else app.queue_names()
-        self.concurrency = concurrency or s.concurrency
+        self.concurrency = s.concurrency if concurrency is None else _checked(concurrency)
         self.burst = burst
         self.handle_signals = handle_signals
         self.id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
@@ -617,6 +618,20 @@ class Worker:
 
 _NO_BACKOFF = Backoff.fixed(0)
 _DEFAULT_OPTIONS = JobOptions()
+
+
+def _checked(concurrency: object) -> int:
+    """A worker's ``concurrency``: an integer in 1..MAX_CONCURRENCY, refused otherwise."""
+    if (
+        isinstance(concurrency, bool)
+        or not isinstance(concurrency, int)
+        or not 1 <= concurrency <= MAX_CONCURRENCY
+    ):
+        raise BadInputError(
+            f"a worker's concurrency must be an integer in 1..{MAX_CONCURRENCY},"
+            f" got {concurrency!r}"
+        )
+    return concurrency
 
 
 def _being_cancelled() -> bool:
