@@ -50,13 +50,13 @@ class Conveyor:
     def __init__(self, url: str | None = None, **settings: Any) -> None:
         self.settings: Settings = load_settings(url, settings)
         self.store = make_job_store(self.settings)
-        self.jobs = JobClient(self.settings, self.store, self.open)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.jobs = JobClient(self.settings, self.store, self.open, self.tasks)
         self.schedules = ScheduleClient(self)
         self.flows = FlowClient(self)
         """Flows: ``app.flows.add(...)``, ``chain(...)``, ``group(...)`` (jobs/flows.py)."""
         self.metrics = Metrics()
         self.health = Health()
-        self.tasks: dict[str, Task[Any, Any]] = {}
         self.workers: list[Worker] = []
         """Workers running in this process (a worker adds itself while it runs)."""
         self._opened = False

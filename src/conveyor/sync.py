@@ -134,7 +134,7 @@ class SyncClient:
                         await store.open()
                         opened = True
 
-                client = JobClient(app.settings, store, opener)
+                client = JobClient(app.settings, store, opener, app.tasks)
                 client._retention = app.jobs._retention
                 self._runner, self._client = _LoopThread(), client
             return self._runner, self._client

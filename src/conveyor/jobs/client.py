@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -134,10 +134,16 @@ class JobClient:
     """Enqueue, read and administer jobs in one store."""
 
     def __init__(
-        self, settings: Settings, store: JobStore, opener: Callable[[], Awaitable[None]]
+        self,
+        settings: Settings,
+        store: JobStore,
+        opener: Callable[[], Awaitable[None]],
+        tasks: Mapping[str, Task[Any, Any]] | None = None,
     ) -> None:
         self.settings = settings
         self.store = store
+        self.tasks: Mapping[str, Task[Any, Any]] = {} if tasks is None else tasks
+        """The app's task registry, read for each task's retention."""
         self.wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set on enqueue so they claim at once."""
         self.cancel_wakeups: set[asyncio.Event] = set()
@@ -278,9 +284,18 @@ class JobClient:
     # -- administration ----------------------------------------------------
 
     async def cancel(self, job_id: str) -> CancelResult:
+        """Cancel a job: at once if it is not running, else by its worker.
+
+        A job cancelled here is kept as long as its task's (else its queue's)
+        retention keeps failed jobs, like one its worker cancels.
+        """
         await self._open()
-        result = await self.store.cancel(job_id, now_ms(), self._keep_failed_ms(None))
-        if result is CancelResult.MISSING:
+        record = await self.store.get(job_id)
+        if record is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        keep_ms = self.keep_failed_ms(record.queue, record.task)
+        result = await self.store.cancel(job_id, now_ms(), keep_ms)
+        if result is CancelResult.MISSING:  # removed meanwhile
             raise NotFoundError(f"no job with id {job_id!r}")
         if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
             for wakeup in self.cancel_wakeups:
@@ -373,9 +388,14 @@ class JobClient:
             base = queue_retention.over(base)
         return base if task_retention is None else task_retention.over(base)
 
-    def _keep_failed_ms(self, queue: str | None) -> int:
-        retention = self.retention_for(queue or "", None)
-        return int((retention.failed_for or 0) * 1000)
+    def retention_of(self, queue: str, task_name: str) -> Retention:
+        """The retention of a job of the task named ``task_name`` on ``queue``."""
+        task = self.tasks.get(task_name)
+        return self.retention_for(queue, None if task is None else task.retention)
+
+    def keep_failed_ms(self, queue: str, task_name: str) -> int:
+        """How long such a job is kept once it failed or was cancelled, in ms."""
+        return int((self.retention_of(queue, task_name).failed_for or 0) * 1000)
 
 
 MAX_DELAY_SECONDS = 10 * 366 * 86_400

@@ -220,10 +220,14 @@ class Worker:
         await asyncio.gather(*(r.task for r in leftovers if r.task), return_exceptions=True)
         await self._flush_outcomes()
         if leftovers:
-            leases = [(r.job.id, r.job.token) for r in leftovers]
-            keep_ms = int(self.app.settings.keep_failed_seconds * 1000)
-            self.stats.released += await self.store.release(leases, keep_ms)
-            log.warning("released unfinished jobs", worker=self.id, count=len(leases))
+            # A job asked to cancel ends cancelled instead, kept as its retention says.
+            by_keep: dict[int, list[tuple[str, str]]] = {}
+            for running in leftovers:
+                keep_ms = self.app.jobs.keep_failed_ms(running.job.queue, running.job.task)
+                by_keep.setdefault(keep_ms, []).append((running.job.id, running.job.token))
+            for keep_ms, leases in by_keep.items():
+                self.stats.released += await self.store.release(leases, keep_ms)
+            log.warning("released unfinished jobs", worker=self.id, count=len(leftovers))
         await self.store.unregister(self.id)
 
     # -- claiming and acknowledging -------------------------------------------
@@ -362,7 +366,7 @@ class Worker:
             job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempts
         )
         task = self.app.tasks.get(job.task)
-        retention = self.app.jobs.retention_for(job.queue, task.retention if task else None)
+        retention = self.app.jobs.retention_of(job.queue, job.task)
         started = time.perf_counter()
         result: tuple[Outcome, str] | None = None
         run_s = 0.0
@@ -416,8 +420,8 @@ class Worker:
         """Stop the job's queue for every worker and give the job back, attempt not counted."""
         if running.ctx.dirty:
             await self._flush_one(running.ctx)
-        keep_ms = int(self.app.settings.keep_failed_seconds * 1000)
         job = running.job
+        keep_ms = self.app.jobs.keep_failed_ms(job.queue, job.task)
         self.stats.released += await self.app.jobs.controls.back_off_job(
             job, backoff.seconds, keep_ms
         )
