@@ -202,6 +202,16 @@ def test_bad_json_in_args_is_one_error_line(cli: Cli) -> None:
     assert proc.stdout == ""
 
 
+def test_arguments_that_do_not_fit_the_task_s_annotations_are_refused(cli: Cli) -> None:
+    proc = cli("enqueue", APP, "add", "--args", '["seven", 2]', code=1)
+    assert_one_error_line(proc, "cli_app.add", "argument a", "int", "str")
+    scheduled = cli("schedules", "add", APP, "greet", "--args", "[7]", "--every", "60", code=1)
+    assert_one_error_line(scheduled, "cli_app.greet", "argument name", "str", "int")
+    cli.create_store()
+    assert cli.json("jobs", "list") == []
+    assert cli.json("schedules", "list") == []
+
+
 def test_unknown_job_id_is_an_error(cli: Cli) -> None:
     cli.create_store()
     assert_one_error_line(cli.admin("jobs", "show", "nope", code=1), "nope")

@@ -7,6 +7,7 @@ import click
 from conveyor.cli.inputs import parse_json
 from conveyor.cli.loading import find_task, load_app, run
 from conveyor.cli.output import json_option, print_json
+from conveyor.jobs.arguments import validate_call_arguments
 
 
 @click.command()
@@ -39,14 +40,15 @@ def enqueue(
     """Enqueue a call of TASK (registered on APP) and print the job id.
 
     TASK is the task's full name or, when unambiguous, its last part:
-    "reports.export_report" or "export_report".
+    "reports.export_report" or "export_report". The arguments must fit the
+    task's signature and annotations (an int parameter takes 7, not "7").
     """
     args = parse_json(args_json, list, "--args")
     kwargs = parse_json(kwargs_json, dict, "--kwargs")
     app = load_app(app_path)
-    caller = find_task(app, task_name).options(
-        job_id=job_id, delay=delay, priority=priority, queue=queue
-    )
+    task = find_task(app, task_name)
+    validate_call_arguments(task, args, kwargs)
+    caller = task.options(job_id=job_id, delay=delay, priority=priority, queue=queue)
     job = run(app, lambda _: caller.enqueue(*args, **kwargs))
     if as_json:
         print_json(job.to_dict())
