@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from conveyor import ConflictError, JobState, NotFoundError, Retention
+from conveyor.jobs.queues import require_known_queue
 from conveyor.stores.base import now_ms
 from tests.conftest import AppFactory
 
@@ -236,3 +237,32 @@ async def test_a_long_page_of_jobs_lists_in_full(make_app: AppFactory) -> None:
     page = await app.jobs.list("waiting", limit=1000)
     assert len(page) == 250
     assert sorted(j.args[0][0] for j in page) == list(range(250))
+
+
+async def test_a_queue_is_known_once_a_job_task_schedule_worker_pause_or_limit_names_it(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="by-task")
+    async def noop() -> None:
+        return None
+
+    for queue in ("by-job", "by-schedule", "by-limit", "by-pause", "by-worker"):
+        with pytest.raises(NotFoundError, match=f"no queue named '{queue}'"):
+            await require_known_queue(app, queue)
+    await noop.options(queue="by-job").enqueue()
+    await app.schedules.add(noop.options(queue="by-schedule").call(), every=3600)
+    await app.jobs.set_queue_limits("by-limit", concurrency=2)
+    await app.jobs.pause("by-pause")
+    worker = app.worker(queues=["by-worker"])
+    running = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(10):
+            while not await app.store.workers():  # its first heartbeat
+                await asyncio.sleep(0.01)
+        for queue in ("by-task", "by-job", "by-schedule", "by-limit", "by-pause", "by-worker"):
+            await require_known_queue(app, queue)
+    finally:
+        worker.stop()
+        await running

@@ -164,6 +164,23 @@ def test_paused_queue_is_skipped_by_workers_until_resumed(cli: Cli) -> None:
     assert "1 completed" in cli.work()
 
 
+def test_pausing_an_unknown_queue_is_refused_and_creates_nothing(cli: Cli) -> None:
+    cli.enqueue("add", "--args", "[1, 2]")
+    proc = cli.admin("queues", "pause", "defualt", code=1)
+    assert_one_error_line(proc, "no queue named 'defualt'", "known queues: default")
+    assert_one_error_line(cli.admin("queues", "resume", "defualt", code=1), "'defualt'")
+    assert [q["name"] for q in cli.json("queues")] == ["default"]
+
+
+def test_a_known_queue_without_jobs_can_be_paused(cli: Cli) -> None:
+    cli.create_store()
+    cli("queues", "--app", APP, "pause", "default")  # named by the app's tasks
+    cli.admin("queues", "limit", "emails", "--concurrency", "5")  # named by its limits
+    cli.admin("queues", "pause", "emails")
+    paused = {q["name"]: q["paused"] for q in cli.json("queues")}
+    assert paused == {"default": True, "emails": True}
+
+
 def test_clean_deletes_finished_jobs_older_than_the_cutoff(cli: Cli) -> None:
     cli.enqueue("add", "--args", "[1, 2]")
     cli.work()

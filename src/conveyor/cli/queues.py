@@ -13,6 +13,7 @@ from rich.table import Table
 from conveyor.app import Conveyor
 from conveyor.cli.loading import admin_app, run, store_options
 from conveyor.cli.output import cell, console, json_option, print_json
+from conveyor.jobs.queues import require_known_queue
 from conveyor.stores.base import JobState
 
 STATES = [s.value for s in JobState]
@@ -62,8 +63,17 @@ async def queue_overview(app: Conveyor) -> list[dict[str, Any]]:
 @click.argument("queue")
 @store_options
 def pause_queue(queue: str, app_path: str | None, url: str | None) -> None:
-    """Stop workers from claiming jobs of QUEUE (running jobs finish)."""
-    run(admin_app(app_path, url), lambda a: a.jobs.pause(queue))
+    """Stop workers from claiming jobs of QUEUE (running jobs finish).
+
+    QUEUE must be known: named by a job, a task of --app, a schedule, a
+    running worker or its limits. An empty queue can be paused before use.
+    """
+
+    async def pause(app: Conveyor) -> None:
+        await require_known_queue(app, queue)
+        await app.jobs.pause(queue)
+
+    run(admin_app(app_path, url), pause)
     click.echo(f"queue {queue} paused")
 
 
@@ -71,8 +81,13 @@ def pause_queue(queue: str, app_path: str | None, url: str | None) -> None:
 @click.argument("queue")
 @store_options
 def resume_queue(queue: str, app_path: str | None, url: str | None) -> None:
-    """Let workers claim jobs of QUEUE again."""
-    run(admin_app(app_path, url), lambda a: a.jobs.resume(queue))
+    """Let workers claim jobs of QUEUE again (QUEUE must be known, as for pause)."""
+
+    async def resume(app: Conveyor) -> None:
+        await require_known_queue(app, queue)
+        await app.jobs.resume(queue)
+
+    run(admin_app(app_path, url), resume)
     click.echo(f"queue {queue} resumed")
 
 
