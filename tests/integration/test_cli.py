@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,6 +38,11 @@ async def greet(name: str) -> str:
 @app.task
 async def explode() -> None:
     raise RuntimeError("boom [red]markup[/red]")
+
+
+@app.task
+def export_monthly_report(month: str) -> str:
+    return f"reports/{{month}}.csv"
 """
 
 APP = "cli_app:app"
@@ -190,6 +196,48 @@ def test_clean_deletes_finished_jobs_older_than_the_cutoff(cli: Cli) -> None:
     cleaned = cli.admin("queues", "clean", "default", "--state", "completed")
     assert "removed 1 completed jobs" in cleaned.stdout
     assert cli.json("jobs", "list", "--state", "completed") == []
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The body rows of a rich table, each cell as its lines joined (a folded value whole).
+
+    A row starts where its last cell, a time that never folds, is not empty.
+    """
+    rows: list[list[str]] = []
+    body = False
+    for line in out.splitlines():
+        body = body or line.startswith("┡")
+        if not (body and line.startswith("│")):
+            continue
+        cells = [part.strip() for part in line.strip("│").split("│")]
+        if cells[-1]:
+            rows.append(cells)
+        else:
+            rows[-1] = [kept + more for kept, more in zip(rows[-1], cells, strict=True)]
+    return rows
+
+
+def test_jobs_list_shows_whole_ids_task_names_and_times_at_80_columns(cli: Cli) -> None:
+    cli.env["COLUMNS"] = "80"
+    monthly = "cli_app.export_monthly_report"
+    jobs = [  # newest last
+        (cli.enqueue("add", "--args", "[1, 2]", "--queue", "emails.high"), "cli_app.add"),
+        (cli.enqueue("export_monthly_report", "--args", '["2025-03"]'), monthly),
+        (cli.enqueue(monthly, "--args", '["2025-04"]', "--job-id", "invoice-2025-04-01"), monthly),
+    ]
+    queues = ["emails.high", "default", "default"]
+    for only_default in (False, True):
+        out = cli.admin("jobs", "list", *(["--queue", "default"] if only_default else [])).stdout
+        assert "…" not in out
+        assert max(len(line) for line in out.splitlines()) <= 80
+        listed = list(zip(jobs, queues, strict=True))[1 if only_default else 0 :]
+        rows = table_rows(out)
+        assert [row[0] for row in rows] == [job_id for (job_id, _), _ in reversed(listed)]
+        for row, ((_, task), queue) in zip(rows, reversed(listed), strict=True):
+            assert re.fullmatch(r"\d\d-\d\d \d\d:\d\d:\d\d", row[-1])
+            assert task in row[1]
+            # One queue: it is the table's title; several: each under its task's name.
+            assert ("queue default" in out) if only_default else (queue in row[1])
 
 
 def test_cancelled_job_can_be_removed(cli: Cli) -> None:

@@ -13,7 +13,16 @@ from rich.text import Text
 from conveyor.app import Conveyor
 from conveyor.cli.errors import CliError, describe
 from conveyor.cli.loading import admin_app, run, store_options
-from conveyor.cli.output import cell, compact_json, console, json_option, print_json, short_time
+from conveyor.cli.output import (
+    NARROW,
+    cell,
+    compact_json,
+    console,
+    json_option,
+    print_json,
+    short_time,
+    table_time,
+)
 from conveyor.errors import JobFailedError
 from conveyor.jobs.job import Job
 from conveyor.stores.base import CancelResult, JobState, LogLine
@@ -61,12 +70,43 @@ def list_jobs(
     if as_json:
         print_json([job.to_dict() for job in found])
         return
-    heading, when = TIME_COLUMNS[JobState(state)]
-    table = Table(Column("id", no_wrap=True, min_width=32), "task", "queue", "attempts", heading)
+    out = console()
+    out.print(jobs_table(found, JobState(state), out.width) if found else f"no {state} jobs")
+
+
+MAX_WHOLE_ID = 32
+"""Ids up to this long (conveyor's own are 32) are never folded; a caller's may be 200."""
+
+TIME_WIDTH = len("12-31 23:59:59")
+
+
+def jobs_table(found: list[Job[Any]], state: JobState, width: int) -> Table:
+    """One row per job, readable at ``width`` columns: ids and task names fold, never
+    get cut. Below ``NARROW`` columns the attempts go, and the queue moves to the
+    title when every job is on the same one, else under the task's name."""
+    heading, when = TIME_COLUMNS[state]
+    narrow = width < NARROW
+    queues = sorted({job.queue for job in found})
+    title = f"queue {queues[0]}" if narrow and len(queues) == 1 else None
+    longest_id = max(len(job.id) for job in found)
+    columns = [Column("id", overflow="fold", width=min(longest_id, MAX_WHOLE_ID))]
+    if narrow:
+        columns.append(Column("task" if title else "task / queue", overflow="fold"))
+    else:
+        columns += [Column("task", overflow="fold"), Column("queue", overflow="fold")]
+        columns.append(Column("attempts", justify="right"))
+    columns.append(Column(f"{heading} (UTC)", width=TIME_WIDTH, overflow="fold"))
+    table = Table(*columns, title=title)
     for job in found:
-        row = (job.id, job.task, job.queue, job.attempts, short_time(when(job)))
-        table.add_row(*(cell(value) for value in row))
-    console().print(table if found else f"no {state} jobs")
+        time = table_time(when(job))
+        if not narrow:
+            table.add_row(*(cell(v) for v in (job.id, job.task, job.queue, job.attempts, time)))
+        elif title:
+            table.add_row(cell(job.id), cell(job.task), time)
+        else:
+            task = Text(job.task).append(f"\n{job.queue}", style="dim")
+            table.add_row(cell(job.id), task, time)
+    return table
 
 
 @jobs.command("show")

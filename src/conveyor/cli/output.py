@@ -18,6 +18,9 @@ from rich.text import Text
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+NARROW = 100
+"""Below this many columns, tables leave out their least useful columns."""
+
 
 def json_option(fn: F) -> F:
     """``--json``: print JSON, and nothing else, on stdout."""
@@ -40,7 +43,13 @@ def cell(value: Any) -> Text:
 
 
 def short_time(value: datetime | None) -> str:
+    """A full UTC time, ``2025-03-01 09:30:00Z``."""
     return "" if value is None else value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def table_time(value: datetime | None) -> str:
+    """A UTC time for a table column headed "(UTC)": ``03-01 09:30:00``."""
+    return "" if value is None else value.astimezone(UTC).strftime("%m-%d %H:%M:%S")
 
 
 def compact_json(value: Any) -> str:
