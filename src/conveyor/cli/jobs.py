@@ -175,8 +175,8 @@ def wait_job(
             await job.wait(timeout=timeout)
         except JobFailedError as exc:
             return job, describe(exc)
-        except TimeoutError:
-            return job, f"job {job_id} is still {job.status.value} after {timeout}s"
+        except TimeoutError as exc:
+            return job, str(exc)
         return job, None
 
     job, problem = run(admin_app(app_path, url), finished)

@@ -172,7 +172,8 @@ class Job(Generic[R]):
         """Wait until the job finishes and return its result.
 
         Raises ``JobFailedError`` if it failed or was cancelled, ``TimeoutError``
-        after ``timeout`` seconds. Listens to the job's events (no polling of
+        after ``timeout`` seconds (saying so when no worker serves the job's
+        queue: nothing runs a job but a worker). Listens to the job's events (no polling of
         the job itself; it is read again when an event says it finished, and
         every ``RECHECK_SECONDS`` in case it was removed).
         """
@@ -183,7 +184,7 @@ class Job(Generic[R]):
         while not self.status.is_finished:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
+                raise TimeoutError(await self._timed_out(timeout))
             block = RECHECK_SECONDS if remaining is None else min(RECHECK_SECONDS, remaining)
             batch = await events.next_batch(block)
             if (
@@ -201,6 +202,22 @@ class Job(Generic[R]):
                 error.message if error else None,
             )
         return self.result  # type: ignore[return-value]
+
+    async def _timed_out(self, timeout: float | None) -> str:
+        """Why :meth:`wait` gave up, with a hint when no worker serves the queue."""
+        message = f"job {self.id} still {self.status.value} after {timeout}s"
+        if self.status not in (JobState.WAITING, JobState.SCHEDULED):
+            return message
+        try:
+            workers = await self._client.store.workers()
+        except Exception:  # the store is failing: the timeout is the news
+            return message
+        if any(self.queue in worker.queues for worker in workers):
+            return message
+        return (
+            f"{message}; no worker is running for queue {self.queue!r}: start one"
+            " (`conveyor worker module:app`, or `await app.work()` in this process)"
+        )
 
 
 RECHECK_SECONDS = 2.0
