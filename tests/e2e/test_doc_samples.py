@@ -11,8 +11,8 @@ before a fence:
 
 - ``<!-- continues -->``: the block goes on from the blocks before it in the
   same file (the text says so), and runs appended to them.
-- ``<!-- fragment -->``: the block cannot run alone (say why in the text);
-  it is only compiled.
+- ``<!-- fragment: why -->``: the block cannot run alone, for the reason
+  given; it is only compiled.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 CONTINUES = "<!-- continues -->"
-FRAGMENT = "<!-- fragment -->"
+FRAGMENT = re.compile(r"<!-- fragment: \S.* -->")
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def samples_in(document: Path) -> list[Sample]:
         elif start is not None and line.strip() == "```":
             code = "\n".join(lines[start : number - 1]) + "\n"
             mark = lines[start - 2].strip() if start > 1 else ""
-            if mark == FRAGMENT:
+            if FRAGMENT.fullmatch(mark):
                 found.append(Sample(document, start, code, None))
             else:
                 if mark == CONTINUES:
@@ -108,3 +108,18 @@ def test_a_sample_runs_as_written(sample: Sample, tmp_path: Path) -> None:
     printed = proc.stdout.splitlines()
     for value in printed_values(sample.code):
         assert value in printed, f"{sample.name} should print {value!r}; printed {printed}"
+
+
+def test_continued_blocks_run_after_the_ones_before_and_fragments_only_compile(
+    tmp_path: Path,
+) -> None:
+    document = tmp_path / "guide.md"
+    document.write_text(
+        "```python\nx = 1\n```\n\n<!-- continues -->\n```python\nprint(x)  # 1\n```\n\n"
+        "<!-- fragment: needs a running server -->\n```python\nawait go()\n```\n"
+        "```python\ny = 2\n```\n"
+    )
+    first, continued, fragment, fresh = samples_in(document)
+    assert (first.program, continued.program) == ("x = 1\n", "x = 1\n\n\nprint(x)  # 1\n")
+    assert printed_values(continued.code) == ["1"]
+    assert (fragment.program, fresh.program) == (None, "y = 2\n")
