@@ -57,7 +57,7 @@ class Conveyor:
         self.settings: Settings = load_settings(url, settings)
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
         """Where this app reads the time (tests pass a ``ManualClock``)."""
-        self.backend: Backend = make_backend(self.settings, self.clock)
+        self.backend: Backend = make_backend(self.settings.store_url, self.settings, self.clock)
         """Every store of this app, on the backend its URL names (``stores/registry.py``)."""
         self.retention = RetentionRules(self.settings)
         self.jobs = JobClient(self.settings, self.backend, self.open, self.retention)

@@ -41,7 +41,8 @@ MAX_STALLED = 1
 @pytest.fixture
 async def backend(store_url: str) -> AsyncIterator[Backend]:
     clock = ManualClock()
-    backend = make_backend(load_settings(store_url, {"log_level": "WARNING"}), clock)
+    settings = load_settings(store_url, {"log_level": "WARNING"})
+    backend = make_backend(store_url, settings, clock)
     await backend.open()
     try:
         yield backend

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from conveyor.clock import Clock
-    from conveyor.config import Settings
     from conveyor.stores.base import JobStore
     from conveyor.stores.cache import SharedTier, TierOptions
     from conveyor.stores.dedupe import DedupeStore
@@ -26,6 +25,20 @@ if TYPE_CHECKING:
     from conveyor.stores.flows import FlowStore
     from conveyor.stores.limits import LimitsStore
     from conveyor.stores.schedules import ScheduleStore
+
+
+class BackendSettings(Protocol):
+    """The settings a backend is built with (``conveyor.config.Settings`` has them all)."""
+
+    @property
+    def store_timeout(self) -> float:
+        """Seconds a connection or call may take before it counts as failed."""
+        ...
+
+    @property
+    def sqlite_synchronous(self) -> str:
+        """SQLite's ``synchronous`` pragma: NORMAL or FULL."""
+        ...
 
 
 class Backend(Protocol):
@@ -66,7 +79,7 @@ class Backend(Protocol):
 class BackendType(Protocol):
     """What the registry needs of a backend class."""
 
-    def __call__(self, url: str, settings: Settings, clock: Clock) -> Backend: ...
+    def __call__(self, url: str, settings: BackendSettings, clock: Clock) -> Backend: ...
 
     def url_problems(self, url: str) -> list[str]:
         """What is wrong with ``url`` for this backend (its scheme is one of its own)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.config import Settings
+from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
 from conveyor.stores.memory.dedupe import MemoryDedupeStore
 from conveyor.stores.memory.events import MemoryEventStore
@@ -17,7 +17,7 @@ from conveyor.stores.memory.state import MemoryState
 class MemoryBackend:
     """A :class:`~conveyor.stores.backend.Backend` whose data lives in one :class:`MemoryState`."""
 
-    def __init__(self, url: str, settings: Settings, clock: Clock) -> None:
+    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
         self.url = url
         self.clock = clock
         state = MemoryState(clock)

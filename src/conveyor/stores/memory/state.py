@@ -30,7 +30,7 @@ from conveyor.stores.base import (
     WorkerInfo,
     released_state,
 )
-from conveyor.stores.memory.limits import MemoryLimits, ReadyEntry
+from conveyor.stores.memory.gate import MemoryLimits, ReadyEntry
 from conveyor.stores.notify import Notifier
 from conveyor.stores.schedules import ScheduleRecord
 

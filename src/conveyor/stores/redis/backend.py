@@ -8,7 +8,7 @@ may live on another server, through ``cache_url``).
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.config import Settings
+from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.dedupe import RedisDedupeStore
@@ -22,7 +22,7 @@ from conveyor.stores.redis.schedules import RedisScheduleStore
 class RedisBackend:
     """A :class:`~conveyor.stores.backend.Backend` on Redis or Redis Cluster."""
 
-    def __init__(self, url: str, settings: Settings, clock: Clock) -> None:
+    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
         self.url = url
         self.clock = clock
         self._settings = settings

@@ -33,8 +33,8 @@ from typing import Any
 import msgspec
 from redis.exceptions import ResponseError
 
-from conveyor.config import mask_url
 from conveyor.errors import BadInputError
+from conveyor.masking import mask_url
 from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.redis.connection import connect
 

@@ -7,8 +7,8 @@ a connection of its own, so cache traffic never queues behind job steps.
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.config import Settings
 from conveyor.masking import mask_url
+from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
 from conveyor.stores.sqlite.database import Database, path_from_url
 from conveyor.stores.sqlite.dedupe import SqliteDedupeStore
@@ -22,7 +22,7 @@ from conveyor.stores.sqlite.schedules import SqliteScheduleStore
 class SqliteBackend:
     """A :class:`~conveyor.stores.backend.Backend` on one SQLite file."""
 
-    def __init__(self, url: str, settings: Settings, clock: Clock) -> None:
+    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
         self.url = url
         self.clock = clock
         self._settings = settings
