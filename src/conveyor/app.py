@@ -9,12 +9,14 @@ from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 
+from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.config import Settings, load_settings
 from conveyor.errors import BadInputError, ProgrammingError
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.flows import FlowClient
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import check_concurrency
+from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.schedule import Missed, ScheduleClient
@@ -23,11 +25,13 @@ from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, Health, Status
 from conveyor.observability.logging import configure_logging
 from conveyor.observability.metrics import Metrics
-from conveyor.stores import make_job_store
+from conveyor.stores.base import JobStore
+from conveyor.stores.registry import make_backend
 
 if TYPE_CHECKING:
     from conveyor.cache.cache import Cache
     from conveyor.events.bus import EventBus
+    from conveyor.stores.backend import Backend
     from conveyor.sync import SyncClient
 
 P = ParamSpec("P")
@@ -47,11 +51,17 @@ class Conveyor:
     ...     job = await export_report.enqueue(7, fmt="xlsx")
     """
 
-    def __init__(self, url: str | None = None, **settings: Any) -> None:
+    def __init__(
+        self, url: str | None = None, *, clock: Clock | None = None, **settings: Any
+    ) -> None:
         self.settings: Settings = load_settings(url, settings)
-        self.store = make_job_store(self.settings)
+        self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
+        """Where this app reads the time (tests pass a ``ManualClock``)."""
+        self.backend: Backend = make_backend(self.settings.store_url, self.settings, self.clock)
+        """Every store of this app, on the backend its URL names (``stores/registry.py``)."""
         self.tasks: dict[str, Task[Any, Any]] = {}
-        self.jobs = JobClient(self.settings, self.store, self.open, self.tasks)
+        self.retention = RetentionRules(self.settings, self.tasks)
+        self.jobs = JobClient(self.settings, self.backend, self.open, self.retention)
         self.schedules = ScheduleClient(self)
         self.flows = FlowClient(self)
         """Flows: ``app.flows.add(...)``, ``chain(...)``, ``group(...)`` (jobs/flows.py)."""
@@ -70,6 +80,11 @@ class Conveyor:
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.settings.masked_url} tasks={len(self.tasks)}>"
+
+    @property
+    def store(self) -> JobStore:
+        """The job store of this app's backend."""
+        return self.backend.jobs
 
     # -- tasks -----------------------------------------------------------------
 
@@ -231,7 +246,7 @@ class Conveyor:
         async with self._open_lock:
             if not self._opened:
                 configure_logging(self.settings)
-                await self.store.open()
+                await self.backend.open()
                 self._opened = True
 
     async def close(self) -> None:
@@ -246,7 +261,7 @@ class Conveyor:
         if self._cache is not None:
             await self._cache.close()
         if self._opened:
-            await self.store.close()
+            await self.backend.close()
             self._opened = False
 
     async def __aenter__(self) -> Conveyor:
@@ -301,7 +316,7 @@ class Conveyor:
 
     async def _check_store(self) -> CheckResult:
         await self.open()
-        await self.store.ping()
+        await self.backend.ping()
         return CheckResult(Status.OK, self.settings.masked_url)
 
     async def _check_workers(self) -> CheckResult:
@@ -332,7 +347,7 @@ class Conveyor:
         if self._cache is None:
             from conveyor.cache.app import build_cache
 
-            self._cache = build_cache(self.settings, self.metrics.registry)
+            self._cache = build_cache(self.settings, self.metrics.registry, self.clock)
         return self._cache
 
     async def _check_cache(self) -> CheckResult:

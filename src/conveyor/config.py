@@ -6,31 +6,22 @@ Values come from keyword arguments to ``Conveyor(...)`` first, then from
 
 from __future__ import annotations
 
-import re
 import socket
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigError
+from conveyor.masking import mask_url
+from conveyor.stores.registry import url_problems
 
 DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
 MAX_CONCURRENCY = 10_000
 """The most jobs one worker may run at once."""
-STORE_SCHEMES = ("memory", "sqlite", "redis", "rediss", "redis+cluster", "rediss+cluster")
 
-# The password runs to the last "@" of the authority, so one containing "@" is masked whole.
-_URL_PASSWORD = re.compile(
-    r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:@/\s]*):(?P<pw>[^/\s]+)@"
-)
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a URL: ``redis://u:secret@h`` -> ``redis://u:***@h``."""
-    return _URL_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:***@", url)
+__all__ = ["DEFAULT_SQLITE_PATH", "MAX_CONCURRENCY", "Settings", "load_settings", "mask_url"]
 
 
 class Settings(BaseSettings):
@@ -115,16 +106,7 @@ class Settings(BaseSettings):
 
 
 def _store_url_problems(url: str) -> list[str]:
-    scheme = urlsplit(url).scheme
-    if scheme not in STORE_SCHEMES:
-        known = ", ".join(STORE_SCHEMES)
-        return [f"url: unknown store scheme {scheme!r} in {mask_url(url)!r}; use one of {known}"]
-    if scheme == "sqlite" and not url.startswith("sqlite:///"):
-        return [
-            "url: sqlite URLs look like sqlite:///relative/path.db or sqlite:////abs/path.db,"
-            f" got {mask_url(url)!r}"
-        ]
-    return []
+    return [f"url: {problem}" for problem in url_problems(url)]
 
 
 def _cross_field_problems(s: Settings) -> list[str]:

@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job, JobError
-from conveyor.stores import make_job_store
 from conveyor.stores.base import CancelResult, JobState, LogLine, QueueInfo
-from conveyor.stores.events import make_event_store
-from conveyor.stores.memory.jobs import MemoryJobStore
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
     from conveyor.events.envelope import EventMeta
     from conveyor.events.publisher import Publisher
+    from conveyor.stores.backend import Backend
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -117,27 +115,24 @@ class SyncClient:
         self._runner: _LoopThread | None = None
         self._client: JobClient | None = None
         self._publisher: Publisher | None = None
+        self._backend: Backend | None = None
+        self._opened = False
         self._lock = threading.Lock()
 
     def _ready(self) -> tuple[_LoopThread, JobClient]:
         with self._lock:
             if self._runner is None or self._client is None:
                 app = self._app
-                # A memory store lives in this process only: share the app's.
-                shared = isinstance(app.store, MemoryJobStore)
-                store = app.store if shared else make_job_store(app.settings)
-                opened = False
-
-                async def opener() -> None:
-                    nonlocal opened
-                    if not opened:
-                        await store.open()
-                        opened = True
-
-                client = JobClient(app.settings, store, opener, app.tasks)
-                client._retention = app.jobs._retention
+                # Connections of its own for the facade's loop (a memory backend is shared).
+                self._backend = app.backend.twin()
+                client = JobClient(app.settings, self._backend, self._open, app.retention)
                 self._runner, self._client = _LoopThread(), client
             return self._runner, self._client
+
+    async def _open(self) -> None:
+        if not self._opened and self._backend is not None:
+            await self._backend.open()
+            self._opened = True
 
     def _call(self, coro_fn: Any, *args: Any, **kwargs: Any) -> Any:
         runner, client = self._ready()
@@ -150,12 +145,13 @@ class SyncClient:
 
     def publish(self, events: Iterable[object], **options: Any) -> builtins.list[EventMeta]:
         """Publish events (``app.events.publish_many``) and block until they are stored."""
-        runner, client = self._ready()
-        if self._publisher is None:
-            bus = self._app.events
-            shared = client.store is self._app.store
-            store = bus.store if shared else make_event_store(client.store)
-            self._publisher = bus.publisher_over(client.store, store, client._open)
+        runner, _ = self._ready()
+        if self._publisher is None and self._backend is not None:
+            backend = self._backend
+            self._publisher = self._app.events.publisher_over(
+                backend.jobs, backend.events, self._open
+            )
+        assert self._publisher is not None
         return runner.call(self._publisher.publish(list(events), **options))
 
     def get(self, job_id: str) -> SyncJob[Any]:
@@ -202,11 +198,12 @@ class SyncClient:
 
     def close(self) -> None:
         with self._lock:
-            runner, client = self._runner, self._client
-            self._runner = self._client = None
+            runner, backend = self._runner, self._backend
+            self._runner = self._client = self._backend = None
             self._publisher = None
-        if runner is None or client is None:
+            self._opened = False
+        if runner is None or backend is None:
             return
-        if client.store is not self._app.store:
-            runner.call(client.store.close())
+        if backend is not self._app.backend:
+            runner.call(backend.close())
         runner.stop()

@@ -37,7 +37,7 @@ def test_an_admin_command_run_elsewhere_creates_no_store_and_names_the_one_it_so
 ) -> None:
     proc = cli(*command, code=1)
     expected = cli.cwd / ".conveyor" / "conveyor.db"
-    assert_one_error_line(proc, f"no conveyor store at {expected}", "--url", "--app")
+    assert_one_error_line(proc, str(expected), "the default", "never create", "--url", "--app")
     assert files_under(cli.cwd) == []  # no .conveyor/ appeared
 
 
@@ -45,7 +45,7 @@ def test_a_store_url_in_a_missing_directory_creates_no_directory(cli: Cli) -> No
     missing = cli.cwd / "nonexistent" / "dir" / "x.db"
     cli.env["CONVEYOR_URL"] = f"sqlite:///{missing}"
     proc = cli("jobs", "list", code=1)
-    assert_one_error_line(proc, f"no conveyor store at {missing}", "CONVEYOR_URL")
+    assert_one_error_line(proc, str(missing), "from CONVEYOR_URL", "never create")
     assert not (cli.cwd / "nonexistent").exists()
 
 
@@ -61,7 +61,7 @@ def test_an_app_whose_store_does_not_exist_yet_is_refused_naming_the_app(cli: Cl
         text=True,
         timeout=30,
     )
-    assert_one_error_line(proc, "no conveyor store at", f"--app {APP}")
+    assert_one_error_line(proc, str(project / "jobs.db"), f"--app {APP}", "never create")
     assert files_under(project) == [project / "cli_app.py"]
 
 

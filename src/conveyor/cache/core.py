@@ -24,10 +24,11 @@ from typing import Any, Final, TypeVar
 from conveyor.cache.breaker import CircuitBreaker
 from conveyor.cache.local import LocalTier
 from conveyor.cache.serializer import Serializer
-from conveyor.cache.shared import Invalidation, SharedTier
 from conveyor.cache.stats import NamespaceStats, SharedStats
+from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import BadInputError
 from conveyor.observability.logging import get_logger
+from conveyor.stores.cache import Invalidation, SharedTier
 
 T = TypeVar("T")
 
@@ -63,7 +64,9 @@ class CacheCore:
         lock_ttl: float,
         early_refresh_beta: float,
         bulk_budget: float = 5.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
         self.shared = shared
         self.local = local
         self.serializer = serializer
@@ -154,9 +157,9 @@ class CacheCore:
         except asyncio.CancelledError:
             self.breaker.abandon()
             raise
-        except ValueError as exc:  # the shared tier understood and refused (not an outage)
+        except BadInputError:  # the shared tier understood and refused (not an outage)
             self.breaker.success()
-            raise BadInputError(str(exc)) from None
+            raise
         except Exception:
             self.breaker.failure()
             self.shared_stats.errors += 1

@@ -5,7 +5,7 @@ a fresh copy: a caller that mutates what it got cannot change what the next
 caller sees, and the byte bound is exact. Decoding a small value costs well
 under a microsecond with msgspec.
 
-Times are wall-clock seconds (``time.time()``) because freshness comes from
+Times are wall-clock seconds (the cache's clock) because freshness comes from
 the shared store's header, written by other processes.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import math
 import re
-import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
 from conveyor.cache.serializer import open_envelope
+from conveyor.clock import SYSTEM_CLOCK, Clock
 
 _OVERHEAD = 120  # rough bytes of bookkeeping per entry (dict slot, entry object, key)
 NEVER = math.inf
@@ -45,7 +45,14 @@ class LocalEntry:
 class LocalTier:
     """``max_entries`` and ``max_bytes`` bound it; the least recently used goes first."""
 
-    def __init__(self, *, max_entries: int = 10_000, max_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        *,
+        max_entries: int = 10_000,
+        max_bytes: int = 64 * 1024 * 1024,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._clock = clock
         self.max_entries = max_entries
         self.max_bytes = max_bytes
         self.bytes = 0
@@ -67,7 +74,7 @@ class LocalTier:
         entry = self._entries.get(key)
         if entry is None:
             return None
-        if entry.expires_at <= time.time():
+        if entry.expires_at <= self._clock.now_ms() / 1000:
             self._remove(key)
             return None
         self._entries.move_to_end(key)
@@ -151,7 +158,7 @@ class LocalTier:
         self.bytes = 0
 
     def purge_expired(self) -> int:
-        now = time.time()
+        now = self._clock.now_ms() / 1000
         doomed = [key for key, entry in self._entries.items() if entry.expires_at <= now]
         for key in doomed:
             self._remove(key)

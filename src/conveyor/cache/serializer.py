@@ -81,9 +81,6 @@ class Serializer:
         return header + body
 
 
-NOT_A_COUNTER: Final = "the value is not a counter (an integer written by incr or decr)"
-
-
 def encode_plain(value: Any) -> bytes:
     """JSON without a header (counters)."""
     return _encoder.encode(value)

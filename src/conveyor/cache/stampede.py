@@ -21,9 +21,9 @@ from typing import Any
 
 from conveyor.cache.core import FAILED, CacheCore
 from conveyor.cache.serializer import open_envelope
-from conveyor.cache.shared import SharedTier
 from conveyor.cache.stats import NamespaceStats
 from conveyor.errors import CacheTimeoutError
+from conveyor.stores.cache import SharedTier
 
 Factory = Callable[[], Awaitable[Any]]
 
@@ -41,10 +41,9 @@ class Recipe:
     stats: NamespaceStats
 
 
-def is_fresh(data: bytes, now_ms: int | None = None) -> bool:
+def is_fresh(data: bytes, now_ms: int) -> bool:
     envelope = open_envelope(data)
-    now = now_ms if now_ms is not None else int(time.time() * 1000)
-    return envelope.fresh_until == 0 or envelope.fresh_until > now
+    return envelope.fresh_until == 0 or envelope.fresh_until > now_ms
 
 
 def computation(
@@ -86,7 +85,7 @@ async def _produce(core: CacheCore, recipe: Recipe, wait: bool) -> bytes | None:
             await shared.wait_unlocked(key, core.lock_ttl)
             version = await core.read_version(key)
             data = await core.shared_call(lambda s: s.get(key))
-            if isinstance(data, bytes) and is_fresh(data):
+            if isinstance(data, bytes) and is_fresh(data, core.clock.now_ms()):
                 core.local.fill(key, data, version, recipe.tags)
                 return data
             continue
@@ -95,7 +94,9 @@ async def _produce(core: CacheCore, recipe: Recipe, wait: bool) -> bytes | None:
         try:
             version = await core.read_version(key)
             data = await core.shared_call(lambda s: s.get(key))
-            if wait and isinstance(data, bytes) and is_fresh(data):  # finished just before
+            if (
+                wait and isinstance(data, bytes) and is_fresh(data, core.clock.now_ms())
+            ):  # finished just before
                 core.local.fill(key, data, version, recipe.tags)
                 return data
             return await _compute_and_store(core, recipe)
@@ -133,7 +134,7 @@ def encode_entry(
     """The stored bytes of ``value`` and their absolute expiry (ms, None: never)."""
     if ttl is None:
         return core.serializer.dumps(value, compute_ms=compute_ms), None
-    now = int(time.time() * 1000)
+    now = core.clock.now_ms()
     fresh_until = now + int(ttl * 1000)
     expires_at = fresh_until + int(stale_ttl * 1000)
     data = core.serializer.dumps(

@@ -4,7 +4,8 @@ Commands given an ``APP`` (``worker``, ``enqueue``, ``schedules add``) import
 it and may create its store, as the app itself would. Admin commands find
 their store through ``--app`` or ``--url`` (``CONVEYOR_APP`` /
 ``CONVEYOR_URL``), else the embedded default, and never create one: they
-fail, naming the store they looked for, when it does not exist.
+open it with ``create=False`` and fail, naming the store they looked for and
+where its URL came from, when it does not exist.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import importlib
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -22,11 +23,9 @@ import click
 from click.core import ParameterSource
 
 from conveyor.app import Conveyor
-from conveyor.cli.errors import CliError
-from conveyor.config import Settings
-from conveyor.errors import TaskNotFoundError
+from conveyor.cli.errors import CliError, describe
+from conveyor.errors import NotFoundError, TaskNotFoundError
 from conveyor.jobs.task import Task
-from conveyor.stores.sqlite.database import path_from_url
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -87,8 +86,24 @@ def given_store(ctx: click.Context | None) -> tuple[str | None, str | None] | No
     return (typed.get("app_path"), typed.get("url")) if typed else None
 
 
-def admin_app(app_path: str | None, url: str | None) -> Conveyor:
-    """The app an admin command works on; its store must already exist.
+@dataclass(frozen=True)
+class ExistingStore:
+    """An app whose store an admin command reads: :func:`run` opens it only if it exists."""
+
+    app: Conveyor
+    source: str | None
+    """How the store was chosen (``"--url"``, ``"CONVEYOR_URL"``, ``"--app x:app"``);
+    None for the embedded default."""
+
+    def describe(self) -> str:
+        settings = self.app.settings
+        if self.source:
+            return f"{settings.masked_url}, from {self.source}"
+        return f"the default {settings.masked_url}: no --url, --app, CONVEYOR_URL or CONVEYOR_APP"
+
+
+def admin_app(app_path: str | None, url: str | None) -> ExistingStore:
+    """The app an admin command works on, for :func:`run`; its store must already exist.
 
     ``--app``/``--url`` typed on the command win, then those typed on its
     group (``conveyor queues --url X pause Q``), then ``CONVEYOR_APP``, then
@@ -108,39 +123,25 @@ def admin_app(app_path: str | None, url: str | None) -> Conveyor:
         source = "CONVEYOR_URL" if url else None
     # From the environment too: an app reads CONVEYOR_URL itself.
     app = load_app(app_path) if app_path else Conveyor(url)
-    require_existing_store(app.settings, source)
-    return app
-
-
-def require_existing_store(settings: Settings, source: str | None) -> None:
-    """Refuse a store that does not exist yet, naming it and where its URL came from.
-
-    ``source`` says how the store was chosen (``"--url"``, ``"CONVEYOR_URL"``,
-    ``"--app x:app"``); None means the embedded default. A Redis store exists
-    when its server answers, so only SQLite files and ``memory://`` are checked here.
-    (Opening a store without creating it belongs to the stores; until they can,
-    the CLI checks before it opens.)
-    """
-    url = settings.store_url
-    named = f"{settings.masked_url}, from {source}" if source else _default_named(url)
-    scheme = urlsplit(url).scheme
-    if scheme == "memory":
+    if urlsplit(app.settings.store_url).scheme == "memory":
         raise CliError(
-            f"the store {named} lives inside one process; an admin command cannot read it:"
-            " pass --url or --app (CONVEYOR_URL / CONVEYOR_APP) of a SQLite or Redis store"
+            f"the store {ExistingStore(app, source).describe()} lives inside one process;"
+            " an admin command cannot read it: pass --url or --app (CONVEYOR_URL /"
+            " CONVEYOR_APP) of a SQLite or Redis store"
         )
-    if scheme == "sqlite":
-        path = Path(path_from_url(url)).absolute()
-        if not path.is_file():
-            raise CliError(
-                f"no conveyor store at {path} ({named}); admin commands never create one:"
-                " run from your project's directory or pass --url or --app"
-                " (CONVEYOR_URL / CONVEYOR_APP)"
-            )
+    return ExistingStore(app, source)
 
 
-def _default_named(url: str) -> str:
-    return f"the default {url}: no --url, --app, CONVEYOR_URL or CONVEYOR_APP given"
+async def open_existing(store: ExistingStore) -> None:
+    """Connect to the store without creating it; refuse it, naming it, if it is missing."""
+    try:
+        await store.app.backend.open(create=False)
+    except NotFoundError as exc:
+        raise CliError(
+            f"{describe(exc)} ({store.describe()}); admin commands never create one:"
+            " run from your project's directory or pass --url or --app"
+            " (CONVEYOR_URL / CONVEYOR_APP)"
+        ) from None
 
 
 def find_task(app: Conveyor, name: str) -> Task[Any, Any]:
@@ -157,10 +158,14 @@ def find_task(app: Conveyor, name: str) -> Task[Any, Any]:
     raise TaskNotFoundError(f"no task named {name!r}; known tasks: {known}")
 
 
-def run(app: Conveyor, action: Callable[[Conveyor], Awaitable[T]]) -> T:
-    """Open ``app``, run one coroutine against it, close it."""
+def run(target: Conveyor | ExistingStore, action: Callable[[Conveyor], Awaitable[T]]) -> T:
+    """Open the app (an admin command's only if its store exists), run one coroutine
+    against it, close it."""
+    app = target.app if isinstance(target, ExistingStore) else target
 
     async def opened() -> T:
+        if isinstance(target, ExistingStore):
+            await open_existing(target)
         async with app:
             return await action(app)
 

@@ -24,8 +24,8 @@ from conveyor.events.outbox import Outbox
 from conveyor.events.publisher import Publisher, Route, decode_spec, encode_spec
 from conveyor.events.subscription import Subscription
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
-from conveyor.stores.base import JobStore, now_ms
-from conveyor.stores.events import EventStore, make_event_store
+from conveyor.stores.base import JobStore
+from conveyor.stores.events import EventStore
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -45,7 +45,7 @@ class EventBus:
 
     def __init__(self, app: Conveyor) -> None:
         self._app = app
-        self.store: EventStore = make_event_store(app.store)
+        self.store: EventStore = app.backend.events
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         """(group, event type) -> subscription, for the handlers of this process."""
         self.publisher = self.publisher_over(app.store, self.store, app.open)
@@ -65,6 +65,7 @@ class EventBus:
             self._local_groups,
             app.metrics.events,
             opener,
+            app.clock,
             app.jobs.wakeups,
         )
 
@@ -121,6 +122,7 @@ class EventBus:
                 remember_for=remember_for,
                 store=lambda: self.store,
                 metrics=self._app.metrics.events,
+                clock=self._app.clock,
             )
             settings = self._app.settings
             task = self._app.task(
@@ -182,7 +184,7 @@ class EventBus:
         if not self._undeclared:
             return
         await self._app.open()
-        now = now_ms()
+        now = self._app.clock.now_ms()
         for group, types in self._local_groups().items():
             await self.store.save_group(group, encode_spec(types), now)
         self._undeclared = False

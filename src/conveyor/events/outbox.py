@@ -28,7 +28,6 @@ from conveyor.errors import BadInputError
 from conveyor.events.envelope import Envelope, EventMeta
 from conveyor.events.sql import Sql
 from conveyor.observability.logging import get_logger
-from conveyor.stores.base import now_ms
 
 if TYPE_CHECKING:
     from conveyor.events.publisher import Publisher
@@ -93,7 +92,11 @@ class Outbox:
         envelope = self._publisher.envelope(event, **options)
         encoded = serialization.dumps(envelope, what="event", limit=self._limit).decode()
         statement = f"INSERT INTO {self.table} (event_id, envelope, created_at) VALUES (?, ?, ?)"
-        return statement, (envelope.event_id, encoded, now_ms()), envelope.meta()
+        return (
+            statement,
+            (envelope.event_id, encoded, self._publisher.clock.now_ms()),
+            envelope.meta(),
+        )
 
     # -- the relay -------------------------------------------------------------
 
@@ -142,7 +145,7 @@ class Outbox:
             rows: list[tuple[Any, ...]] = await run(self._take, conn)
             if rows:
                 envelopes = [_envelopes.decode(_text(envelope)) for _id, envelope in rows]
-                await self._publisher.publish_envelopes(envelopes, now_ms())
+                await self._publisher.publish_envelopes(envelopes, self._publisher.clock.now_ms())
                 await run(self._delete, conn, [row[0] for row in rows])
             else:
                 await run(end, conn)

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 import msgspec
 
 from conveyor import serialization
+from conveyor.clock import Clock
 from conveyor.config import Settings
 from conveyor.errors import BadInputError
 from conveyor.events.envelope import (
@@ -28,7 +29,7 @@ from conveyor.events.envelope import (
     new_envelope,
 )
 from conveyor.events.metrics import EventMetrics
-from conveyor.stores.base import JobStore, NewJob, now_ms
+from conveyor.stores.base import JobStore, NewJob
 from conveyor.stores.events import EventStore
 
 MAX_EVENT_ID_LENGTH = 100
@@ -59,9 +60,11 @@ class Publisher:
         local: Callable[[], dict[str, dict[str, Route]]],
         metrics: EventMetrics,
         opener: Callable[[], Awaitable[None]],
+        clock: Clock,
         wakeups: Iterable[asyncio.Event] = (),
     ) -> None:
         self.settings = settings
+        self.clock = clock
         self._jobs = jobs
         self._events = events
         self._local = local
@@ -101,7 +104,7 @@ class Publisher:
     ) -> list[EventMeta]:
         if event_id is not None and len(events) != 1:
             raise BadInputError("event_id can only be given when publishing one event")
-        now = now_ms()
+        now = self.clock.now_ms()
         envelopes = [
             self.envelope(
                 event, event_id=event_id, source=source, trace_id=trace_id, request_id=request_id
@@ -132,7 +135,7 @@ class Publisher:
             event_id=event_id,
             trace_id=trace_id,
             request_id=request_id,
-            now=now_ms(),
+            now=self.clock.now_ms(),
         )
 
     async def publish_envelopes(self, envelopes: Sequence[Envelope], now: int) -> None:

@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 import structlog
 
+from conveyor.clock import Clock
 from conveyor.errors import NonRetryableError, ProgrammingError
 from conveyor.events.envelope import Envelope, EventMeta, current_delivery, from_data
 from conveyor.events.publisher import Route
 from conveyor.jobs.context import current_job
 from conveyor.jobs.outcome import OutcomeKind
-from conveyor.stores.base import now_ms
 
 if TYPE_CHECKING:
     from conveyor.events.metrics import EventMetrics
@@ -47,7 +47,9 @@ class Subscription:
         remember_for: float,
         store: Callable[[], EventStore],
         metrics: EventMetrics,
+        clock: Clock,
     ) -> None:
+        self._clock = clock
         self.group = group
         self.type_name = type_name
         self.event_cls = event_cls
@@ -99,7 +101,7 @@ class Subscription:
                 finally:
                     current_delivery.reset(token)
         if self.idempotent:
-            now = now_ms()
+            now = self._clock.now_ms()
             await self._store().mark_processed(
                 self.group, [m.event_id for m in metas], now + self.remember_ms, now
             )
@@ -114,7 +116,9 @@ class Subscription:
     async def _unprocessed(
         self, metas: list[EventMeta], events: list[Any]
     ) -> tuple[list[EventMeta], list[Any]]:
-        done = await self._store().processed(self.group, [m.event_id for m in metas], now_ms())
+        done = await self._store().processed(
+            self.group, [m.event_id for m in metas], self._clock.now_ms()
+        )
         if not done:
             return metas, events
         self.skipped += len(done)

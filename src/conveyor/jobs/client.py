@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import builtins
 import math
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -24,23 +24,23 @@ from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import QueueControls
+from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Retention
 from conveyor.stores.base import (
     CancelResult,
     JobEventKind,
     JobRecord,
     JobState,
-    JobStore,
     NewJob,
     QueueInfo,
-    now_ms,
+    RemoveResult,
     released_state,
 )
-from conveyor.stores.dedupe import DedupeStore, make_dedupe_store
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.jobs.task import Task
+    from conveyor.stores.backend import Backend
 
 R = TypeVar("R")
 
@@ -136,23 +136,21 @@ class JobClient:
     def __init__(
         self,
         settings: Settings,
-        store: JobStore,
+        backend: Backend,
         opener: Callable[[], Awaitable[None]],
-        tasks: Mapping[str, Task[Any, Any]] | None = None,
+        retention: RetentionRules,
     ) -> None:
         self.settings = settings
-        self.store = store
-        self.tasks: Mapping[str, Task[Any, Any]] = {} if tasks is None else tasks
-        """The app's task registry, read for each task's retention."""
+        self.clock = backend.clock
+        self.store = backend.jobs
         self.wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set on enqueue so they claim at once."""
         self.cancel_wakeups: set[asyncio.Event] = set()
         """Events of this process's workers, set when a running job is asked to cancel."""
         self._open = opener
-        self._retention: dict[str, Retention] = {}
-        self._dedupe: DedupeStore | None = None
-        self._resolved: dict[tuple[str, Retention | None], Retention] = {}
-        self.controls = QueueControls(store, opener)
+        self.retention = retention
+        self._dedupe = backend.dedupe
+        self.controls = QueueControls(backend.limits, backend.clock, opener)
 
     # -- enqueue -----------------------------------------------------------
 
@@ -196,7 +194,7 @@ class JobClient:
 
         Calls with a debounce or throttle key go in one more step of their own.
         """
-        now = now_ms()
+        now = self.clock.now_ms()
         new = [self.build(call, now) for call in calls]
         await self._open()
         if any(c.options.debounce is not None or c.options.throttle is not None for c in calls):
@@ -204,8 +202,6 @@ class JobClient:
                 dedupe.dedupe_for(job, c.options.debounce, c.options.throttle, now)
                 for job, c in zip(new, calls, strict=True)
             ]
-            if self._dedupe is None:
-                self._dedupe = make_dedupe_store(self.store)
             answers = await dedupe.insert(self.store, self._dedupe, new, keys)
         else:
             answers = [
@@ -293,8 +289,8 @@ class JobClient:
         record = await self.store.get(job_id)
         if record is None:
             raise NotFoundError(f"no job with id {job_id!r}")
-        keep_ms = self.keep_failed_ms(record.queue, record.task)
-        result = await self.store.cancel(job_id, now_ms(), keep_ms)
+        keep_ms = self.retention.keep_failed_ms(record.queue, record.task)
+        result = await self.store.cancel(job_id, self.clock.now_ms(), keep_ms)
         if result is CancelResult.MISSING:  # removed meanwhile
             raise NotFoundError(f"no job with id {job_id!r}")
         if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
@@ -305,7 +301,7 @@ class JobClient:
     async def retry(self, job_id: str) -> Job[Any]:
         """Send a failed or cancelled job back to waiting with its attempts reset."""
         await self._open()
-        if not await self.store.retry(job_id, now_ms()):
+        if not await self.store.retry(job_id, self.clock.now_ms()):
             record = await self.store.get(job_id)
             if record is None:
                 raise NotFoundError(f"no job with id {job_id!r}")
@@ -316,9 +312,15 @@ class JobClient:
         return await self.get(job_id)
 
     async def remove(self, job_id: str) -> None:
+        """Delete a job; an active one, or a flow child its parent waits for, is refused."""
         await self._open()
-        if not await self.store.remove(job_id):
+        result = await self.store.remove(job_id)
+        if result is RemoveResult.MISSING:
             raise NotFoundError(f"no job with id {job_id!r}")
+        if result is RemoveResult.ACTIVE:
+            raise ConflictError(f"job {job_id} is active; cancel it first")
+        if result is RemoveResult.PENDING_CHILD:
+            raise _pending_child(job_id)
 
     async def pause(self, queue: str) -> None:
         await self._open()
@@ -360,42 +362,28 @@ class JobClient:
         self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
     ) -> int:
         """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
+        wanted = _state(state)
+        if wanted is JobState.ACTIVE:
+            raise ConflictError("active jobs cannot be cleaned; they are held by workers")
         await self._open()
-        before = now_ms() - int(older_than * 1000)
-        return await self.store.clean(queue, _state(state), before, limit)
+        before = self.clock.now_ms() - int(older_than * 1000)
+        cleaned = await self.store.clean(queue, wanted, before, limit)
+        if cleaned.pending_child is not None:
+            raise _pending_child(cleaned.pending_child)
+        return cleaned.removed
 
     # -- retention ---------------------------------------------------------
 
     def set_retention(self, queue: str, retention: Retention) -> None:
         """Retention for every task of ``queue`` that does not set its own."""
-        self._retention[queue] = retention
-        self._resolved.clear()
+        self.retention.set(queue, retention)
 
     def retention_for(self, queue: str, task_retention: Retention | None) -> Retention:
-        key = (queue, task_retention)
-        found = self._resolved.get(key)
-        if found is None:
-            found = self._resolved[key] = self._resolve_retention(queue, task_retention)
-        return found
+        return self.retention.resolve(queue, task_retention)
 
-    def _resolve_retention(self, queue: str, task_retention: Retention | None) -> Retention:
-        s = self.settings
-        base = Retention(
-            s.keep_completed, s.keep_completed_seconds, s.keep_failed, s.keep_failed_seconds
-        )
-        queue_retention = self._retention.get(queue)
-        if queue_retention is not None:
-            base = queue_retention.over(base)
-        return base if task_retention is None else task_retention.over(base)
 
-    def retention_of(self, queue: str, task_name: str) -> Retention:
-        """The retention of a job of the task named ``task_name`` on ``queue``."""
-        task = self.tasks.get(task_name)
-        return self.retention_for(queue, None if task is None else task.retention)
-
-    def keep_failed_ms(self, queue: str, task_name: str) -> int:
-        """How long such a job is kept once it failed or was cancelled, in ms."""
-        return int((self.retention_of(queue, task_name).failed_for or 0) * 1000)
+def _pending_child(job_id: str) -> ConflictError:
+    return ConflictError(f"job {job_id} is a pending flow child; cancel it first")
 
 
 MAX_DELAY_SECONDS = 10 * 366 * 86_400

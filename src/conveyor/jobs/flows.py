@@ -30,16 +30,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 import msgspec
 
 from conveyor import serialization
-from conveyor.errors import BadInputError, NotFoundError
+from conveyor.errors import BadInputError, ConflictError, NotFoundError
 from conveyor.jobs.client import Call, FlowInput, FlowRole, Step, _fresh_record
 from conveyor.jobs.job import Job, JobError
-from conveyor.stores.base import ClaimedJob, JobState, NewJob, now_ms
+from conveyor.stores.base import ClaimedJob, JobState, NewJob
 from conveyor.stores.flows import (
     ChildFailurePolicy,
     ChildRecord,
     FlowJob,
     FlowStore,
-    make_flow_store,
 )
 
 if TYPE_CHECKING:
@@ -121,13 +120,7 @@ class FlowClient:
 
     def __init__(self, app: Conveyor) -> None:
         self._app = app
-        self._store: FlowStore | None = None
-
-    @property
-    def store(self) -> FlowStore:
-        if self._store is None:
-            self._store = make_flow_store(self._app.store)
-        return self._store
+        self.store: FlowStore = app.backend.flows
 
     async def add(
         self,
@@ -200,11 +193,14 @@ class FlowClient:
     # -- building and writing ----------------------------------------------------
 
     async def _add(self, root: _Node) -> Flow[Any]:
-        now = now_ms()
+        now = self._app.clock.now_ms()
         flat: list[FlowJob] = []
         self._flatten(root, root.call.options.job_id, None, now, flat)
         await self._app.open()
-        created = await self.store.add_flow(flat)
+        added = await self.store.add_flow(flat)
+        if added.taken is not None:
+            raise ConflictError(f"job {added.taken} of the flow exists already")
+        created = added.created
         for wakeup in self._app.jobs.wakeups:
             wakeup.set()
         top = flat[0]

@@ -18,9 +18,10 @@ import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from conveyor.clock import Clock
 from conveyor.errors import MAX_BACKOFF_SECONDS, BadInputError
-from conveyor.stores.base import ClaimedJob, JobStore, now_ms
-from conveyor.stores.limits import LimitsStore, QueueLimits, make_limits_store
+from conveyor.stores.base import ClaimedJob
+from conveyor.stores.limits import LimitsStore, QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.jobs.task import Task
@@ -67,15 +68,15 @@ def check_queue(queue: object) -> str:
 class QueueControls:
     """Reads and writes queue limits and back-offs in the app's store."""
 
-    def __init__(self, store: JobStore, opener: Callable[[], Awaitable[None]]) -> None:
-        self._jobs = store
+    def __init__(
+        self, store: LimitsStore, clock: Clock, opener: Callable[[], Awaitable[None]]
+    ) -> None:
+        self._store = store
+        self._clock = clock
         self._open = opener
-        self._store: LimitsStore | None = None
 
     async def _limits(self) -> LimitsStore:
         await self._open()
-        if self._store is None:
-            self._store = make_limits_store(self._jobs)
         return self._store
 
     async def set_queue_limits(
@@ -102,12 +103,12 @@ class QueueControls:
             or not 0 <= seconds <= MAX_BACKOFF_SECONDS
         ):
             raise BadInputError(f"seconds must be 0..{MAX_BACKOFF_SECONDS}, got {seconds!r}")
-        until = now_ms() + round(seconds * 1000)
+        until = self._clock.now_ms() + round(seconds * 1000)
         await (await self._limits()).backoff(queue, until, [], 0)
 
     async def back_off_job(self, job: ClaimedJob, seconds: float, keep_ms: int) -> int:
         """Back ``job``'s queue off and give the job back, in one store step."""
-        until = now_ms() + round(seconds * 1000)
+        until = self._clock.now_ms() + round(seconds * 1000)
         store = await self._limits()
         return await store.backoff(job.queue, until, [(job.id, job.token)], keep_ms)
 

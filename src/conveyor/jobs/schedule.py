@@ -25,8 +25,7 @@ from conveyor import serialization
 from conveyor.errors import InvalidScheduleError, NotFoundError
 from conveyor.jobs.client import Call, EnqueueOptions
 from conveyor.jobs.timing import Timing, to_datetime
-from conveyor.stores.base import now_ms
-from conveyor.stores.schedules import ScheduleRecord, ScheduleStore, make_schedule_store
+from conveyor.stores.schedules import ScheduleRecord, ScheduleStore
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -85,7 +84,7 @@ class ScheduleClient:
 
     def __init__(self, app: Conveyor) -> None:
         self.app = app
-        self.store: ScheduleStore = make_schedule_store(app.store)
+        self.store: ScheduleStore = app.backend.schedules
         self.declared: dict[str, ScheduleRecord] = {}
         """Schedules declared on tasks; workers write them when they start."""
 
@@ -153,7 +152,7 @@ class ScheduleClient:
             raise NotFoundError(f"no schedule named {name!r}")
 
     async def _put(self, record: ScheduleRecord) -> None:
-        next_fire = Timing.decode(record.timing).next_after(now_ms())
+        next_fire = Timing.decode(record.timing).next_after(self.app.clock.now_ms())
         await self.store.put_schedule(msgspec.structs.replace(record, next_fire=next_fire))
 
     def _record(

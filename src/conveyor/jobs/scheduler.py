@@ -16,10 +16,9 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.timing import Timing
 from conveyor.observability.logging import get_logger
-from conveyor.stores.base import NewJob, now_ms
+from conveyor.stores.base import NewJob
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
 
 if TYPE_CHECKING:
@@ -112,14 +111,14 @@ class Scheduler:
                 delay = min(MAX_SLEEP * 5, 0.05 * 2 ** min(self._errors, 7))
                 log.error("scheduler step failed", error=f"{type(exc).__name__}: {exc}")
             if delay > 0:
-                await sleep_or_wake(halt, delay)
+                await self.app.clock.sleep_or_wake(halt, delay)
 
     async def step(self) -> float:
         """Fire what is due; return how long to sleep before the next look."""
         if not self._declared_written:
             await self.app.schedules.put_declared()
             self._declared_written = True
-        now = now_ms()
+        now = self.app.clock.now_ms()
         due, later = await self.store.due_schedules(self.queues, now, DUE_LIMIT)
         if not due:
             return _until(later, now)
@@ -131,7 +130,7 @@ class Scheduler:
         if not all(applied) or len(due) == DUE_LIMIT:
             return 0.0  # another worker moved a schedule, or more are due: look again
         upcoming = [fire.next_fire for fire in fires] + ([] if later is None else [later])
-        return _until(min(upcoming, default=None), now_ms())
+        return _until(min(upcoming, default=None), self.app.clock.now_ms())
 
 
 def _plan_or_log(record: ScheduleRecord, now: int) -> ScheduleFire | None:

@@ -49,7 +49,7 @@ from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.sandbox import run_in_sandbox
 from conveyor.jobs.scheduler import Scheduler
 from conveyor.observability.logging import get_logger
-from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo, now_ms
+from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo
 
 if TYPE_CHECKING:
     from conveyor.app import Conveyor
@@ -98,6 +98,7 @@ class Worker:
         s = app.settings
         self.app = app
         self.store = app.store
+        self.clock = app.clock
         self.queues = list(queues) if queues else app.queue_names()
         self.concurrency = s.concurrency if concurrency is None else _checked(concurrency)
         self.burst = burst
@@ -112,7 +113,7 @@ class Worker:
         self._lease_check = asyncio.Event()
         self._stopping = False
         self._threads: ThreadPoolExecutor | None = None
-        self._started_at = now_ms()
+        self._started_at = self.clock.now_ms()
         self._store_errors = 0
         self._force_stop = False
         self._stopped = asyncio.Event()
@@ -223,7 +224,7 @@ class Worker:
             # A job asked to cancel ends cancelled instead, kept as its retention says.
             by_keep: dict[int, list[tuple[str, str]]] = {}
             for running in leftovers:
-                keep_ms = self.app.jobs.keep_failed_ms(running.job.queue, running.job.task)
+                keep_ms = self.app.retention.keep_failed_ms(running.job.queue, running.job.task)
                 by_keep.setdefault(keep_ms, []).append((running.job.id, running.job.token))
             for keep_ms, leases in by_keep.items():
                 self.stats.released += await self.store.release(leases, keep_ms)
@@ -268,7 +269,7 @@ class Worker:
         blocking = self._blocking
         if blocking.done() and not blocking.cancelled() and blocking.exception() is not None:
             log.error("waiting for work failed", error=repr(blocking.exception()))
-            await sleep_or_wake(self._wake, poll)
+            await self.clock.sleep_or_wake(self._wake, poll)
 
     async def _exchange(self, want: int) -> list[ClaimedJob]:
         pending, self._outcomes = self._outcomes, []
@@ -366,7 +367,7 @@ class Worker:
             job_id=job.id, task=job.task, queue=job.queue, attempt=job.attempts
         )
         task = self.app.tasks.get(job.task)
-        retention = self.app.jobs.retention_of(job.queue, job.task)
+        retention = self.app.retention.of_job(job.queue, job.task)
         started = time.perf_counter()
         result: tuple[Outcome, str] | None = None
         run_s = 0.0
@@ -385,7 +386,7 @@ class Worker:
                     )
                 value = await self._call(task, job, ctx, options)
                 result = outcomes.completed(
-                    job, value, now_ms(), retention, self.app.settings.max_payload_bytes
+                    job, value, self.clock.now_ms(), retention, self.app.settings.max_payload_bytes
                 )
             except asyncio.CancelledError as exc:
                 if running.stop_reason is None and not _being_cancelled():
@@ -421,7 +422,7 @@ class Worker:
         if running.ctx.dirty:
             await self._flush_one(running.ctx)
         job = running.job
-        keep_ms = self.app.jobs.keep_failed_ms(job.queue, job.task)
+        keep_ms = self.app.retention.keep_failed_ms(job.queue, job.task)
         self.stats.released += await self.app.jobs.controls.back_off_job(
             job, backoff.seconds, keep_ms
         )
@@ -469,7 +470,7 @@ class Worker:
         if running.stop_reason == "cancel":
             log.info("job cancelled")
             return outcomes.cancelled(
-                running.job, now_ms(), retention
+                running.job, self.clock.now_ms(), retention
             ), outcomes.OutcomeKind.CANCELLED
         if running.stop_reason == "lost":
             log.warning("lease lost; attempt abandoned")
@@ -488,7 +489,7 @@ class Worker:
             result = outcomes.after_error(
                 job,
                 exc,
-                now_ms(),
+                self.clock.now_ms(),
                 retries=options.under(task).retries or 0,
                 backoff=task.backoff if task else _NO_BACKOFF,
                 non_retryable=task.non_retryable if task else (),
@@ -496,7 +497,7 @@ class Worker:
             )
         except Exception as policy_error:  # e.g. a custom backoff that raised
             log.exception("retry policy failed; failing the job")
-            return outcomes.failed(job, policy_error, now_ms(), retention), "failed"
+            return outcomes.failed(job, policy_error, self.clock.now_ms(), retention), "failed"
         level = "warning" if result[1] == outcomes.OutcomeKind.RETRIED else "error"
         getattr(log, level)(
             "job attempt failed",
@@ -510,7 +511,7 @@ class Worker:
     async def _renew_loop(self, halt: asyncio.Event) -> None:
         interval = self.app.settings.lease_seconds / 3
         while not halt.is_set():
-            await sleep_or_wake(halt, interval)
+            await self.clock.sleep_or_wake(halt, interval)
             if not halt.is_set():
                 await self._guard(self._renew)
 
@@ -542,7 +543,7 @@ class Worker:
         """Every ``progress_flush_interval``, or at once when a cancel is asked in this process."""
         interval = self.app.settings.progress_flush_interval
         while not halt.is_set():
-            await sleep_or_wake(self._lease_check, interval)  # _halt sets it too
+            await self.clock.sleep_or_wake(self._lease_check, interval)  # _halt sets it too
             self._lease_check.clear()
             if not halt.is_set():
                 await self._guard(self._flush_progress)
@@ -566,7 +567,7 @@ class Worker:
         interval = self.app.settings.sweep_interval
         while not halt.is_set():
             await self._guard(self._maintain)
-            await sleep_or_wake(halt, interval)
+            await self.clock.sleep_or_wake(halt, interval)
 
     async def _halt(self, halt: asyncio.Event, loops: list[asyncio.Task[None]]) -> None:
         """Stop background loops by asking them, not by cancelling them mid-call.
@@ -586,7 +587,7 @@ class Worker:
 
     async def _maintain(self) -> None:
         s = self.app.settings
-        now = now_ms()
+        now = self.clock.now_ms()
         keep_ms = int(s.keep_failed_seconds * 1000)
         exclusive_ms = int(s.sweep_interval * 900)  # one worker per interval sweeps a shared store
         for stalled in await self.store.sweep_stalled(now, keep_ms, exclusive_ms):

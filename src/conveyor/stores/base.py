@@ -208,6 +208,25 @@ class CancelResult(StrEnum):
     MISSING = "missing"
 
 
+class RemoveResult(StrEnum):
+    """What ``JobStore.remove`` did; the caller turns a refusal into its error."""
+
+    REMOVED = "removed"
+    MISSING = "missing"
+    ACTIVE = "active"
+    """Refused: a worker holds the job (cancel it first)."""
+    PENDING_CHILD = "pending-child"
+    """Refused: a flow parent still waits for it (its parent would wait forever)."""
+
+
+class Cleaned(msgspec.Struct, gc=False):
+    """What ``JobStore.clean`` did: ``removed`` jobs, or nothing if ``pending_child`` is set
+    (the id of a flow child its parent still waits for, which refused the whole clean)."""
+
+    removed: int
+    pending_child: str | None = None
+
+
 class QueueInfo(msgspec.Struct, gc=False):
     name: str
     paused: bool
@@ -227,10 +246,6 @@ class JobStore(Protocol):
     """What the job engine needs from a store. Every method is one atomic step."""
 
     url: str
-
-    async def open(self) -> None: ...
-    async def close(self) -> None: ...
-    async def ping(self) -> None: ...
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
         """Insert all jobs in one step; per job, False when its id already existed."""
@@ -337,12 +352,13 @@ class JobStore(Protocol):
         ...
 
     async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult: ...
-    async def remove(self, job_id: str) -> bool:
-        """Delete a job that is not active. Raises ConflictError for an active one."""
+    async def remove(self, job_id: str) -> RemoveResult:
+        """Delete a job unless it is active or a flow child its parent waits for."""
         ...
 
-    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
-        """Delete up to ``limit`` jobs in ``state`` finished (else created) before ``before``."""
+    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
+        """Delete up to ``limit`` jobs in ``state`` (never ACTIVE: the caller refuses that)
+        finished, else created, before ``before``; nothing if one is a pending flow child."""
         ...
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None: ...
@@ -350,15 +366,20 @@ class JobStore(Protocol):
     async def workers(self) -> list[WorkerInfo]: ...
 
 
+STALLED_ERROR = msgspec.json.encode(
+    {
+        "type": "StalledError",
+        "message": "job stalled {stalls} times (its worker stopped renewing the lease)",
+        "traceback": None,
+    }
+)
+"""The error recorded on a job that stalled more often than it may, with ``{stalls}``
+to fill in. Stores that apply the stall rule elsewhere (Lua) are given this template."""
+
+
 def stalled_error(stalls: int) -> bytes:
-    """The error recorded on a job that stalled more often than it may."""
-    return msgspec.json.encode(
-        {
-            "type": "StalledError",
-            "message": f"job stalled {stalls} times (its worker stopped renewing the lease)",
-            "traceback": None,
-        }
-    )
+    """The error recorded on a job that stalled ``stalls`` times, more than it may."""
+    return STALLED_ERROR.replace(b"{stalls}", str(stalls).encode())
 
 
 def released_state(run_at: int, now: int) -> JobState:

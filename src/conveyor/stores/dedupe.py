@@ -21,7 +21,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from conveyor.stores.base import JobStore, NewJob
+from conveyor.stores.base import NewJob
 
 DedupeMode = Literal["debounce", "throttle"]
 
@@ -38,26 +38,3 @@ class DedupeStore(Protocol):
     ) -> list[tuple[str, bool]]:
         """Per job: the id of the job its key now points to, and whether it was inserted."""
         ...
-
-
-def make_dedupe_store(jobs: JobStore) -> DedupeStore:
-    """The dedupe store that shares ``jobs``'s connection."""
-    from conveyor.stores.memory.jobs import MemoryJobStore
-
-    if isinstance(jobs, MemoryJobStore):
-        from conveyor.stores.memory.dedupe import MemoryDedupeStore
-
-        return MemoryDedupeStore(jobs)
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
-
-    if isinstance(jobs, SqliteJobStore):
-        from conveyor.stores.sqlite.dedupe import SqliteDedupeStore
-
-        return SqliteDedupeStore(jobs)
-    from conveyor.stores.redis.jobs import RedisJobStore
-
-    if isinstance(jobs, RedisJobStore):
-        from conveyor.stores.redis.dedupe import RedisDedupeStore
-
-        return RedisDedupeStore(jobs)
-    raise TypeError(f"no dedupe store for {type(jobs).__name__}")

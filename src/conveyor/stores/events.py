@@ -13,8 +13,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from conveyor.stores.base import JobStore
-
 
 class EventStore(Protocol):
     async def save_group(self, group: str, spec: bytes, now: int) -> None:
@@ -36,25 +34,3 @@ class EventStore(Protocol):
         self, group: str, event_ids: Sequence[str], expires_at: int, now: int
     ) -> None:
         """Record ``event_ids`` as processed by ``group`` until ``expires_at``; drop expired."""
-
-
-def make_event_store(jobs: JobStore) -> EventStore:
-    """The event store that lives beside ``jobs`` and shares its connection."""
-    from conveyor.stores.memory.jobs import MemoryJobStore
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
-
-    if isinstance(jobs, MemoryJobStore):
-        from conveyor.stores.memory.events import MemoryEventStore
-
-        return MemoryEventStore()
-    if isinstance(jobs, SqliteJobStore):
-        from conveyor.stores.sqlite.events import SqliteEventStore
-
-        return SqliteEventStore(jobs.db)
-    from conveyor.stores.redis.jobs import RedisJobStore
-
-    if isinstance(jobs, RedisJobStore):
-        from conveyor.stores.redis.events import RedisEventStore
-
-        return RedisEventStore(jobs)
-    raise TypeError(f"no event store for {type(jobs).__name__}")

@@ -25,7 +25,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from conveyor.stores.base import JobState, JobStore, NewJob
+from conveyor.stores.base import JobState, NewJob
 
 ChildFailurePolicy = Literal["fail", "ignore"]
 
@@ -58,15 +58,20 @@ class ChildRecord(msgspec.Struct, gc=False):
     value: bytes | None = None
 
 
+class AddedFlow(msgspec.Struct, gc=False):
+    """What ``add_flow`` did. Nothing was written unless ``created``: the root
+    existed already, or ``taken`` names a job of the flow that exists (and is
+    not this flow's own, half-written by an earlier add)."""
+
+    created: bool
+    taken: str | None = None
+
+
 class FlowStore(Protocol):
     """What flows need from a store."""
 
-    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
-        """Insert a flow; ``jobs[0]`` is its root. False (nothing written) if the root exists.
-
-        A child id that exists already (and is not this flow's) is a
-        ``ConflictError``, with nothing written.
-        """
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
+        """Insert a flow in one step; ``jobs[0]`` is its root."""
         ...
 
     async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
@@ -84,29 +89,6 @@ class FlowStore(Protocol):
     async def repair(self, now: int) -> int:
         """Deliver what a crash between a child's finish and its delivery left behind."""
         ...
-
-
-def make_flow_store(jobs: JobStore) -> FlowStore:
-    """The flow store that shares ``jobs``'s connection."""
-    from conveyor.stores.memory.jobs import MemoryJobStore
-
-    if isinstance(jobs, MemoryJobStore):
-        from conveyor.stores.memory.flows import MemoryFlowStore
-
-        return MemoryFlowStore(jobs)
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
-
-    if isinstance(jobs, SqliteJobStore):
-        from conveyor.stores.sqlite.flows import SqliteFlowStore
-
-        return SqliteFlowStore(jobs)
-    from conveyor.stores.redis.jobs import RedisJobStore
-
-    if isinstance(jobs, RedisJobStore):
-        from conveyor.stores.redis.flows import RedisFlowStore
-
-        return RedisFlowStore(jobs)
-    raise TypeError(f"no flow store for {type(jobs).__name__}")
 
 
 def child_failed_error(child_id: str, queue: str, state: str, error: bytes | None) -> bytes:

@@ -23,8 +23,6 @@ from typing import Protocol
 
 import msgspec
 
-from conveyor.stores.base import JobStore
-
 
 class QueueLimits(msgspec.Struct, frozen=True):
     """The controls of one queue, as stored (``app.jobs.queue_limits(queue)``)."""
@@ -60,29 +58,6 @@ class LimitsStore(Protocol):
         and, in the same step, release ``leases`` as ``JobStore.release`` does.
         Returns how many leases still held their job."""
         ...
-
-
-def make_limits_store(jobs: JobStore) -> LimitsStore:
-    """The limits store that shares ``jobs``'s connection."""
-    from conveyor.stores.memory.jobs import MemoryJobStore
-
-    if isinstance(jobs, MemoryJobStore):
-        from conveyor.stores.memory.limits import MemoryLimitsStore
-
-        return MemoryLimitsStore(jobs)
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
-
-    if isinstance(jobs, SqliteJobStore):
-        from conveyor.stores.sqlite.limits import SqliteLimitsStore
-
-        return SqliteLimitsStore(jobs)
-    from conveyor.stores.redis.jobs import RedisJobStore
-
-    if isinstance(jobs, RedisJobStore):
-        from conveyor.stores.redis.limits import RedisLimitsStore
-
-        return RedisLimitsStore(jobs)
-    raise TypeError(f"no limits store for {type(jobs).__name__}")
 
 
 class Gate:

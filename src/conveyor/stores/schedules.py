@@ -8,9 +8,8 @@ time that were read, and in the same atomic step inserts the tick's jobs
 (whose ids are deterministic, so a replayed fire inserts nothing). Several
 workers may therefore race on a schedule: exactly one wins each tick.
 
-Each store implements this beside its job store, over the same connection
-(``make_schedule_store``), because a fire must be one transaction with the
-enqueue.
+Each backend implements this beside its job store, over the same connection,
+because a fire must be one transaction with the enqueue.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from typing import Protocol
 
 import msgspec
 
-from conveyor.stores.base import JobStore, NewJob
+from conveyor.stores.base import NewJob
 
 
 class ScheduleRecord(msgspec.Struct, gc=False):
@@ -103,26 +102,3 @@ class ScheduleStore(Protocol):
     async def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:
         """Apply each fire whose compare-and-set holds; per fire, whether it did."""
         ...
-
-
-def make_schedule_store(jobs: JobStore) -> ScheduleStore:
-    """The schedule store that shares ``jobs``'s connection."""
-    from conveyor.stores.memory.jobs import MemoryJobStore
-
-    if isinstance(jobs, MemoryJobStore):
-        from conveyor.stores.memory.schedules import MemoryScheduleStore
-
-        return MemoryScheduleStore(jobs)
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
-
-    if isinstance(jobs, SqliteJobStore):
-        from conveyor.stores.sqlite.schedules import SqliteScheduleStore
-
-        return SqliteScheduleStore(jobs)
-    from conveyor.stores.redis.jobs import RedisJobStore
-
-    if isinstance(jobs, RedisJobStore):
-        from conveyor.stores.redis.schedules import RedisScheduleStore
-
-        return RedisScheduleStore(jobs)
-    raise TypeError(f"no schedule store for {type(jobs).__name__}")

@@ -1,143 +1,57 @@
-"""Queue limits in memory: the state the claim consults, and the limits store over it.
-
-Active jobs are counted per queue and per (queue, task) as jobs move in and
-out of the active state (``MemoryJobStore._place`` reports every move), so a
-claim reads them in O(1). A ready job of a task that is at its limit is
-*parked*: taken off the ready heap into a per-task list, and pushed back
-only as slots of that task free up. A claim therefore never steps over the
-same blocked job twice while the task stays full.
-"""
+"""The queue-limits store of a memory backend (the claim obeys them in ``gate.py``)."""
 
 from __future__ import annotations
 
-import heapq
-from collections import Counter, defaultdict, deque
-from collections.abc import Callable
-from typing import TYPE_CHECKING
-
-from conveyor.stores.base import JobState, now_ms
-from conveyor.stores.limits import Gate, QueueLimits, open_gate
-
-if TYPE_CHECKING:
-    from conveyor.stores.memory.jobs import MemoryJobStore
-
-ReadyEntry = tuple[int, int, int, str, int]
-
-
-class MemoryLimits:
-    """Limits, counters, claim logs and parked jobs of every queue (under the store's lock)."""
-
-    def __init__(self) -> None:
-        self.limits: dict[str, QueueLimits] = {}
-        self.active: Counter[str] = Counter()
-        self.task_active: Counter[tuple[str, str]] = Counter()
-        self.claims: dict[str, deque[tuple[int, int]]] = defaultdict(deque)
-        self.parked: dict[tuple[str, str], deque[ReadyEntry]] = defaultdict(deque)
-        self.wake_at: int | None = None
-        """When the last claim that a rate limit or back-off stopped may try again."""
-
-    def moved(self, queue: str, task: str, old: JobState, new: JobState) -> None:
-        if old is JobState.ACTIVE:
-            self.active[queue] -= 1
-            self.task_active[queue, task] -= 1
-        if new is JobState.ACTIVE:
-            self.active[queue] += 1
-            self.task_active[queue, task] += 1
-
-    def gate(
-        self,
-        queue: str,
-        want: int,
-        now: int,
-        ready: list[ReadyEntry],
-        live: Callable[[ReadyEntry], bool],
-    ) -> Gate:
-        """What a claim of ``queue`` may take; parked jobs of tasks with free slots go back.
-
-        ``live`` tells an entry whose job still waits from one of a job since cancelled,
-        removed or moved: only live entries use up a freed slot (dead ones are dropped).
-        """
-        limits = self.limits.get(queue)
-        if limits is None:
-            return Gate(want)
-        log = self.claims[queue]
-        while log and log[0][0] <= now - limits.period_ms:
-            log.popleft()
-        gate = open_gate(
-            limits,
-            want,
-            now,
-            active=self.active[queue],
-            claims_in_window=sum(n for _, n in log),
-            oldest_claim=log[0][0] if log else None,
-            task_active={task: self.task_active[queue, task] for task in limits.tasks},
-        )
-        for task, free in (gate.task_room or {}).items():
-            parked = self.parked.get((queue, task))
-            while parked and free > 0:
-                entry = parked.popleft()
-                if live(entry):
-                    heapq.heappush(ready, entry)
-                    free -= 1
-        return gate
-
-    def park(self, queue: str, task: str, entry: ReadyEntry) -> None:
-        self.parked[queue, task].append(entry)
-
-    def unpark_all(self, queue: str, task: str, ready: list[ReadyEntry]) -> None:
-        for entry in self.parked.pop((queue, task), []):
-            heapq.heappush(ready, entry)
-
-    def record(self, queue: str, now: int, claimed: int) -> None:
-        limits = self.limits.get(queue)
-        if claimed and limits is not None and limits.rate is not None:
-            self.claims[queue].append((now, claimed))
+from conveyor.stores.limits import QueueLimits
+from conveyor.stores.memory.state import MemoryState
 
 
 class MemoryLimitsStore:
-    """A :class:`~conveyor.stores.limits.LimitsStore` beside a :class:`MemoryJobStore`."""
+    """A :class:`~conveyor.stores.limits.LimitsStore` over a memory state."""
 
-    def __init__(self, jobs: MemoryJobStore) -> None:
-        self._jobs = jobs
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
 
     async def set_limits(
         self, queue: str, concurrency: int | None, rate: int | None, period_ms: int
     ) -> None:
-        store = self._jobs
-        with store._lock:
-            old = store.limits.limits.get(queue, QueueLimits())
-            store.limits.limits[queue] = QueueLimits(
+        limits = self._state.limits
+        with self._state.lock:
+            old = limits.limits.get(queue, QueueLimits())
+            limits.limits[queue] = QueueLimits(
                 concurrency, rate, period_ms, old.tasks, old.backoff_until
             )
 
     async def set_task_concurrency(self, queue: str, task: str, limit: int | None) -> None:
-        store = self._jobs
-        with store._lock:
-            old = store.limits.limits.get(queue, QueueLimits())
+        state = self._state
+        limits = state.limits
+        with state.lock:
+            old = limits.limits.get(queue, QueueLimits())
             tasks = {name: cap for name, cap in old.tasks.items() if name != task}
             if limit is not None:
                 tasks[task] = limit
             else:
-                store.limits.unpark_all(queue, task, store._ready[queue])
-            store.limits.limits[queue] = QueueLimits(
+                limits.unpark_all(queue, task, state.ready[queue])
+            limits.limits[queue] = QueueLimits(
                 old.concurrency, old.rate, old.period_ms, tasks, old.backoff_until
             )
 
     async def get_limits(self, queue: str) -> QueueLimits:
-        with self._jobs._lock:
-            return self._jobs.limits.limits.get(queue, QueueLimits())
+        with self._state.lock:
+            return self._state.limits.limits.get(queue, QueueLimits())
 
     async def backoff(
         self, queue: str, until: int, leases: list[tuple[str, str]], keep_ms: int
     ) -> int:
-        store = self._jobs
-        with store._lock:
-            old = store.limits.limits.get(queue, QueueLimits())
-            store.limits.limits[queue] = QueueLimits(
+        state = self._state
+        limits = state.limits
+        with state.lock:
+            old = limits.limits.get(queue, QueueLimits())
+            limits.limits[queue] = QueueLimits(
                 old.concurrency,
                 old.rate,
                 old.period_ms,
                 old.tasks,
                 max(old.backoff_until, until),
             )
-            return store.release_locked(leases, now_ms(), keep_ms)
+            return state.release(leases, state.clock.now_ms(), keep_ms)

@@ -1,4 +1,4 @@
-"""Schedules in this process's memory, under the job store's lock (so a fire and
+"""Schedules in this process's memory, under the state's lock (so a fire and
 its enqueue are one step)."""
 
 from __future__ import annotations
@@ -7,18 +7,17 @@ from collections.abc import Sequence
 
 import msgspec
 
-from conveyor.stores.base import now_ms
-from conveyor.stores.memory.jobs import MemoryJobStore
+from conveyor.stores.memory.state import MemoryState
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
 
 
 class MemoryScheduleStore:
-    """A :class:`~conveyor.stores.schedules.ScheduleStore` beside a :class:`MemoryJobStore`."""
+    """A :class:`~conveyor.stores.schedules.ScheduleStore` over a memory state."""
 
-    def __init__(self, jobs: MemoryJobStore) -> None:
-        self._jobs = jobs
-        self._lock = jobs._lock
-        self._rows = jobs.schedule_rows
+    def __init__(self, state: MemoryState) -> None:
+        self._state = state
+        self._lock = state.lock
+        self._rows = state.schedule_rows
 
     async def put_schedule(self, schedule: ScheduleRecord) -> bool:
         with self._lock:
@@ -26,7 +25,9 @@ class MemoryScheduleStore:
             if old is not None and old.same_definition(schedule):
                 return False
             new = msgspec.structs.replace(
-                schedule, version=(old.version if old else 0) + 1, updated_at=now_ms()
+                schedule,
+                version=(old.version if old else 0) + 1,
+                updated_at=self._state.clock.now_ms(),
             )
             if old is not None and old.timing == schedule.timing:
                 new.next_fire, new.last_fire = old.next_fire, old.last_fire
@@ -59,14 +60,14 @@ class MemoryScheduleStore:
     async def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:
         applied: list[bool] = []
         with self._lock:
-            now = now_ms()
+            now = self._state.clock.now_ms()
             for fire in fires:
                 row = self._rows.get(fire.name)
                 if row is None or row.version != fire.version or row.next_fire != fire.expected:
                     applied.append(False)
                     continue
                 for job in fire.jobs:
-                    self._jobs.insert_locked(job, now)
+                    self._state.insert(job, now)
                 row.next_fire = fire.next_fire
                 if fire.last_fire is not None:
                     row.last_fire = fire.last_fire

@@ -33,9 +33,9 @@ from typing import Any
 import msgspec
 from redis.exceptions import ResponseError
 
-from conveyor.cache.serializer import NOT_A_COUNTER
-from conveyor.cache.shared import Invalidation, InvalidationSink
-from conveyor.config import mask_url
+from conveyor.errors import BadInputError
+from conveyor.masking import mask_url
+from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.redis.connection import connect
 
 _UNLOCK = """
@@ -57,7 +57,7 @@ def glob_escape(text: str) -> str:
 
 
 class RedisCacheTier:
-    """A :class:`~conveyor.cache.shared.SharedTier` on Redis (one server or a cluster)."""
+    """A :class:`~conveyor.stores.cache.SharedTier` on Redis (one server or a cluster)."""
 
     def __init__(
         self, url: str, *, origin: str, prefix: str = "cv:cache:", timeout: float = 5.0
@@ -190,7 +190,7 @@ class RedisCacheTier:
         try:
             replies = await self._execute(pipe, [("k", [key])])
         except ResponseError as exc:
-            raise ValueError(f"cannot increment {key!r}: {NOT_A_COUNTER}") from exc
+            raise BadInputError(f"cannot increment {key!r}: {NOT_A_COUNTER}") from exc
         value: int = replies[0]
         return value
 

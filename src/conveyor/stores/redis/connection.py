@@ -1,20 +1,34 @@
-"""Connecting to Redis or Redis Cluster from a conveyor URL.
+"""The one connection of a Redis backend, which all of its stores share.
 
 ``redis://`` and ``rediss://`` (TLS) reach one server (username, password and
 db index in the URL as usual); ``redis+cluster://`` and ``rediss+cluster://``
-reach a cluster through any of its nodes. Commands fail after ``timeout``
-seconds instead of hanging, so an outage surfaces as a typed error.
+reach a cluster through any of its nodes. Every call is bounded by
+``timeout`` and connection trouble becomes ``StoreUnavailableError``, so an
+outage surfaces as a typed error instead of a hang.
 """
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+import hiredis
+from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from conveyor.errors import StoreUnavailableError
+from conveyor.masking import mask_url
+from conveyor.stores.redis.keys import QUEUES_KEY, job_key, meta_key
+from conveyor.stores.redis.scripts import script_source
+
+T = TypeVar("T")
 RedisClient = Redis | RedisCluster
 
 
 def connect(url: str, *, timeout: float) -> RedisClient:
+    """A redis-py client for a conveyor URL (not yet connected)."""
     if "+cluster://" in url:
         return RedisCluster.from_url(
             url.replace("+cluster://", "://", 1),
@@ -24,3 +38,155 @@ def connect(url: str, *, timeout: float) -> RedisClient:
     return Redis.from_url(
         url, socket_timeout=timeout, socket_connect_timeout=timeout, health_check_interval=30
     )
+
+
+class RedisConnection:
+    """A client, its registered scripts, and what this process knows of the queues."""
+
+    def __init__(self, url: str, *, timeout: float) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.is_cluster = "+cluster://" in url
+        self._client: RedisClient | None = None
+        self._scripts: dict[str, Any] = {}
+        self._known_queues: set[str] = set()
+        self.held: dict[str, str] = {}
+        """Queue of each job this process holds a lease on, so lease calls need no lookup."""
+
+    # -- lifecycle -------------------------------------------------------------
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (typed Any: with decode_responses=False replies are bytes)."""
+        if self._client is None:
+            raise StoreUnavailableError(f"Redis store {mask_url(self.url)} is not open")
+        return self._client
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        client = connect(self.url, timeout=self.timeout)
+        self._client = client
+        self._scripts = {}
+        try:
+            await self.call(client.ping)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    async def ping(self) -> None:
+        await self.call(self.client.ping)
+
+    # -- calls -----------------------------------------------------------------
+
+    async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """Run one Redis call; connection trouble becomes StoreUnavailableError."""
+        try:
+            # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+            async with asyncio.timeout(self.timeout):
+                try:
+                    return await fn(*args, **kwargs)
+                except redis_errors.ConnectionError:
+                    # A pooled connection may have died with a server restart; one more
+                    # try gets a fresh one. (Scripts are token-checked or idempotent, so
+                    # a script that did run before the reply was lost does no harm.)
+                    return await fn(*args, **kwargs)
+        except (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError) as exc:
+            raise StoreUnavailableError(
+                f"Redis store {mask_url(self.url)} is unreachable: {type(exc).__name__}: {exc}"
+            ) from None
+        except redis_errors.ClusterError as exc:
+            raise StoreUnavailableError(f"Redis cluster {mask_url(self.url)}: {exc}") from None
+
+    async def pipelined(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run one read command many times in one round trip (per node on a cluster)."""
+        if not calls:
+            return []
+
+        async def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for args in calls:
+                getattr(pipe, command)(*args)
+            return list(await pipe.execute())
+
+        return await self.call(run)
+
+    def script(self, name: str) -> Any:
+        """Script ``name`` (a redis-py ``Script``) registered on the current client,
+        e.g. to queue on a pipeline; redis-py loads it on NOSCRIPT."""
+        found = self._scripts.get(name)
+        if found is None:
+            found = self._scripts[name] = self.client.register_script(script_source(name))
+        return found
+
+    async def run_script(self, name: str, queue: str, args: Sequence[Any]) -> Any:
+        """Run script ``name`` over the keys of ``queue``."""
+        script = self.script(name)
+        if self.is_cluster:  # redis-py routes it to the slot of its one key
+            return await self.call(script, keys=[meta_key(queue)], args=list(args))
+        return await self.call(self._evalsha, script, meta_key(queue), args)
+
+    async def _evalsha(self, script: Any, key: str, args: Sequence[Any]) -> Any:
+        """EVALSHA on a pooled connection, skipping the client's per-command layers.
+
+        On one server this is the hot path of every transition; redis-py's
+        generic command path costs about a third of a loopback round trip.
+        """
+        pool = self.client.connection_pool
+        conn = await pool.get_connection()
+        command = _pack_command(["EVALSHA", script.sha, 1, key, *args])
+        try:
+            await conn.send_packed_command(command, check_health=False)
+            try:
+                return await conn.read_response()
+            except redis_errors.NoScriptError:  # the server restarted or was flushed
+                await conn.send_command("SCRIPT", "LOAD", script.script)
+                await conn.read_response()
+                await conn.send_packed_command(command, check_health=False)
+                return await conn.read_response()
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
+
+    # -- queues and where jobs are -------------------------------------------
+
+    async def remember_queues(self, queues: Iterable[str]) -> None:
+        """Record queues in ``cv:queues`` (once per process)."""
+        new = set(queues) - self._known_queues
+        if new:
+            await self.call(self.client.sadd, QUEUES_KEY, *new)
+            self._known_queues |= new
+
+    async def all_queues(self) -> list[str]:
+        names = await self.call(self.client.smembers, QUEUES_KEY)
+        return sorted(n.decode() for n in names)
+
+    async def locate(self, job_id: str) -> str | None:
+        """The queue that holds ``job_id`` (ids are unique per queue)."""
+        queues = await self.all_queues()
+        found = await self.pipelined("exists", [(job_key(q, job_id),) for q in queues])
+        for queue, exists in zip(queues, found, strict=True):
+            if exists:
+                return queue
+        return None
+
+    async def queue_of_held(self, job_id: str) -> str | None:
+        """The queue of a job this process holds (no round trip), else looked up."""
+        return self.held.get(job_id) or await self.locate(job_id)
+
+    def forget_held(self, job_ids: Iterable[str]) -> None:
+        for job_id in list(job_ids):
+            self.held.pop(job_id, None)
+
+
+def _pack_command(args: Sequence[Any]) -> bytes:
+    """RESP-encode a command with hiredis's C packer (redis-py's generic one is slow)."""
+    packed: bytes = hiredis.pack_command(tuple(args))
+    return packed

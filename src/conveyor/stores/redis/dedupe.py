@@ -6,21 +6,21 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.stores.base import NewJob, now_ms
+from conveyor.clock import Clock
+from conveyor.stores.base import NewJob
 from conveyor.stores.dedupe import Dedupe
-from conveyor.stores.redis.jobs import RedisJobStore
-from conveyor.stores.redis.scripts import Scripts
+from conveyor.stores.redis.connection import RedisConnection
 
 
 class RedisDedupeStore:
-    """A :class:`~conveyor.stores.dedupe.DedupeStore` beside a :class:`RedisJobStore`.
+    """A :class:`~conveyor.stores.dedupe.DedupeStore` on the Redis backend's connection.
 
     A key is a string holding the job id, expiring at ``until`` (``SET ... PXAT``).
     """
 
-    def __init__(self, jobs: RedisJobStore) -> None:
-        self._jobs = jobs
-        self._scripts = Scripts(jobs, ("dedupe",))
+    def __init__(self, conn: RedisConnection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
 
     async def enqueue_deduped(
         self, jobs: Sequence[tuple[NewJob, Dedupe]]
@@ -28,15 +28,15 @@ class RedisDedupeStore:
         by_queue: dict[str, list[int]] = defaultdict(list)
         for index, (job, _) in enumerate(jobs):
             by_queue[job.queue].append(index)
-        await self._jobs._remember_queues(set(by_queue))
+        await self._conn.remember_queues(set(by_queue))
         answers: list[tuple[str, bool]] = [("", False)] * len(jobs)
         for queue, indexes in by_queue.items():
-            args: list[Any] = [now_ms()]
+            args: list[Any] = [self._clock.now_ms()]
             for i in indexes:
                 j, d = jobs[i]
                 args += [d.mode, d.key, d.until, j.id, j.task, j.payload, j.options]
                 args += [j.priority, j.run_at, j.created_at, j.max_stalled]
-            flat = await self._scripts.run("dedupe", queue, args)
+            flat = await self._conn.run_script("dedupe", queue, args)
             for n, i in enumerate(indexes):
                 answers[i] = (flat[2 * n].decode(), bool(flat[2 * n + 1]))
         return answers

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.stores.redis.jobs import RedisJobStore
+from conveyor.stores.redis.connection import RedisConnection
 
 GROUPS_KEY = "cv:events:groups"
 
@@ -21,24 +21,24 @@ def _processed_key(group: str) -> str:
 
 
 class RedisEventStore:
-    def __init__(self, jobs: RedisJobStore) -> None:
-        self._jobs = jobs
+    def __init__(self, conn: RedisConnection) -> None:
+        self._conn = conn
 
     async def save_group(self, group: str, spec: bytes, now: int) -> None:
-        await self._jobs.call(self._jobs.client.hset, GROUPS_KEY, group, spec)
+        await self._conn.call(self._conn.client.hset, GROUPS_KEY, group, spec)
 
     async def groups(self) -> dict[str, bytes]:
-        found = await self._jobs.call(self._jobs.client.hgetall, GROUPS_KEY)
+        found = await self._conn.call(self._conn.client.hgetall, GROUPS_KEY)
         return {group.decode(): bytes(spec) for group, spec in sorted(found.items())}
 
     async def drop_group(self, group: str) -> bool:
-        return bool(await self._jobs.call(self._jobs.client.hdel, GROUPS_KEY, group))
+        return bool(await self._conn.call(self._conn.client.hdel, GROUPS_KEY, group))
 
     async def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
         if not event_ids:
             return set()
-        scores = await self._jobs.call(
-            self._jobs.client.zmscore, _processed_key(group), list(event_ids)
+        scores = await self._conn.call(
+            self._conn.client.zmscore, _processed_key(group), list(event_ids)
         )
         return {
             event_id
@@ -52,9 +52,9 @@ class RedisEventStore:
         key = _processed_key(group)
 
         async def run() -> Any:
-            pipe = self._jobs.client.pipeline(transaction=True)
+            pipe = self._conn.client.pipeline(transaction=True)
             pipe.zadd(key, dict.fromkeys(event_ids, expires_at))
             pipe.zremrangebyscore(key, "-inf", now)
             return await pipe.execute()
 
-        await self._jobs.call(run)
+        await self._conn.call(run)

@@ -37,11 +37,11 @@ from typing import Any
 
 import msgspec
 
-from conveyor.errors import ConflictError
-from conveyor.stores.base import JobState, now_ms
-from conveyor.stores.flows import ChildRecord, FlowJob, child_failed_error
-from conveyor.stores.redis.jobs import RedisJobStore, _prefix, meta_key
-from conveyor.stores.redis.scripts import Scripts
+from conveyor.clock import Clock
+from conveyor.stores.base import JobState
+from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob, child_failed_error
+from conveyor.stores.redis.connection import RedisConnection
+from conveyor.stores.redis.keys import job_key, meta_key, queue_prefix
 
 REPAIR_AFTER_MS = 1_000
 """The sweep delivers outbox entries older than this (younger ones are the worker's)."""
@@ -63,61 +63,66 @@ class _Entry(msgspec.Struct, gc=False):
 
 
 class RedisFlowStore:
-    """A :class:`~conveyor.stores.flows.FlowStore` beside a :class:`RedisJobStore`."""
+    """A :class:`~conveyor.stores.flows.FlowStore` on the Redis backend's connection."""
 
-    def __init__(self, jobs: RedisJobStore) -> None:
-        self._jobs = jobs
-        self._scripts = Scripts(jobs, ("flow_add", "flow_deliver", "flow_outbox"))
+    def __init__(self, conn: RedisConnection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
 
     # -- adding a flow ---------------------------------------------------------
 
-    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
+    async def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
         root = jobs[0]
-        await self._jobs._remember_queues({node.job.queue for node in jobs})
-        key = f"{_prefix(root.job.queue)}job:{root.job.id}"
-        if await self._jobs.call(self._jobs.client.exists, key):
-            return False
-        await self._check_free(jobs[1:])
+        await self._conn.remember_queues({node.job.queue for node in jobs})
+        key = job_key(root.job.queue, root.job.id)
+        if await self._conn.call(self._conn.client.exists, key):
+            return AddedFlow(created=False)
+        taken = await self._taken(jobs[1:])
+        if taken is not None:
+            return AddedFlow(created=False, taken=taken)
         by_queue: dict[str, list[Any]] = defaultdict(list)
         for node in jobs[1:]:
             by_queue[node.job.queue] += _add_args(node)
-        batches = [(queue, [now_ms(), *args]) for queue, args in by_queue.items()]
-        batches.append((root.job.queue, [now_ms(), *_add_args(root)]))
-        if self._jobs._is_cluster:
-            answers = [await self._scripts.run("flow_add", q, args) for q, args in batches]
+        batches = [(queue, [self._clock.now_ms(), *args]) for queue, args in by_queue.items()]
+        batches.append((root.job.queue, [self._clock.now_ms(), *_add_args(root)]))
+        if self._conn.is_cluster:
+            answers = [await self._conn.run_script("flow_add", q, args) for q, args in batches]
         else:
-            answers = await self._jobs.call(self._add_together, batches)
-        return bool(answers[-1][0])
+            answers = await self._conn.call(self._add_together, batches)
+        return AddedFlow(created=bool(answers[-1][0]))
 
     async def _add_together(self, batches: list[tuple[str, list[Any]]]) -> list[Any]:
-        pipe = self._jobs.client.pipeline(transaction=True)
-        script = self._scripts.script("flow_add")
+        pipe = self._conn.client.pipeline(transaction=True)
+        script = self._conn.script("flow_add")
         for queue, args in batches:
             await script(keys=[meta_key(queue)], args=args, client=pipe)
         return list(await pipe.execute())
 
-    async def _check_free(self, nodes: Sequence[FlowJob]) -> None:
-        """A child id already taken is a conflict, unless by this flow's half-written add.
+    async def _taken(self, nodes: Sequence[FlowJob]) -> str | None:
+        """A child id already taken (a conflict), unless by this flow's half-written add.
 
         Such a child links to its parent and has not reported yet: it is
         unfinished, or finished with its entry still in its outbox (so the
         parent written now counts it). A finished child that reported (its
         earlier root was removed) would leave the new parent waiting forever.
         """
-        calls = [(f"{_prefix(n.job.queue)}job:{n.job.id}", "state", "parent") for n in nodes]
-        rows = await self._jobs._pipelined("hmget", calls)
-        noted = [(f"{_prefix(n.job.queue)}flow:outbox", n.job.id) for n in nodes]
-        unreported = await self._jobs._pipelined("hexists", noted)
+        calls = [(job_key(n.job.queue, n.job.id), "state", "parent") for n in nodes]
+        rows = await self._conn.pipelined("hmget", calls)
+        noted = [(f"{queue_prefix(n.job.queue)}flow:outbox", n.job.id) for n in nodes]
+        unreported = await self._conn.pipelined("hexists", noted)
         for node, (state, parent), waiting in zip(nodes, rows, unreported, strict=True):
             if state is None:
                 continue
             if parent != _link(node) or (JobState(state.decode()).is_finished and not waiting):
-                raise ConflictError(f"job {node.job.id} of the flow exists already")
+                return node.job.id
+        return None
 
     # -- reading ---------------------------------------------------------------
 
     async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
-        raw = await self._jobs.call(self._jobs.client.hgetall, f"{_prefix(queue)}flow:{parent_id}")
+        raw = await self._conn.call(
+            self._conn.client.hgetall, f"{queue_prefix(queue)}flow:{parent_id}"
+        )
         if not raw:
             return None
         records = []
@@ -143,8 +148,10 @@ class RedisFlowStore:
         return await self._apply(entries, None)
 
     async def repair(self, now: int) -> int:
-        queues = await self._jobs._all_queues()
-        sizes = await self._jobs._pipelined("zcard", [(f"{_prefix(q)}flow:due",) for q in queues])
+        queues = await self._conn.all_queues()
+        sizes = await self._conn.pipelined(
+            "zcard", [(f"{queue_prefix(q)}flow:due",) for q in queues]
+        )
         entries: list[_Entry] = []
         for queue, size in zip(queues, sizes, strict=True):
             if size:
@@ -152,7 +159,7 @@ class RedisFlowStore:
         return await self._apply(entries, now)
 
     async def _outbox(self, queue: str, args: list[Any]) -> list[_Entry]:
-        flat = await self._scripts.run("flow_outbox", queue, args)
+        flat = await self._conn.run_script("flow_outbox", queue, args)
         entries = []
         for i in range(0, len(flat), 3):
             state, link, value = flat[i + 1].split(b"\n", 2)
@@ -174,7 +181,7 @@ class RedisFlowStore:
         makes the others due again later, so the next repair reads past them.
         """
         applied = 0
-        whole = 0 if self._jobs._is_cluster else 1
+        whole = 0 if self._conn.is_cluster else 1
         while entries:
             by_parent: dict[str, list[_Entry]] = defaultdict(list)
             for entry in entries:
@@ -185,8 +192,10 @@ class RedisFlowStore:
             for parent_queue, group in by_parent.items():
                 for first in range(0, len(group), _CHUNK):
                     chunk = group[first : first + _CHUNK]
-                    codes, failed = await self._scripts.run(
-                        "flow_deliver", parent_queue, _deliver_args(chunk, whole)
+                    codes, failed = await self._conn.run_script(
+                        "flow_deliver",
+                        parent_queue,
+                        _deliver_args(chunk, whole, self._clock.now_ms()),
                     )
                     for entry, code in zip(chunk, codes, strict=True):
                         applied += code == 1
@@ -204,7 +213,7 @@ class RedisFlowStore:
                     for first in range(0, len(ids), _CHUNK):
                         some = ids[first : first + _CHUNK]
                         at = [] if action == "ack" else [repair_at]
-                        await self._scripts.run("flow_outbox", queue, [action, *at, *some])
+                        await self._conn.run_script("flow_outbox", queue, [action, *at, *some])
         return applied
 
 
@@ -232,8 +241,8 @@ def _add_args(node: FlowJob) -> list[Any]:
     ]
 
 
-def _deliver_args(entries: Sequence[_Entry], whole: int) -> list[Any]:
-    args: list[Any] = [now_ms(), whole]
+def _deliver_args(entries: Sequence[_Entry], whole: int, now: int) -> list[Any]:
+    args: list[Any] = [now, whole]
     for e in entries:
         error = None if e.state == JobState.COMPLETED else (e.value or None)
         args += [e.parent, e.child, e.state, e.value]

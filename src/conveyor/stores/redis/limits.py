@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conveyor.stores.base import now_ms
+from conveyor.clock import Clock
 from conveyor.stores.limits import QueueLimits
-from conveyor.stores.redis.jobs import RedisJobStore, meta_key
-from conveyor.stores.redis.scripts import Scripts
+from conveyor.stores.redis.connection import RedisConnection
+from conveyor.stores.redis.keys import meta_key
 
 
 def _opt(value: int | None) -> int | str:
@@ -18,30 +18,30 @@ def _opt(value: int | None) -> int | str:
 
 
 class RedisLimitsStore:
-    """A :class:`~conveyor.stores.limits.LimitsStore` beside a :class:`RedisJobStore`."""
+    """A :class:`~conveyor.stores.limits.LimitsStore` on the Redis backend's connection."""
 
-    def __init__(self, jobs: RedisJobStore) -> None:
-        self._jobs = jobs
-        self._scripts = Scripts(jobs, ("limits_admin", "backoff"))
+    def __init__(self, conn: RedisConnection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
 
     async def set_limits(
         self, queue: str, concurrency: int | None, rate: int | None, period_ms: int
     ) -> None:
-        await self._jobs._remember_queues({queue})
+        await self._conn.remember_queues({queue})
         args: list[Any] = ["queue", _opt(concurrency), _opt(rate), period_ms]
-        await self._scripts.run("limits_admin", queue, args)
+        await self._conn.run_script("limits_admin", queue, args)
 
     async def set_task_concurrency(self, queue: str, task: str, limit: int | None) -> None:
-        await self._jobs._remember_queues({queue})
-        await self._scripts.run("limits_admin", queue, ["task", task, _opt(limit)])
+        await self._conn.remember_queues({queue})
+        await self._conn.run_script("limits_admin", queue, ["task", task, _opt(limit)])
 
     async def get_limits(self, queue: str) -> QueueLimits:
-        client = self._jobs.client
+        client = self._conn.client
         fields = ("concurrency", "rate", "period_ms", "backoff_until")
-        concurrency, rate, period_ms, backoff_until = await self._jobs.call(
+        concurrency, rate, period_ms, backoff_until = await self._conn.call(
             client.hmget, meta_key(queue), *fields
         )
-        tasks = await self._jobs.call(client.hgetall, f"cv:{{{queue}}}:tasklimits")
+        tasks = await self._conn.call(client.hgetall, f"cv:{{{queue}}}:tasklimits")
         return QueueLimits(
             concurrency=None if concurrency is None else int(concurrency),
             rate=None if rate is None else int(rate),
@@ -53,8 +53,10 @@ class RedisLimitsStore:
     async def backoff(
         self, queue: str, until: int, leases: list[tuple[str, str]], keep_ms: int
     ) -> int:
-        await self._jobs._remember_queues({queue})
+        await self._conn.remember_queues({queue})
         pairs = [part for lease in leases for part in lease]
-        answer = await self._scripts.run("backoff", queue, [until, now_ms(), keep_ms, *pairs])
-        self._jobs._forget(job_id for job_id, _ in leases)
+        answer = await self._conn.run_script(
+            "backoff", queue, [until, self._clock.now_ms(), keep_ms, *pairs]
+        )
+        self._conn.forget_held(job_id for job_id, _ in leases)
         return int(answer)

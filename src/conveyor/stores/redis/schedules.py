@@ -14,9 +14,8 @@ from typing import Any
 
 import msgspec
 
-from conveyor.stores.base import now_ms
-from conveyor.stores.redis.jobs import RedisJobStore
-from conveyor.stores.redis.scripts import Scripts
+from conveyor.clock import Clock
+from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
 
 INDEX_KEY = "cv:schedules"
@@ -31,19 +30,19 @@ def _opt(value: int | None) -> int | str:
 
 
 class RedisScheduleStore:
-    """A :class:`~conveyor.stores.schedules.ScheduleStore` beside a :class:`RedisJobStore`."""
+    """A :class:`~conveyor.stores.schedules.ScheduleStore` on the Redis backend's connection."""
 
-    def __init__(self, jobs: RedisJobStore) -> None:
-        self._jobs = jobs
-        self._scripts = Scripts(jobs, ("schedule_admin", "schedule_due", "schedule_fire"))
+    def __init__(self, conn: RedisConnection, clock: Clock) -> None:
+        self._conn = conn
+        self._clock = clock
 
     async def _queue_of(self, name: str) -> str | None:
-        queue = await self._jobs._call(self._jobs.client.hget, INDEX_KEY, name)
+        queue = await self._conn.call(self._conn.client.hget, INDEX_KEY, name)
         return None if queue is None else queue.decode()
 
     async def put_schedule(self, schedule: ScheduleRecord) -> bool:
         s = schedule
-        await self._jobs._remember_queues({s.queue})
+        await self._conn.remember_queues({s.queue})
         old_queue = await self._queue_of(s.name)
         moved = old_queue is not None and old_queue != s.queue
         if moved:
@@ -51,19 +50,26 @@ class RedisScheduleStore:
             old = await self._read(old_queue, s.name)
             if old is not None and old.timing == s.timing:
                 s = msgspec.structs.replace(s, next_fire=old.next_fire, last_fire=old.last_fire)
-            await self._scripts.run("schedule_admin", old_queue, ["remove", s.name])
+            await self._conn.run_script("schedule_admin", old_queue, ["remove", s.name])
         args = ["put", s.name, s.task, s.timing, s.payload, s.options, s.priority]
-        args += [s.max_stalled, s.missed, s.grace_ms, s.next_fire, _opt(s.last_fire), now_ms()]
-        changed = await self._scripts.run("schedule_admin", s.queue, args)
-        await self._jobs._call(self._jobs.client.hset, INDEX_KEY, s.name, s.queue)
+        args += [
+            s.max_stalled,
+            s.missed,
+            s.grace_ms,
+            s.next_fire,
+            _opt(s.last_fire),
+            self._clock.now_ms(),
+        ]
+        changed = await self._conn.run_script("schedule_admin", s.queue, args)
+        await self._conn.call(self._conn.client.hset, INDEX_KEY, s.name, s.queue)
         return moved or bool(changed)
 
     async def remove_schedule(self, name: str) -> bool:
         queue = await self._queue_of(name)
         if queue is None:
             return False
-        removed = await self._scripts.run("schedule_admin", queue, ["remove", name])
-        await self._jobs._call(self._jobs.client.hdel, INDEX_KEY, name)
+        removed = await self._conn.run_script("schedule_admin", queue, ["remove", name])
+        await self._conn.call(self._conn.client.hdel, INDEX_KEY, name)
         return bool(removed)
 
     async def get_schedule(self, name: str) -> ScheduleRecord | None:
@@ -71,13 +77,13 @@ class RedisScheduleStore:
         return None if queue is None else await self._read(queue, name)
 
     async def _read(self, queue: str, name: str) -> ScheduleRecord | None:
-        raw = await self._jobs._call(self._jobs.client.hgetall, _key(queue, name))
+        raw = await self._conn.call(self._conn.client.hgetall, _key(queue, name))
         return _record(name, queue, raw) if raw else None
 
     async def list_schedules(self) -> list[ScheduleRecord]:
-        index = await self._jobs._call(self._jobs.client.hgetall, INDEX_KEY)
+        index = await self._conn.call(self._conn.client.hgetall, INDEX_KEY)
         entries = sorted((n.decode(), q.decode()) for n, q in index.items())
-        rows = await self._jobs._pipelined("hgetall", [(_key(q, n),) for n, q in entries])
+        rows = await self._conn.pipelined("hgetall", [(_key(q, n),) for n, q in entries])
         return [_record(n, q, raw) for (n, q), raw in zip(entries, rows, strict=True) if raw]
 
     async def due_schedules(
@@ -86,7 +92,7 @@ class RedisScheduleStore:
         due: list[ScheduleRecord] = []
         later: list[int] = []
         for queue in queues:
-            rows, next_fire = await self._scripts.run("schedule_due", queue, [now, limit])
+            rows, next_fire = await self._conn.run_script("schedule_due", queue, [now, limit])
             due += [_record(name.decode(), queue, _pairs(flat)) for name, flat in rows]
             if next_fire:
                 later.append(int(float(next_fire)))
@@ -99,7 +105,7 @@ class RedisScheduleStore:
             by_queue[fire.queue].append(index)
         applied = [False] * len(fires)
         for queue, indexes in by_queue.items():
-            args: list[Any] = [now_ms()]
+            args: list[Any] = [self._clock.now_ms()]
             for i in indexes:
                 f = fires[i]
                 args += [f.name, f.version, f.expected, f.next_fire, _opt(f.last_fire)]
@@ -107,7 +113,7 @@ class RedisScheduleStore:
                 for j in f.jobs:
                     args += [j.id, j.task, j.payload, j.options, j.priority, j.run_at]
                     args += [j.created_at, j.max_stalled]
-            flags = await self._scripts.run("schedule_fire", queue, args)
+            flags = await self._conn.run_script("schedule_fire", queue, args)
             for i, flag in zip(indexes, flags, strict=True):
                 applied[i] = bool(flag)
         return applied

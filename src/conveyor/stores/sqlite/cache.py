@@ -30,15 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
+import structlog
 
-from conveyor.cache.serializer import NOT_A_COUNTER
-from conveyor.cache.shared import Invalidation, InvalidationSink
-from conveyor.observability.logging import get_logger
+from conveyor.clock import SYSTEM_CLOCK, Clock
+from conveyor.errors import BadInputError
+from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.sqlite import record_lock
 from conveyor.stores.sqlite.database import Database, path_from_url
 
 _LOCK_SLOTS = 2**30
-_log = get_logger("conveyor.cache")
+_log = structlog.get_logger("conveyor.cache")
 _SWEEP_EVERY = 30.0
 _encoder = msgspec.json.Encoder()
 _pair = msgspec.json.Decoder(list[str])
@@ -54,12 +55,8 @@ def sqlite_glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def _now() -> int:
-    return int(time.time() * 1000)
-
-
 class SqliteCacheTier:
-    """A :class:`~conveyor.cache.shared.SharedTier` in one SQLite file."""
+    """A :class:`~conveyor.stores.cache.SharedTier` in one SQLite file."""
 
     def __init__(
         self,
@@ -69,7 +66,9 @@ class SqliteCacheTier:
         sync_interval: float = 0.05,
         timeout: float = 5.0,
         log_keep: float = 60.0,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self._clock = clock
         self.url = url
         self.origin = origin
         self.sync_interval = sync_interval
@@ -121,7 +120,7 @@ class SqliteCacheTier:
         return await self.db.run(self._get_many, keys)
 
     def _get_many(self, keys: Sequence[str]) -> list[bytes | None]:
-        now = _now()
+        now = self._clock.now_ms()
         found: list[bytes | None] = []
         for key in keys:
             row = self.db.conn.execute(
@@ -141,7 +140,7 @@ class SqliteCacheTier:
         row = self.db.conn.execute(
             "SELECT expires_at FROM cache_entries WHERE key = ?", (key,)
         ).fetchone()
-        now = _now()
+        now = self._clock.now_ms()
         if row is None or (row[0] is not None and row[0] <= now):
             return None
         return -1 if row[0] is None else row[0] - now
@@ -177,7 +176,7 @@ class SqliteCacheTier:
         return deleted
 
     def _delete_in(self, conn: sqlite3.Connection, keys: Sequence[str]) -> int:
-        now = _now()
+        now = self._clock.now_ms()
         deleted = 0
         for key in keys:
             row = conn.execute(
@@ -194,7 +193,7 @@ class SqliteCacheTier:
             row = conn.execute(
                 "SELECT value, expires_at FROM cache_entries WHERE key = ?", (key,)
             ).fetchone()
-            live = row is not None and (row[1] is None or row[1] > _now())
+            live = row is not None and (row[1] is None or row[1] > self._clock.now_ms())
             current = _as_int(row[0]) if live else 0
             expires_at = row[1] if live else None
             value = current + by
@@ -213,7 +212,7 @@ class SqliteCacheTier:
             changed = conn.execute(
                 "UPDATE cache_entries SET expires_at = ?"
                 " WHERE key = ? AND (expires_at IS NULL OR expires_at > ?)",
-                (expires_at, key, _now()),
+                (expires_at, key, self._clock.now_ms()),
             ).rowcount
             self._log(conn, "k", [key])
         return changed > 0
@@ -263,7 +262,7 @@ class SqliteCacheTier:
     def _log(
         self, conn: sqlite3.Connection, kind: str, items: Sequence[str], origin: str = ""
     ) -> None:
-        now = _now()
+        now = self._clock.now_ms()
         if kind == "p":  # one row per (prefix, pattern) pair
             targets = [
                 _encoder.encode(list(items[i : i + 2])).decode() for i in range(0, len(items), 2)
@@ -322,7 +321,7 @@ class SqliteCacheTier:
         ).fetchall()
 
     def _sweep(self) -> None:
-        now = _now()
+        now = self._clock.now_ms()
         with self.db.transaction() as conn:
             conn.execute("DELETE FROM cache_invalidations WHERE at < ?", (now - self.log_keep_ms,))
             conn.execute(
@@ -373,5 +372,5 @@ def _as_int(data: bytes) -> int:
     except msgspec.DecodeError:
         value = None
     if not isinstance(value, int) or isinstance(value, bool):
-        raise ValueError(f"cannot increment: {NOT_A_COUNTER}")
+        raise BadInputError(f"cannot increment: {NOT_A_COUNTER}")
     return value

@@ -1,23 +1,25 @@
 """One SQLite connection, owned by one thread, that async code calls into.
 
-Every store operation is a plain function that runs a whole transaction;
-:meth:`Database.run` sends it to the connection's thread, so one store call
-costs one thread hop however many statements it runs, and the event loop
-never blocks on SQLite's file lock when other processes hold it.
+Every store step is a plain method that runs on the connection (at most one
+transaction, or one read); :func:`on_connection` makes it an async method
+that :meth:`Database.run` sends to the connection's thread, so one store
+call costs one thread hop however many statements it runs, and the event
+loop never blocks on SQLite's file lock when other processes hold it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from conveyor.errors import StoreUnavailableError
+from conveyor.errors import NotFoundError, StoreUnavailableError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -44,10 +46,13 @@ class Database:
         assert self._conn is not None, "database is not open"
         return self._conn
 
-    def open_sync(self) -> None:
-        """Open the connection in the calling thread (the sync facade uses this)."""
+    def open_sync(self, create: bool = True) -> None:
+        """Open the connection in the calling thread, making the file unless ``create`` is False."""
         if self._conn is not None:
             return
+        if not create and not self.path.is_file():
+            raise NotFoundError(f"no SQLite store at {self.path.resolve()}")
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -60,20 +65,26 @@ class Database:
             conn.executescript(schema)
             _add_missing_columns(conn)
         except (sqlite3.Error, OSError) as exc:
+            if conn is not None:
+                conn.close()
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn = conn
 
-    async def open(self) -> None:
+    async def open(self, create: bool = True) -> None:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="conveyor-sqlite")
-        await self.run(self.open_sync)
+        try:
+            await self.run(self.open_sync, create)
+        except BaseException:
+            await self.close()
+            raise
 
     async def close(self) -> None:
         if self._executor is None:
             return
         await self.run(self.close_sync)
-        self._executor.shutdown(wait=True)
-        self._executor = None
+        executor, self._executor = self._executor, None
+        executor.shutdown(wait=True)
 
     def close_sync(self) -> None:
         if self._conn is not None:
@@ -92,11 +103,38 @@ class Database:
         except sqlite3.DatabaseError as exc:
             raise StoreUnavailableError(f"SQLite store {self.path}: {exc}") from exc
 
+    def ping(self) -> None:
+        """One trivial read on the connection's thread."""
+        self.conn.execute("SELECT 1")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction that takes the file's write lock up front."""
         with _immediate(self.conn) as conn:
             yield conn
+
+
+class OnConnection(Protocol):
+    db: Database
+
+
+S = TypeVar("S", bound=OnConnection)
+
+
+def on_connection(
+    step: Callable[Concatenate[S, P], T],
+) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """Make ``step`` (a method that runs on ``self.db``'s connection) an async method.
+
+    The step runs on the connection's thread, so it may use ``self.db.conn``
+    and ``self.db.transaction()`` directly and block on SQLite's lock.
+    """
+
+    async def run(self: S, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await self.db.run(step, self, *args, **kwargs)
+
+    functools.update_wrapper(run, step)
+    return run
 
 
 ADDED_COLUMNS = {("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0"}

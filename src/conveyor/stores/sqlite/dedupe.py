@@ -5,30 +5,26 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from conveyor.stores.base import NewJob, now_ms, released_state
+from conveyor.clock import Clock
+from conveyor.stores.base import NewJob, released_state
 from conveyor.stores.dedupe import Dedupe
-from conveyor.stores.sqlite.jobs import SqliteJobStore, insert_job
+from conveyor.stores.sqlite.database import Database, on_connection
+from conveyor.stores.sqlite.rows import ensure_queues, insert_job
 
 
 class SqliteDedupeStore:
-    """A :class:`~conveyor.stores.dedupe.DedupeStore` beside a :class:`SqliteJobStore`."""
+    """A :class:`~conveyor.stores.dedupe.DedupeStore` in the SQLite file."""
 
-    def __init__(self, jobs: SqliteJobStore) -> None:
-        self.db = jobs.db
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
 
-    async def enqueue_deduped(
-        self, jobs: Sequence[tuple[NewJob, Dedupe]]
-    ) -> list[tuple[str, bool]]:
-        return await self.db.run(self._enqueue_sync, jobs)
-
-    def _enqueue_sync(self, jobs: Sequence[tuple[NewJob, Dedupe]]) -> list[tuple[str, bool]]:
+    @on_connection
+    def enqueue_deduped(self, jobs: Sequence[tuple[NewJob, Dedupe]]) -> list[tuple[str, bool]]:
         with self.db.transaction() as conn:
-            now = now_ms()
+            now = self.clock.now_ms()
             conn.execute("DELETE FROM dedupe_keys WHERE expires_at <= ?", (now,))
-            conn.executemany(
-                "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING",
-                [(queue,) for queue in {new.queue for new, _ in jobs}],
-            )
+            ensure_queues(conn, {new.queue for new, _ in jobs})
             return [self._one(conn, new, dedupe, now) for new, dedupe in jobs]
 
     def _one(

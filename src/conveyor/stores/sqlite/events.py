@@ -1,6 +1,6 @@
-"""SqliteEventStore: event groups and processed ids in the job store's file.
+"""SqliteEventStore: event groups and processed ids in the backend's file.
 
-Its tables are created on first use, on the job store's connection thread.
+Its tables are created on first use, on the connection's thread.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from conveyor.stores.sqlite.database import Database
+from conveyor.stores.sqlite.database import Database, on_connection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS event_groups (
@@ -42,15 +42,13 @@ class SqliteEventStore:
             self._ready = True
         return conn
 
-    async def save_group(self, group: str, spec: bytes, now: int) -> None:
-        await self.db.run(self._save_group, group, spec.decode(), now)
-
-    def _save_group(self, group: str, spec: str, now: int) -> None:
+    @on_connection
+    def save_group(self, group: str, spec: bytes, now: int) -> None:
         self._conn().execute(
             "INSERT INTO event_groups (grp, spec, updated_at) VALUES (?, ?, ?)"
             " ON CONFLICT (grp) DO UPDATE SET spec = excluded.spec,"
             " updated_at = excluded.updated_at",
-            (group, spec, now),
+            (group, spec.decode(), now),
         )
 
     async def groups(self) -> dict[str, bytes]:
@@ -60,16 +58,12 @@ class SqliteEventStore:
     def _groups(self) -> list[tuple[str, str]]:
         return self._conn().execute("SELECT grp, spec FROM event_groups ORDER BY grp").fetchall()
 
-    async def drop_group(self, group: str) -> bool:
-        return await self.db.run(self._drop_group, group)
-
-    def _drop_group(self, group: str) -> bool:
+    @on_connection
+    def drop_group(self, group: str) -> bool:
         return self._conn().execute("DELETE FROM event_groups WHERE grp = ?", (group,)).rowcount > 0
 
-    async def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
-        return await self.db.run(self._processed, group, list(event_ids), now)
-
-    def _processed(self, group: str, event_ids: list[str], now: int) -> set[str]:
+    @on_connection
+    def processed(self, group: str, event_ids: Sequence[str], now: int) -> set[str]:
         found: set[str] = set()
         conn = self._conn()
         for start in range(0, len(event_ids), 500):
@@ -83,12 +77,10 @@ class SqliteEventStore:
             found.update(row[0] for row in rows)
         return found
 
-    async def mark_processed(
+    @on_connection
+    def mark_processed(
         self, group: str, event_ids: Sequence[str], expires_at: int, now: int
     ) -> None:
-        await self.db.run(self._mark_processed, group, list(event_ids), expires_at, now)
-
-    def _mark_processed(self, group: str, event_ids: list[str], expires_at: int, now: int) -> None:
         conn = self._conn()
         with self.db.transaction():
             conn.executemany(

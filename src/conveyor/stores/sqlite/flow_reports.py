@@ -17,24 +17,23 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from conveyor.stores.base import now_ms
 from conveyor.stores.flows import child_failed_error
 
 _ANY_PENDING = "SELECT 1 FROM flow_children WHERE state IS NULL LIMIT 1"
 _CHUNK = 500
 
 
-def report_finished(conn: sqlite3.Connection, job_ids: Sequence[str]) -> None:
+def report_finished(conn: sqlite3.Connection, job_ids: Sequence[str], now: int) -> None:
     """Report those of ``job_ids`` that are finished, unreported flow children."""
     if not job_ids or conn.execute(_ANY_PENDING).fetchone() is None:
         return
     pending = list(job_ids)
     while pending:
         chunk, pending = pending[:_CHUNK], pending[_CHUNK:]
-        pending += _report_chunk(conn, chunk)
+        pending += _report_chunk(conn, chunk, now)
 
 
-def _report_chunk(conn: sqlite3.Connection, job_ids: list[str]) -> list[str]:
+def _report_chunk(conn: sqlite3.Connection, job_ids: list[str], now: int) -> list[str]:
     """Report one chunk; returns the parents it failed (to report in turn)."""
     marks = ",".join("?" * len(job_ids))
     rows = conn.execute(
@@ -59,17 +58,17 @@ def _report_chunk(conn: sqlite3.Connection, job_ids: list[str]) -> list[str]:
         if flow is None:
             continue
         left, policy, keep_ms = flow
-        now = finished_at or now_ms()
+        at = finished_at or now
         if not completed and policy == "fail":
             if _fail_parent(
-                conn, parent_id, child_failed_error(child_id, queue, state, error), now, keep_ms
+                conn, parent_id, child_failed_error(child_id, queue, state, error), at, keep_ms
             ):
                 failed.append(parent_id)
         elif left <= 0:
             conn.execute(
                 "UPDATE jobs SET state = 'waiting', run_at = ?"
                 " WHERE id = ? AND state = 'waiting-children'",
-                (now, parent_id),
+                (at, parent_id),
             )
     return failed
 

@@ -10,36 +10,41 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from conveyor.errors import ConflictError
-from conveyor.stores.base import JobState, now_ms
-from conveyor.stores.flows import ChildRecord, FlowJob
-from conveyor.stores.sqlite.jobs import SqliteJobStore, insert_job
+from conveyor.clock import Clock
+from conveyor.stores.base import JobState
+from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob
+from conveyor.stores.sqlite.database import Database, on_connection
+from conveyor.stores.sqlite.rows import ensure_queues, insert_job
+
+
+class _Taken(Exception):
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
 
 
 class SqliteFlowStore:
-    """A :class:`~conveyor.stores.flows.FlowStore` beside a :class:`SqliteJobStore`."""
+    """A :class:`~conveyor.stores.flows.FlowStore` in the SQLite file."""
 
-    def __init__(self, jobs: SqliteJobStore) -> None:
-        self.db = jobs.db
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
 
-    async def add_flow(self, jobs: Sequence[FlowJob]) -> bool:
-        return await self.db.run(self._add_sync, jobs)
-
-    def _add_sync(self, jobs: Sequence[FlowJob]) -> bool:
-        with self.db.transaction() as conn:
-            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (jobs[0].job.id,)).fetchone():
-                return False
-            now = now_ms()
-            conn.executemany(
-                "INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING",
-                [(queue,) for queue in {node.job.queue for node in jobs}],
-            )
-            for node in jobs:
-                if not insert_job(conn, node.job, now):
-                    raise ConflictError(f"job {node.job.id} of the flow exists already")
-                if node.children:
-                    self._add_parent(conn, node)
-        return True
+    @on_connection
+    def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
+        try:
+            with self.db.transaction() as conn:
+                if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (jobs[0].job.id,)).fetchone():
+                    return AddedFlow(created=False)
+                now = self.clock.now_ms()
+                ensure_queues(conn, {node.job.queue for node in jobs})
+                for node in jobs:
+                    if not insert_job(conn, node.job, now):
+                        raise _Taken(node.job.id)  # rolls the whole flow back
+                    if node.children:
+                        self._add_parent(conn, node)
+        except _Taken as taken:
+            return AddedFlow(created=False, taken=taken.job_id)
+        return AddedFlow(created=True)
 
     def _add_parent(self, conn: sqlite3.Connection, node: FlowJob) -> None:
         parent_id = node.job.id
@@ -53,13 +58,16 @@ class SqliteFlowStore:
                 "INSERT INTO flow_children (child_id, parent_id, position, queue) VALUES (?,?,?,?)",
                 [(cid, parent_id, i, queue) for i, (queue, cid) in enumerate(node.children)],
             )
-        except sqlite3.IntegrityError:
-            raise ConflictError(f"a child of {parent_id} belongs to another flow") from None
+        except sqlite3.IntegrityError:  # a child of another flow (the job itself was removed)
+            taken = conn.execute(
+                "SELECT child_id FROM flow_children WHERE child_id IN"
+                f" ({','.join('?' * len(node.children))}) LIMIT 1",
+                [cid for _, cid in node.children],
+            ).fetchone()
+            raise _Taken(taken[0] if taken else parent_id) from None
 
-    async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
-        return await self.db.run(self._children_sync, parent_id)
-
-    def _children_sync(self, parent_id: str) -> list[ChildRecord] | None:
+    @on_connection
+    def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
         conn = self.db.conn
         if not conn.execute("SELECT 1 FROM flows WHERE parent_id = ?", (parent_id,)).fetchone():
             return None

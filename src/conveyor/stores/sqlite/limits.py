@@ -20,13 +20,11 @@ with the number of blocked jobs.
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING
 
-from conveyor.stores.base import now_ms
+from conveyor.clock import Clock
 from conveyor.stores.limits import Gate, QueueLimits, open_gate
-
-if TYPE_CHECKING:
-    from conveyor.stores.sqlite.jobs import SqliteJobStore
+from conveyor.stores.sqlite.database import Database, on_connection
+from conveyor.stores.sqlite.rows import release_leases
 
 _TASK_INDEX = (
     "CREATE INDEX IF NOT EXISTS jobs_ready_task ON jobs (queue, task, priority DESC, run_at, seq)"
@@ -120,18 +118,14 @@ def log_claims(conn: sqlite3.Connection, queue: str, gate: Gate, now: int, claim
 
 
 class SqliteLimitsStore:
-    """A :class:`~conveyor.stores.limits.LimitsStore` beside a :class:`SqliteJobStore`."""
+    """A :class:`~conveyor.stores.limits.LimitsStore` in the SQLite file."""
 
-    def __init__(self, jobs: SqliteJobStore) -> None:
-        self._jobs = jobs
-        self.db = jobs.db
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
 
-    async def set_limits(
-        self, queue: str, concurrency: int | None, rate: int | None, period_ms: int
-    ) -> None:
-        await self.db.run(self._set_limits_sync, queue, concurrency, rate, period_ms)
-
-    def _set_limits_sync(
+    @on_connection
+    def set_limits(
         self, queue: str, concurrency: int | None, rate: int | None, period_ms: int
     ) -> None:
         with self.db.transaction() as conn:
@@ -142,10 +136,8 @@ class SqliteLimitsStore:
                 (queue, concurrency, rate, period_ms),
             )
 
-    async def set_task_concurrency(self, queue: str, task: str, limit: int | None) -> None:
-        await self.db.run(self._set_task_sync, queue, task, limit)
-
-    def _set_task_sync(self, queue: str, task: str, limit: int | None) -> None:
+    @on_connection
+    def set_task_concurrency(self, queue: str, task: str, limit: int | None) -> None:
         with self.db.transaction() as conn:
             if limit is None:
                 conn.execute("DELETE FROM task_limits WHERE queue = ? AND task = ?", (queue, task))
@@ -157,20 +149,12 @@ class SqliteLimitsStore:
                 (queue, task, limit),
             )
 
-    async def get_limits(self, queue: str) -> QueueLimits:
-        found = await self.db.run(lambda: read_limits(self.db.conn, queue))
-        return found or QueueLimits()
+    @on_connection
+    def get_limits(self, queue: str) -> QueueLimits:
+        return read_limits(self.db.conn, queue) or QueueLimits()
 
-    async def backoff(
-        self, queue: str, until: int, leases: list[tuple[str, str]], keep_ms: int
-    ) -> int:
-        return await self.db.run(self._backoff_sync, queue, until, leases, keep_ms)
-
-    def _backoff_sync(
-        self, queue: str, until: int, leases: list[tuple[str, str]], keep_ms: int
-    ) -> int:
-        from conveyor.stores.sqlite.jobs import release_leases
-
+    @on_connection
+    def backoff(self, queue: str, until: int, leases: list[tuple[str, str]], keep_ms: int) -> int:
         with self.db.transaction() as conn:
             conn.execute(
                 "INSERT INTO queue_limits (queue, backoff_until) VALUES (?, ?)"
@@ -178,4 +162,4 @@ class SqliteLimitsStore:
                 " SET backoff_until = max(backoff_until, excluded.backoff_until)",
                 (queue, until),
             )
-            return release_leases(conn, leases, now_ms(), keep_ms)
+            return release_leases(conn, leases, self.clock.now_ms(), keep_ms)

@@ -1,4 +1,4 @@
-"""Schedules in the SQLite file: each step one transaction on the job store's connection,
+"""Schedules in the SQLite file: each step one transaction on the backend's connection,
 so a fire's compare-and-set and the insert of its jobs commit together."""
 
 from __future__ import annotations
@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.stores.base import now_ms
+from conveyor.clock import Clock
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
-from conveyor.stores.sqlite.jobs import SqliteJobStore, insert_job
+from conveyor.stores.sqlite.database import Database, on_connection
+from conveyor.stores.sqlite.rows import ensure_queues, insert_job
 
 _COLUMNS = (
     "name, queue, task, timing, payload, options, priority, max_stalled, missed, grace_ms,"
@@ -45,17 +46,17 @@ def _record(row: tuple[Any, ...]) -> ScheduleRecord:
 
 
 class SqliteScheduleStore:
-    """A :class:`~conveyor.stores.schedules.ScheduleStore` beside a :class:`SqliteJobStore`."""
+    """A :class:`~conveyor.stores.schedules.ScheduleStore` in the SQLite file."""
 
-    def __init__(self, jobs: SqliteJobStore) -> None:
-        self.db = jobs.db
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self.db = db
+        self.clock = clock
 
-    async def put_schedule(self, schedule: ScheduleRecord) -> bool:
-        return await self.db.run(self._put_sync, schedule)
-
-    def _put_sync(self, s: ScheduleRecord) -> bool:
+    @on_connection
+    def put_schedule(self, schedule: ScheduleRecord) -> bool:
+        s = schedule
         with self.db.transaction() as conn:
-            conn.execute("INSERT INTO queues (name) VALUES (?) ON CONFLICT DO NOTHING", (s.queue,))
+            ensure_queues(conn, [s.queue])
             cursor = conn.execute(
                 _PUT,
                 (
@@ -71,40 +72,30 @@ class SqliteScheduleStore:
                     s.grace_ms,
                     s.next_fire,
                     s.last_fire,
-                    now_ms(),
+                    self.clock.now_ms(),
                 ),
             )
             return cursor.rowcount == 1
 
-    async def remove_schedule(self, name: str) -> bool:
-        return await self.db.run(self._remove_sync, name)
-
-    def _remove_sync(self, name: str) -> bool:
+    @on_connection
+    def remove_schedule(self, name: str) -> bool:
         with self.db.transaction() as conn:
             return conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
 
-    async def get_schedule(self, name: str) -> ScheduleRecord | None:
-        return await self.db.run(self._get_sync, name)
-
-    def _get_sync(self, name: str) -> ScheduleRecord | None:
+    @on_connection
+    def get_schedule(self, name: str) -> ScheduleRecord | None:
         row = self.db.conn.execute(
             f"SELECT {_COLUMNS} FROM schedules WHERE name = ?", (name,)
         ).fetchone()
         return None if row is None else _record(row)
 
-    async def list_schedules(self) -> list[ScheduleRecord]:
-        return await self.db.run(self._list_sync)
-
-    def _list_sync(self) -> list[ScheduleRecord]:
+    @on_connection
+    def list_schedules(self) -> list[ScheduleRecord]:
         rows = self.db.conn.execute(f"SELECT {_COLUMNS} FROM schedules ORDER BY name").fetchall()
         return [_record(row) for row in rows]
 
-    async def due_schedules(
-        self, queues: Sequence[str], now: int, limit: int
-    ) -> tuple[list[ScheduleRecord], int | None]:
-        return await self.db.run(self._due_sync, queues, now, limit)
-
-    def _due_sync(
+    @on_connection
+    def due_schedules(
         self, queues: Sequence[str], now: int, limit: int
     ) -> tuple[list[ScheduleRecord], int | None]:
         marks = ",".join("?" * len(queues))
@@ -120,13 +111,11 @@ class SqliteScheduleStore:
         ).fetchone()
         return [_record(row) for row in rows], later
 
-    async def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:
-        return await self.db.run(self._fire_sync, fires)
-
-    def _fire_sync(self, fires: Sequence[ScheduleFire]) -> list[bool]:
+    @on_connection
+    def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:
         applied: list[bool] = []
         with self.db.transaction() as conn:
-            now = now_ms()
+            now = self.clock.now_ms()
             for fire in fires:
                 cursor = conn.execute(
                     "UPDATE schedules SET next_fire = ?, last_fire = coalesce(?, last_fire)"

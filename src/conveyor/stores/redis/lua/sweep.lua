@@ -1,9 +1,11 @@
 -- Return jobs whose lease expired to waiting, or fail them once they stalled
 -- more than max_stalled times (a job asked to cancel ends cancelled).
 -- KEYS[1]  the queue's meta key
--- ARGV     now, keep_failed_ms, exclusive_ms, worker
+-- ARGV     now, keep_failed_ms, exclusive_ms, worker, stalled_error
 --          exclusive_ms > 0: skip (return nothing) if another worker swept this
---          queue less than exclusive_ms ago, so one worker per interval does it
+--          queue less than exclusive_ms ago, so one worker per interval does it;
+--          stalled_error: the failed job's error (stores.base.STALLED_ERROR), whose
+--          "{stalls}" gets the count
 -- Returns  flat triples id, task, outcome ("waiting", "failed" or "cancelled")
 local now, keep_ms, exclusive_ms = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 if exclusive_ms > 0 then
@@ -33,8 +35,7 @@ for _, id in ipairs(expired) do
     wake_workers()
   else
     outcome = "failed"
-    local err = '{"type":"StalledError","message":"job stalled ' .. stalls ..
-      ' times (its worker stopped renewing the lease)","traceback":null}'
+    local err = string.gsub(ARGV[5], "{stalls}", tostring(stalls))
     rcall("HSET", key, "error", err)
     finish(id, f[3], "active", "failed", now, now + keep_ms)
     emit(id, "failed", err)

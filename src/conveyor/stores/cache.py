@@ -13,7 +13,12 @@ circuit-breaker failure and answers from its local tier.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Final, Protocol
+
+import msgspec
+
+NOT_A_COUNTER: Final = "the value is not a counter (an integer written by incr or decr)"
+"""Why ``incr`` refuses a value (tiers raise ``BadInputError`` with it)."""
 
 Invalidation = tuple[str, list[str]]
 """``("k", keys)`` changed, ``("p", [prefix, glob, ...])`` patterns, ``("u", keys)`` unlocked."""
@@ -21,6 +26,17 @@ Invalidation = tuple[str, list[str]]
 InvalidationSink = Callable[[str, list[Invalidation]], None]
 """Called with (origin, invalidations) for each batch another process published; origin
 ``""`` with an empty list means "the feed was interrupted: drop everything local"."""
+
+
+class TierOptions(msgspec.Struct, frozen=True):
+    """What a shared tier is built with (decided by the cache's options)."""
+
+    prefix: str = "cv:cache:"
+    """Redis: the prefix of every key the tier writes."""
+    timeout: float = 5.0
+    """Seconds a connection or call may take before it counts as failed."""
+    sync_interval: float = 0.05
+    """SQLite: how often a process reads the invalidation log of the others."""
 
 
 class SharedTier(Protocol):
@@ -42,7 +58,10 @@ class SharedTier(Protocol):
 
     async def delete(self, keys: Sequence[str]) -> int: ...
     async def exists(self, key: str) -> bool: ...
-    async def incr(self, key: str, by: int) -> int: ...
+    async def incr(self, key: str, by: int) -> int:
+        """Add ``by`` to a counter (0 when missing); ``BadInputError`` for a non-counter."""
+        ...
+
     async def expire(self, key: str, expires_at: int | None) -> bool: ...
     async def ttl_ms(self, key: str) -> int | None:
         """Milliseconds left; -1 for a key without expiry; None for no key."""
