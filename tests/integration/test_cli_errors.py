@@ -70,20 +70,7 @@ def test_a_programming_error_is_a_conveyor_error_so_one_line(cli: Cli) -> None:
     assert_one_error_line(proc, "'report' is already registered")
 
 
-@pytest.mark.parametrize(
-    "scheme",
-    [
-        "redis",
-        pytest.param(
-            "redis+cluster",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="stores/redis (the lead's part of issue 10) lets RedisClusterException"
-                " out of open() instead of StoreUnavailableError; remove this mark when it lands",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("scheme", ["redis", "redis+cluster"])
 def test_an_unreachable_redis_store_is_one_error_line_naming_it(cli: Cli, scheme: str) -> None:
     url = f"{scheme}://127.0.0.1:{free_port()}"  # nothing listens there
     proc = cli("jobs", "list", "--url", url, code=1)

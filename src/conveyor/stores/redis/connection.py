@@ -100,7 +100,9 @@ class RedisConnection:
             raise StoreUnavailableError(
                 f"Redis store {mask_url(self.url)} is unreachable: {type(exc).__name__}: {exc}"
             ) from None
-        except redis_errors.ClusterError as exc:
+        except (redis_errors.ClusterError, redis_errors.RedisClusterException) as exc:
+            # A cluster none of whose nodes answers (RedisClusterException is not a
+            # RedisError) is as unreachable as a server that refuses the connection.
             raise StoreUnavailableError(f"Redis cluster {mask_url(self.url)}: {exc}") from None
 
     async def pipelined(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
