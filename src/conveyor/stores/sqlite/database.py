@@ -48,6 +48,7 @@ class Database:
         """Open the connection in the calling thread (the sync facade uses this)."""
         if self._conn is not None:
             return
+        conn: sqlite3.Connection | None = None
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
@@ -60,6 +61,8 @@ class Database:
             conn.executescript(schema)
             _add_missing_columns(conn)
         except (sqlite3.Error, OSError) as exc:
+            if conn is not None:  # e.g. a file that is not a database: connect() succeeds
+                conn.close()
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn = conn
 
