@@ -30,8 +30,7 @@ async def test_enqueued_job_waits_then_completes_with_its_result(make_app: AppFa
         return a + b
 
     job = await add.enqueue(2, 3)
-    assert job.status is JobState.WAITING
-    assert job.attempts == 0
+    assert (job.status, job.attempts) == (JobState.WAITING, 0)
     stats = await app.work(burst=True)
     assert stats.completed == 1
     assert await job.wait(timeout=5) == 5
