@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
-from conveyor import ConflictError, JobState, NotFoundError, Retention
+from conveyor import BadInputError, ConflictError, JobState, NotFoundError, Retention
 from conveyor.stores.base import now_ms
 from tests.conftest import AppFactory
 
@@ -124,6 +125,23 @@ async def test_clean_deletes_by_state_and_age(make_app: AppFactory) -> None:
     assert counts["default"][JobState.WAITING] == 1
     with pytest.raises(ConflictError):
         await app.jobs.clean("default", "active")
+
+
+async def test_clean_refuses_an_age_that_is_no_number_of_seconds_or_a_limit_below_one(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task
+    async def noop() -> None:
+        return None
+
+    await noop.enqueue()
+    await app.work(burst=True)
+    for older_than, limit in [(math.nan, 10), (math.inf, 10), (60.0, 0), (60.0, -1)]:
+        with pytest.raises(BadInputError, match="older_than must be a finite number"):
+            await app.jobs.clean("default", "completed", older_than=older_than, limit=limit)
+    assert (await app.jobs.counts())["default"][JobState.COMPLETED] == 1
 
 
 async def test_count_retention_keeps_the_newest_finished_jobs(make_app: AppFactory) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 
 from conveyor import serialization
-from conveyor.errors import JobFailedError, NotFoundError
+from conveyor.errors import BadInputError, JobFailedError, JobWaitTimeoutError, NotFoundError
 from conveyor.stores.base import CancelResult, JobRecord, JobState, LogLine
 
 if TYPE_CHECKING:
@@ -171,11 +172,14 @@ class Job(Generic[R]):
     async def wait(self, timeout: float | None = None) -> R:
         """Wait until the job finishes and return its result.
 
-        Raises ``JobFailedError`` if it failed or was cancelled, ``TimeoutError``
-        after ``timeout`` seconds. Listens to the job's events (no polling of
-        the job itself; it is read again when an event says it finished, and
-        every ``RECHECK_SECONDS`` in case it was removed).
+        Raises ``JobFailedError`` if it failed or was cancelled,
+        ``JobWaitTimeoutError`` (a ``TimeoutError``) after ``timeout`` seconds.
+        Listens to the job's events (no polling of the job itself; it is read
+        again when an event says it finished, and every ``RECHECK_SECONDS`` in
+        case it was removed).
         """
+        if timeout is not None and math.isnan(timeout):
+            raise BadInputError("timeout must be a number of seconds or None, got nan")
         deadline = None if timeout is None else time.monotonic() + timeout
         events = await self._client.events(job_id=self.id, queue=self.queue).start()
         await self.refresh()
@@ -183,7 +187,7 @@ class Job(Generic[R]):
         while not self.status.is_finished:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
+                raise JobWaitTimeoutError(self.id, self.status.value, timeout or 0.0)
             block = RECHECK_SECONDS if remaining is None else min(RECHECK_SECONDS, remaining)
             batch = await events.next_batch(block)
             if (
