@@ -11,13 +11,16 @@ from conveyor.errors import (
     BadInputError,
     CacheError,
     CacheTimeoutError,
+    CacheUnavailableError,
     ConfigError,
     ConflictError,
     ConveyorError,
     InvalidArgumentsError,
     InvalidScheduleError,
+    JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    JobWaitTimeoutError,
     NonRetryableError,
     NotFoundError,
     OperationalError,
@@ -26,15 +29,19 @@ from conveyor.errors import (
     QueueBackoff,
     Retry,
     SandboxCrashedError,
+    SandboxProtocolError,
     SerializationError,
+    StoreRefusedError,
     StoreUnavailableError,
     TaskNotFoundError,
+    TimedOutError,
+    UnavailableError,
 )
 from conveyor.events.bus import EventBus
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import EventMeta
 from conveyor.jobs.client import Call, Step
-from conveyor.jobs.context import JobCancelledError, JobContext, current_job
+from conveyor.jobs.context import JobContext, current_job
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
@@ -56,6 +63,7 @@ __all__ = [
     "CacheError",
     "CacheStats",
     "CacheTimeoutError",
+    "CacheUnavailableError",
     "Call",
     "CancelResult",
     "CheckResult",
@@ -82,6 +90,7 @@ __all__ = [
     "JobFailedError",
     "JobState",
     "JobTimeoutError",
+    "JobWaitTimeoutError",
     "LogLine",
     "NonRetryableError",
     "NotFoundError",
@@ -93,15 +102,19 @@ __all__ = [
     "Retention",
     "Retry",
     "SandboxCrashedError",
+    "SandboxProtocolError",
     "Schedule",
     "SerializationError",
     "Settings",
     "Status",
     "Step",
+    "StoreRefusedError",
     "StoreUnavailableError",
     "SyncJob",
     "Task",
     "TaskNotFoundError",
+    "TimedOutError",
+    "UnavailableError",
     "Worker",
     "WorkerStats",
     "__version__",

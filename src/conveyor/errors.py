@@ -1,38 +1,53 @@
-"""Every error conveyor raises, in one tree.
+"""Every exception conveyor raises, in one tree.
 
     ConveyorError
-    ├── OperationalError            expected, safe to show to a caller
-    │   ├── BadInputError           the caller asked for something malformed
-    │   │   ├── ConfigError         settings are invalid (lists every problem)
-    │   │   ├── SerializationError  a value is not JSON-serializable
-    │   │   ├── PayloadTooLargeError
+    ├── OperationalError                expected, and its message is safe to show to a caller
+    │   ├── BadInputError           400 the caller asked for something malformed (nothing written)
+    │   │   ├── ConfigError             settings are invalid (lists every problem)
+    │   │   ├── SerializationError      a value is not JSON-serializable
+    │   │   ├── PayloadTooLargeError 413
     │   │   ├── InvalidArgumentsError   arguments do not fit the task's signature
     │   │   └── InvalidScheduleError    a bad cron expression, time zone or interval
-    │   ├── NotFoundError           no such job, task, queue or schedule
+    │   ├── NotFoundError           404 no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
-    │   ├── ConflictError           the job is in a state that forbids the request
-    │   ├── StoreUnavailableError   the store cannot be reached
-    │   ├── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
-    │   └── CacheError              the cache could not answer as asked
-    │       └── CacheTimeoutError   a cache factory ran past its hard timeout (no stale value)
-    └── ProgrammingError            a bug: logged with traceback, shown as a generic 500
+    │   ├── ConflictError           409 the job is in a state that forbids the request
+    │   ├── UnavailableError        503 a store could not serve the call; it may work later
+    │   │   ├── StoreUnavailableError   the job store is unreachable, did not answer in time,
+    │   │   │                           or says to come back later (out of memory, read-only)
+    │   │   └── CacheUnavailableError * a counter (incr/decr) while the shared tier is unreachable
+    │   ├── TimedOutError           504 a deadline passed (also a built-in TimeoutError)
+    │   │   ├── JobWaitTimeoutError     ``job.wait(timeout)`` gave up before the job finished
+    │   │   ├── CacheTimeoutError *     a cache factory ran past its hard timeout, nothing stale
+    │   │   └── JobTimeoutError         an attempt ran past its task's ``timeout``
+    │   ├── CacheError              503 the cache could not answer as asked (an outage alone
+    │   │                               never raises: reads and writes degrade to the local tier)
+    │   ├── JobFailedError              ``job.wait()`` on a job that failed or was cancelled
+    │   ├── JobCancelledError           ``raise_if_cancelled()`` in a task whose job was cancelled
+    │   └── SandboxCrashedError         a sandboxed attempt's process died (a signal, an exit code)
+    │       └── SandboxProtocolError    ... or sent a frame the worker refuses, and was killed
+    ├── ProgrammingError                a bug (in conveyor or in how it is used): logged with
+    │   │                               its traceback, shown as a generic 500
+    │   └── StoreRefusedError           the store refused a command for a reason other than an
+    │                                   outage (a script error, a key of the wrong type, an ACL)
+    ├── NonRetryableError               raised by a task: fail the job now, retries or not
+    ├── Retry                           raised by a task: another attempt after ``delay`` seconds
+    └── QueueBackoff                    raised by a task: stop its whole queue for ``seconds``
+                                        (a 429 downstream); the job goes back, attempt not counted
 
-Task code may raise these to steer retries:
+    * also a CacheError, so ``except CacheError`` catches everything the cache raises.
 
-    NonRetryableError               fails the job at once, retries or not
-    Retry                           asks for another attempt after ``delay`` seconds
-    QueueBackoff                    backs the whole queue off (a 429 downstream); the job
-                                    goes back without counting an attempt
+``JobTimeoutError``, ``JobCancelledError`` and the sandbox errors are raised
+inside the worker and recorded as the job's error (its ``type`` is the class
+name): a caller sees them in ``job.error`` or ``JobFailedError.error_type``,
+and a task may list them in ``non_retryable``.
 
-Recorded as a job's error (retried per the task's policy like any other):
-
-    JobTimeoutError (a TimeoutError)    an attempt ran past the task's ``timeout``
-    SandboxCrashedError             a sandboxed attempt's process died (a signal, an exit code)
-        SandboxProtocolError        ... or sent a frame the worker refuses, and was killed
+``RemoteTaskError`` (not exported) carries an exception a sandboxed task raised
+in its child process to the worker, which records it under the child's type.
 """
 
 from __future__ import annotations
 
+import builtins
 import signal
 from collections.abc import Sequence
 
@@ -45,6 +60,9 @@ class OperationalError(ConveyorError):
     """An expected failure; its message is safe to show to a caller."""
 
     status = 500
+
+
+# -- bad input -------------------------------------------------------------------------
 
 
 class BadInputError(OperationalError):
@@ -87,6 +105,9 @@ class InvalidScheduleError(BadInputError):
     """A schedule's cron expression, time zone, interval or policy is invalid."""
 
 
+# -- not found, conflict -------------------------------------------------------------
+
+
 class NotFoundError(OperationalError):
     """No such job, task or queue."""
 
@@ -103,10 +124,70 @@ class ConflictError(OperationalError):
     status = 409
 
 
-class StoreUnavailableError(OperationalError):
-    """The store could not be reached (or did not answer in time)."""
+# -- unavailable, timed out ----------------------------------------------------------
+
+
+class UnavailableError(OperationalError):
+    """A store could not serve the call now; the same call may succeed later."""
 
     status = 503
+
+
+class StoreUnavailableError(UnavailableError):
+    """The store could not be reached, did not answer in time, or asked to come back later.
+
+    On Redis that includes a server out of memory (``maxmemory``), a replica
+    that is read-only during a failover, and a cluster that is down.
+    """
+
+
+class CacheError(OperationalError):
+    """The cache could not answer as asked (an outage alone never raises: it degrades)."""
+
+    status = 503
+
+
+class CacheUnavailableError(UnavailableError, CacheError):
+    """``incr``/``decr`` while the shared tier is unreachable: a counter cannot be
+    answered from one process's local tier."""
+
+
+class TimedOutError(OperationalError, builtins.TimeoutError):
+    """A deadline passed. Also a built-in ``TimeoutError``, so ``except TimeoutError``
+    catches it as it catches asyncio's."""
+
+    status = 504
+
+
+class JobWaitTimeoutError(TimedOutError):
+    """``job.wait(timeout)`` gave up before the job finished (the job itself goes on)."""
+
+    def __init__(self, job_id: str, state: str, timeout: float, hint: str = "") -> None:
+        self.job_id = job_id
+        self.state = state
+        self.timeout = timeout
+        message = f"job {job_id} still {state} after {timeout}s"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class CacheTimeoutError(TimedOutError, CacheError):
+    """A ``get_or_set`` factory ran past its hard timeout and no stale value could stand in."""
+
+    def __init__(self, key: str, timeout: float) -> None:
+        self.key = key
+        self.timeout = timeout
+        super().__init__(f"computing cache key {key!r} took longer than {timeout}s")
+
+
+class JobTimeoutError(TimedOutError):
+    """An attempt ran past its task's ``timeout``; it counts as a failed attempt."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"attempt exceeded its timeout of {timeout}s")
+
+
+# -- how an attempt ended -------------------------------------------------------------
 
 
 class JobFailedError(OperationalError):
@@ -123,30 +204,64 @@ class JobFailedError(OperationalError):
         super().__init__(f"job {job_id} is {state}{detail}")
 
 
-class CacheError(OperationalError):
-    """The cache could not answer as asked (an outage alone never raises: it degrades)."""
-
-    status = 503
+class JobCancelledError(OperationalError):
+    """Raised by :meth:`JobContext.raise_if_cancelled` once the job is cancelled."""
 
 
-class CacheTimeoutError(CacheError):
-    """A ``get_or_set`` factory ran past its hard timeout and no stale value could stand in."""
+class SandboxCrashedError(OperationalError):
+    """The child process of a ``sandbox=True`` attempt died before it answered.
 
-    def __init__(self, key: str, timeout: float) -> None:
-        self.key = key
-        self.timeout = timeout
-        super().__init__(f"computing cache key {key!r} took longer than {timeout}s")
+    ``signal`` names the signal that killed it (``"SIGSEGV"``), else
+    ``exit_code`` says how it exited.
+    """
+
+    def __init__(self, returncode: int) -> None:
+        self.exit_code = returncode if returncode >= 0 else None
+        self.signal = _signal_name(-returncode) if returncode < 0 else None
+        how = f"killed by {self.signal}" if self.signal else f"exited with code {returncode}"
+        super().__init__(f"the sandboxed task's process {how} before it answered")
+
+
+class SandboxProtocolError(SandboxCrashedError):
+    """The child of a ``sandbox=True`` attempt sent a frame the worker refuses (larger
+    than ``max_payload_bytes`` allows, or not a message); the worker killed it."""
+
+    def __init__(self, what: str) -> None:
+        OperationalError.__init__(
+            self, f"the sandboxed task's process {what}; the worker killed it"
+        )
+        self.exit_code = None
+        self.signal = "SIGKILL"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+# -- bugs ------------------------------------------------------------------------------
 
 
 class ProgrammingError(ConveyorError):
     """A bug in conveyor or in how it is used."""
 
 
-class NonRetryableError(Exception):
+class StoreRefusedError(ProgrammingError):
+    """The store refused a command for a reason other than an outage: a script error,
+    a key of the wrong type where conveyor keeps its data, a command the server's ACL
+    denies. Retrying does not help; someone has to look."""
+
+
+# -- raised by task code to steer the job ------------------------------------------
+
+
+class NonRetryableError(ConveyorError):
     """Raise (or subclass) from a task to fail the job without further retries."""
 
 
-class Retry(Exception):
+class Retry(ConveyorError):
     """Raise from a task to ask for another attempt after ``delay`` seconds.
 
     The attempt still counts against the task's ``retries``.
@@ -157,7 +272,7 @@ class Retry(Exception):
         super().__init__(reason or f"retry requested (delay={delay})")
 
 
-class QueueBackoff(Exception):
+class QueueBackoff(ConveyorError):
     """Raise from a task to stop its queue for ``seconds`` (e.g. a downstream 429).
 
     No worker claims a job of the queue before then; this job goes back to
@@ -184,40 +299,41 @@ MAX_BACKOFF_SECONDS = 7 * 86_400
 """The longest a queue may be backed off in one call."""
 
 
-class JobTimeoutError(TimeoutError):
-    """An attempt ran past its task's ``timeout``; it counts as a failed attempt."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        super().__init__(f"attempt exceeded its timeout of {timeout}s")
+# -- a sandboxed task's own exception, carried to the worker ---------------------------
 
 
-class SandboxCrashedError(Exception):
-    """The child process of a ``sandbox=True`` attempt died before it answered.
+class RemoteTaskError(ConveyorError):
+    """An exception raised by a task inside its sandbox, as the child reported it.
 
-    ``signal`` names the signal that killed it (``"SIGSEGV"``), else
-    ``exit_code`` says how it exited.
+    The job's error records ``type_name`` and the child's traceback, as if the
+    exception had been raised in the worker. Never raised to a caller.
     """
 
-    def __init__(self, returncode: int) -> None:
-        self.exit_code = returncode if returncode >= 0 else None
-        self.signal = _signal_name(-returncode) if returncode < 0 else None
-        how = f"killed by {self.signal}" if self.signal else f"exited with code {returncode}"
-        super().__init__(f"the sandboxed task's process {how} before it answered")
+    def __init__(self, type_name: str, message: str, traceback_text: str) -> None:
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+        super().__init__(message)
 
 
-class SandboxProtocolError(SandboxCrashedError):
-    """The child of a ``sandbox=True`` attempt sent a frame the worker refuses (larger
-    than ``max_payload_bytes`` allows, or not a message); the worker killed it."""
-
-    def __init__(self, what: str) -> None:
-        Exception.__init__(self, f"the sandboxed task's process {what}; the worker killed it")
-        self.exit_code = None
-        self.signal = "SIGKILL"
+class RemoteNonRetryableError(RemoteTaskError, NonRetryableError):
+    """A sandboxed task raised a ``NonRetryableError`` (or one its task lists as final)."""
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+class RemoteRetry(RemoteTaskError, Retry):
+    """A sandboxed task raised ``Retry(delay)``."""
+
+    def __init__(
+        self, type_name: str, message: str, traceback_text: str, delay: float | None
+    ) -> None:
+        Retry.__init__(self, delay, message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+
+
+class RemoteQueueBackoff(RemoteTaskError, QueueBackoff):
+    """A sandboxed task raised ``QueueBackoff(seconds)``."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str, seconds: float) -> None:
+        QueueBackoff.__init__(self, seconds, message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from conveyor.errors import ProgrammingError
 from conveyor.jobs.client import Call, JobClient
 from conveyor.jobs.job import Job, JobError
 from conveyor.stores.base import CancelResult, JobState, LogLine, QueueInfo
@@ -44,7 +45,7 @@ class _LoopThread:
     def call(self, coro: Coroutine[Any, Any, T]) -> T:
         if threading.current_thread() is self._thread:
             coro.close()
-            raise RuntimeError("the sync facade cannot be called from its own loop")
+            raise ProgrammingError("the sync facade cannot be called from its own loop")
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
     def stop(self) -> None:

@@ -359,12 +359,15 @@ async def test_a_miss_joining_an_early_refresh_that_found_the_lock_taken_compute
     await cache.open()
     await other.open()
     full = cache.full_key("k")
-    token = await other._core.shared.try_lock(full, 30_000)  # another process computes k
+    other_tier = other._core.shared
+    assert other_tier is not None
+    token = await other_tier.try_lock(full, 30_000)  # another process computes k
     assert token is not None
     # A value that took hours to compute: an early refresh is due on every hit.
     data, expires_at = encode_entry(cache._core, "old", 60, 5.0, compute_ms=10_000_000)
     await store(cache._core, full, data, expires_at, [])
     tier = cache._core.shared
+    assert tier is not None
     real_try_lock, gate = tier.try_lock, asyncio.Event()
 
     async def gated_try_lock(key: str, ttl_ms: int) -> Any:
@@ -383,7 +386,7 @@ async def test_a_miss_joining_an_early_refresh_that_found_the_lock_taken_compute
     await asyncio.sleep(0)
     gate.set()
     assert await refresh is None  # the lock was taken: the refresh gave up
-    await other._core.shared.unlock(full, token)
+    await other_tier.unlock(full, token)
     assert await waiter in ("old", "new")
 
 

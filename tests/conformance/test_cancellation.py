@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
@@ -65,7 +65,9 @@ def _pause_lease_keeping(worker: Worker) -> asyncio.Event:
     """Hold the worker's renewals and lease checks (as in a long GC pause) until set."""
     resume = asyncio.Event()
 
-    def paused(step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def paused(
+        step: Callable[[], Coroutine[Any, Any, None]],
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         async def wait_then_run() -> None:
             await resume.wait()
             await step()

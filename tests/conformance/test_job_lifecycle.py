@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +11,11 @@ import pytest
 
 from conveyor import (
     Backoff,
+    BadInputError,
     InvalidArgumentsError,
     JobFailedError,
     JobState,
+    JobWaitTimeoutError,
     NonRetryableError,
     PayloadTooLargeError,
     Retry,
@@ -30,8 +33,7 @@ async def test_enqueued_job_waits_then_completes_with_its_result(make_app: AppFa
         return a + b
 
     job = await add.enqueue(2, 3)
-    assert job.status is JobState.WAITING
-    assert job.attempts == 0
+    assert (job.status, job.attempts) == (JobState.WAITING, 0)
     stats = await app.work(burst=True)
     assert stats.completed == 1
     assert await job.wait(timeout=5) == 5
@@ -39,6 +41,26 @@ async def test_enqueued_job_waits_then_completes_with_its_result(make_app: AppFa
     assert job.attempts == 1
     assert job.started_at is not None and job.finished_at is not None
     assert job.finished_at >= job.started_at >= job.created_at
+
+
+async def test_waiting_past_its_timeout_raises_a_typed_timeout_and_the_job_goes_on(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    job = await add.enqueue(2, 3)
+    with pytest.raises(JobWaitTimeoutError, match=r"still waiting after 0\.05s") as raised:
+        await job.wait(timeout=0.05)
+    assert isinstance(raised.value, TimeoutError)
+    assert (raised.value.job_id, raised.value.state) == (job.id, "waiting")
+    with pytest.raises(BadInputError, match="nan"):
+        await job.wait(timeout=math.nan)
+    await app.work(burst=True)
+    assert await job.wait(timeout=5) == 5
 
 
 async def test_sync_task_runs_in_a_worker_thread(make_app: AppFactory) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from typing import Any
 
 from conveyor import CancelResult, Conveyor, JobState, current_job
 from conveyor.stores.base import LeaseStatus, Outcome, ProgressUpdate, now_ms
@@ -29,6 +31,41 @@ class _Endless:
                 raise
 
         self.task = endless
+
+
+class _SyncWatcher:
+    """A sync task that polls ``current_job().cancelled`` for up to 5 s, noting how it ended.
+
+    Its thread cannot be interrupted: the flag is the only way the worker can stop it.
+    """
+
+    def __init__(self, app: Conveyor, **options: Any) -> None:
+        self.started = asyncio.Event()
+        self.ended: list[str] = []
+        self._done = threading.Event()
+        loop = asyncio.get_running_loop()
+
+        @app.task(**options)
+        def watch() -> str:
+            ctx = current_job()
+            loop.call_soon_threadsafe(self.started.set)
+            try:
+                for _ in range(500):
+                    if ctx.cancelled:
+                        self.ended.append("saw the flag")
+                        return "stopped"
+                    time.sleep(0.01)
+                self.ended.append("ran out")
+                return "ran out"
+            finally:
+                self._done.set()
+
+        self.task = watch
+
+    async def how_it_ended(self) -> list[str]:
+        """Wait for the task's thread (which may outlive the worker) to return."""
+        await asyncio.to_thread(self._done.wait, 10)
+        return self.ended
 
 
 def _completed(job_id: str, token: str, queue: str = "default") -> Outcome:
@@ -220,25 +257,40 @@ async def test_cancelling_a_running_job_cancels_its_attempt(make_app: AppFactory
 
 async def test_a_sync_task_sees_the_cancel_flag(make_app: AppFactory) -> None:
     app = make_app(lease_seconds=0.3, sweep_interval=0.1)
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    @app.task
-    def endless() -> str:
-        ctx = current_job()
-        loop.call_soon_threadsafe(started.set)
-        for _ in range(500):
-            if ctx.cancelled:
-                return "stopped"
-            time.sleep(0.01)
-        return "ran out"
-
-    job = await endless.enqueue()
+    watcher = _SyncWatcher(app)
+    job = await watcher.task.enqueue()
     worker = asyncio.create_task(app.work(burst=True))
-    await started.wait()
+    await watcher.started.wait()
     await job.cancel()
     await asyncio.wait_for(worker, 10)
     assert (await job.refresh()).status is JobState.CANCELLED
+    assert await watcher.how_it_ended() == ["saw the flag"]
+
+
+async def test_a_sync_task_past_its_timeout_sees_the_cancel_flag(make_app: AppFactory) -> None:
+    app = make_app()
+    watcher = _SyncWatcher(app, timeout=0.2, retries=0)
+    job = await watcher.task.enqueue()
+    await app.work(burst=True)
+    await job.refresh()
+    assert job.status is JobState.FAILED
+    assert job.error is not None and job.error.type == "JobTimeoutError"
+    assert await watcher.how_it_ended() == ["saw the flag"]
+
+
+async def test_a_sync_task_still_running_at_shutdown_sees_the_cancel_flag(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(shutdown_timeout=0.1)
+    watcher = _SyncWatcher(app)
+    job = await watcher.task.enqueue()
+    worker = app.worker()
+    running = asyncio.create_task(worker.run())
+    await watcher.started.wait()
+    worker.stop()
+    assert (await running).released == 1
+    assert (await job.refresh()).status is JobState.WAITING
+    assert await watcher.how_it_ended() == ["saw the flag"]
 
 
 async def test_a_worker_that_loses_its_lease_abandons_the_attempt(

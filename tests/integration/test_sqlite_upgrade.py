@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from conveyor import Conveyor
@@ -19,7 +20,7 @@ async def test_a_file_without_the_fence_column_gets_it_and_keeps_its_jobs(tmp_pa
 
     job = await work.enqueue()
     await app.close()
-    with sqlite3.connect(tmp_path / "old.db") as conn:  # as the file was before the column
+    with closing(sqlite3.connect(tmp_path / "old.db")) as conn:  # as before the column
         for table, column in ADDED_COLUMNS:
             conn.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
 

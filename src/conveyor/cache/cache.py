@@ -46,7 +46,7 @@ from conveyor.cache.stampede import encode_entry, is_fresh, store
 from conveyor.cache.stats import NamespaceStats, SharedStats
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.config import mask_url
-from conveyor.errors import BadInputError, ConfigError
+from conveyor.errors import BadInputError, CacheUnavailableError, ConfigError
 from conveyor.observability.health import CheckResult, Status
 from conveyor.stores.cache import NOT_A_COUNTER, SharedTier, TierOptions
 from conveyor.stores.registry import backend_type, url_problems
@@ -363,7 +363,7 @@ class Cache:
         result = await self._core.shared_write(lambda s: s.incr(full, by), keys=[full])
         self._local.delete(full)
         if result is FAILED:
-            raise BadInputError(f"cannot increment {key!r}: the shared tier is unreachable")
+            raise CacheUnavailableError(f"cannot increment {key!r}: the shared tier is unreachable")
         return result  # type: ignore[return-value]
 
     async def decr(self, key: str, by: int = 1) -> int:

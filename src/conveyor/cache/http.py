@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conveyor.cache.options import DEFAULT, TTL, _Default
+from conveyor.errors import ProgrammingError
 
 if TYPE_CHECKING:
     from conveyor.cache.ops import CacheOps
@@ -98,7 +99,7 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
     for value in (*args, *kwargs.values()):
         if isinstance(value, Request):
             return value
-    raise TypeError("a cached endpoint needs the Request among its arguments")
+    raise ProgrammingError("a cached endpoint needs the Request among its arguments")
 
 
 def cached_response(

@@ -362,6 +362,11 @@ class JobClient:
         self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
     ) -> int:
         """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
+        if not math.isfinite(older_than) or limit < 1:
+            raise BadInputError(
+                f"older_than must be a finite number of seconds and limit >= 1,"
+                f" got {older_than!r} and {limit!r}"
+            )
         wanted = _state(state)
         if wanted is JobState.ACTIVE:
             raise ConflictError("active jobs cannot be cleaned; they are held by workers")

@@ -39,10 +39,17 @@ import structlog
 
 from conveyor import serialization
 from conveyor.config import MAX_CONCURRENCY
-from conveyor.errors import BadInputError, JobTimeoutError, QueueBackoff, TaskNotFoundError
+from conveyor.errors import (
+    BadInputError,
+    JobCancelledError,
+    JobTimeoutError,
+    ProgrammingError,
+    QueueBackoff,
+    TaskNotFoundError,
+)
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.client import JobOptions, options_decoder
-from conveyor.jobs.context import JobCancelledError, JobContext, _current
+from conveyor.jobs.context import JobContext, _current
 from conveyor.jobs.flows import prepare_parent
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.retry import Backoff, Retention
@@ -143,7 +150,7 @@ class Worker:
 
     async def run(self) -> WorkerStats:
         if not self.queues:
-            raise ValueError("the worker has no queues: register a task or pass queues=[...]")
+            raise ProgrammingError("the worker has no queues: register a task or pass queues=[...]")
         await self.app.open()
         await self.app.events.declare()  # publishers elsewhere learn this app's subscriptions
         await self.app.jobs.controls.declare_tasks(self.app.tasks.values(), self.queues)

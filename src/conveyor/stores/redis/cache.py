@@ -190,6 +190,8 @@ class RedisCacheTier:
         try:
             replies = await self._execute(pipe, [("k", [key])])
         except ResponseError as exc:
+            if "not an integer" not in str(exc):
+                raise  # an outage (out of memory, read-only): the cache's breaker counts it
             raise BadInputError(f"cannot increment {key!r}: {NOT_A_COUNTER}") from exc
         value: int = replies[0]
         return value

@@ -18,12 +18,18 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from conveyor.errors import StoreUnavailableError
+from conveyor.errors import StoreRefusedError, StoreUnavailableError
 from conveyor.masking import mask_url
 from conveyor.stores.redis.keys import QUEUES_KEY, job_key, meta_key
 from conveyor.stores.redis.scripts import script_source
 
 T = TypeVar("T")
+_PASSING = (
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
+)
+"""Server errors that a later try may not meet: an outage, not a refusal."""
 RedisClient = Redis | RedisCluster
 
 
@@ -100,10 +106,24 @@ class RedisConnection:
             raise StoreUnavailableError(
                 f"Redis store {mask_url(self.url)} is unreachable: {type(exc).__name__}: {exc}"
             ) from None
+        except _PASSING as exc:  # full, a read-only replica, a slot moving, a busy script
+            raise StoreUnavailableError(
+                f"Redis store {mask_url(self.url)} refused for now: {type(exc).__name__}: {exc}"
+            ) from None
         except (redis_errors.ClusterError, redis_errors.RedisClusterException) as exc:
             # A cluster none of whose nodes answers (RedisClusterException is not a
             # RedisError) is as unreachable as a server that refuses the connection.
             raise StoreUnavailableError(f"Redis cluster {mask_url(self.url)}: {exc}") from None
+        except redis_errors.ResponseError as exc:
+            if str(exc).startswith(("BUSY", "LOADING", "MASTERDOWN")):
+                raise StoreUnavailableError(
+                    f"Redis store {mask_url(self.url)} refused for now: {exc}"
+                ) from None
+            raise StoreRefusedError(f"Redis store {mask_url(self.url)} refused: {exc}") from None
+        except redis_errors.RedisError as exc:
+            raise StoreRefusedError(
+                f"Redis store {mask_url(self.url)} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
     async def pipelined(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run one read command many times in one round trip (per node on a cluster)."""

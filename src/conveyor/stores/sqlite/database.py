@@ -65,7 +65,7 @@ class Database:
             conn.executescript(schema)
             _add_missing_columns(conn)
         except (sqlite3.Error, OSError) as exc:
-            if conn is not None:
+            if conn is not None:  # e.g. a file that is not a database: connect() succeeds
                 conn.close()
             raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
         self._conn = conn
