@@ -615,6 +615,7 @@ def _add_subcommands() -> None:
     cli.add_command(schedules)
     importlib.import_module("conveyor.cli_limits")  # adds `limit` and `backoff` to `queues`
     importlib.import_module("conveyor.events.cli")  # adds `groups` and `dlq` to `events`
+    cli.add_command(importlib.import_module("conveyor.web.cli").serve)
 
 
 _add_subcommands()

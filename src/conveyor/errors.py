@@ -11,10 +11,13 @@
     │   ├── NotFoundError           no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           the job is in a state that forbids the request
+    │   ├── RateLimitedError        too many requests; ``retry_after`` says when to come back
     │   ├── StoreUnavailableError   the store cannot be reached
     │   ├── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
-    │   └── CacheError              the cache could not answer as asked
-    │       └── CacheTimeoutError   a cache factory ran past its hard timeout (no stale value)
+    │   ├── CacheError              the cache could not answer as asked
+    │   │   └── CacheTimeoutError   a cache factory ran past its hard timeout (no stale value)
+    │   └── ProblemError            an application's own error, shown over HTTP as RFC 9457
+    │                               problem details (subclass it: status, title, type_uri)
     └── ProgrammingError            a bug: logged with traceback, shown as a generic 500
 
 Task code may raise these to steer retries:
@@ -35,6 +38,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 
 class ConveyorError(Exception):
@@ -103,6 +107,16 @@ class ConflictError(OperationalError):
     status = 409
 
 
+class RateLimitedError(OperationalError):
+    """Too many requests; ``retry_after`` (seconds, if known) says when to try again."""
+
+    status = 429
+
+    def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
 class StoreUnavailableError(OperationalError):
     """The store could not be reached (or did not answer in time)."""
 
@@ -136,6 +150,38 @@ class CacheTimeoutError(CacheError):
         self.key = key
         self.timeout = timeout
         super().__init__(f"computing cache key {key!r} took longer than {timeout}s")
+
+
+class ProblemError(OperationalError):
+    """An application's own error, answered over HTTP as RFC 9457 problem details.
+
+    Subclass it and set ``status``, ``title`` and ``type_uri`` (a URI that
+    names the kind of problem); keyword arguments become extension members:
+
+    >>> class OutOfCredit(ProblemError):
+    ...     status = 403
+    ...     title = "Not enough credit"
+    ...     type_uri = "https://example.com/problems/out-of-credit"
+    >>> raise OutOfCredit("Your balance is 30, the price is 50.", balance=30)
+    """
+
+    status = 400
+    title: ClassVar[str | None] = None
+    """A short summary of the kind of problem (default: the status's reason phrase)."""
+    type_uri: ClassVar[str] = "about:blank"
+    RESERVED: ClassVar[frozenset[str]] = frozenset(
+        {"type", "title", "status", "detail", "instance", "request_id"}
+    )
+
+    def __init__(self, detail: str = "", **extensions: Any) -> None:
+        clash = self.RESERVED.intersection(extensions)
+        if clash:
+            raise ProgrammingError(
+                f"{type(self).__name__}: extension members may not be named {sorted(clash)}"
+            )
+        self.detail = detail
+        self.extensions = extensions
+        super().__init__(detail or self.title or type(self).__name__)
 
 
 class ProgrammingError(ConveyorError):
