@@ -155,7 +155,7 @@ def test_an_application_problem_keeps_its_type_title_and_extensions(
     client: httpx.Client,
 ) -> None:
     response = client.post("/charges", json={"amount": 600_000, "card_token": "t"})
-    assert response.status_code == 402
+    assert response.status_code == 403
     body = response.json()
     assert body["type"] == "https://billing.example/problems/out-of-credit"
     assert body["title"] == "Not enough credit"

@@ -76,7 +76,7 @@ class ItemOut(BaseModel):
 
 
 class OutOfCredit(ProblemError):
-    status = 402
+    status = 403
     title = "Not enough credit"
     type_uri = "https://billing.example/problems/out-of-credit"
 
