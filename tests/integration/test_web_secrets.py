@@ -10,6 +10,7 @@ the job, uvicorn's own).
 
 from __future__ import annotations
 
+import string
 import time
 
 import httpx2 as httpx
@@ -18,9 +19,7 @@ from hypothesis import strategies as st
 
 from tests.web_server import ServiceProcess
 
-secrets = st.text(
-    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", min_size=12, max_size=40
-)
+secrets = st.text(alphabet=string.ascii_letters + string.digits, min_size=12, max_size=40)
 credential_names = st.sampled_from(
     ["token", "access_token", "api_key", "apikey", "password", "secret", "auth", "signature",
      "session_id", "code", "X-Amz-Signature", "jwt"]

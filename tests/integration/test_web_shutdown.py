@@ -46,8 +46,7 @@ def test_sigterm_answers_every_request_and_finishes_or_releases_every_job(
         server.wait_until_up()
         url = server.url
         short = [
-            httpx.post(f"{url}/slow-jobs", params={"seconds": 1}).json()["job_id"]
-            for _ in range(3)
+            httpx.post(f"{url}/slow-jobs", params={"seconds": 1}).json()["job_id"] for _ in range(3)
         ]
         long = [
             httpx.post(f"{url}/slow-jobs", params={"seconds": 60}).json()["job_id"]
