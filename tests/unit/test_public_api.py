@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import conveyor
 
 EXPECTED = {
@@ -42,14 +47,17 @@ EXPECTED = {
     "NotFoundError",
     "OperationalError",
     "PayloadTooLargeError",
+    "ProblemError",
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "RateLimitedError",
     "Retention",
     "Retry",
     "SandboxCrashedError",
     "Schedule",
     "SerializationError",
+    "ServiceOptions",
     "Settings",
     "Status",
     "Step",
@@ -60,7 +68,10 @@ EXPECTED = {
     "Worker",
     "WorkerStats",
     "__version__",
+    "api_version",
+    "as_service",
     "current_job",
+    "request_timeout",
 }
 
 
@@ -90,9 +101,27 @@ def test_errors_form_one_tree() -> None:
         conveyor.JobFailedError,
         conveyor.CacheError,
         conveyor.CacheTimeoutError,
+        conveyor.RateLimitedError,
+        conveyor.ProblemError,
     ]
     for error in operational:
         assert issubclass(error, conveyor.OperationalError)
     assert issubclass(conveyor.OperationalError, conveyor.ConveyorError)
     assert issubclass(conveyor.ProgrammingError, conveyor.ConveyorError)
     assert not issubclass(conveyor.ProgrammingError, conveyor.OperationalError)
+
+
+def test_importing_conveyor_does_not_import_the_web_stack() -> None:
+    """A worker imports conveyor; FastAPI and uvicorn load only when the service layer is used."""
+    code = (
+        "import sys, conveyor, conveyor.cli\n"
+        "assert not {'fastapi', 'uvicorn', 'conveyor.web.service'} & set(sys.modules)\n"
+        "conveyor.as_service\n"
+        "assert 'fastapi' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_names_are_still_attribute_errors() -> None:
+    with pytest.raises(AttributeError):
+        conveyor.no_such_name
