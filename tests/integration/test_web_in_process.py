@@ -7,7 +7,9 @@ a degraded cache, methods the real servers refuse to parse, sync routes.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import msgspec
@@ -16,7 +18,7 @@ from fastapi import FastAPI
 from pydantic_settings import BaseSettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
@@ -195,3 +197,27 @@ def test_jobs_enqueued_outside_a_request_carry_no_context() -> None:
     request_id, traceparent, options = asyncio.run(enqueue())
     assert (request_id, traceparent) == (None, None)
     assert "context" not in msgspec.json.decode(options)
+
+
+def test_gzip_covers_streamed_bodies_and_leaves_encoded_ones_alone() -> None:
+    web = as_service(FastAPI(), Conveyor("memory://"))
+
+    @web.get("/streamed")
+    async def streamed() -> StreamingResponse:
+        async def chunks() -> AsyncIterator[bytes]:
+            for i in range(50):
+                yield f'{{"row": {i}, "pad": "{"x" * 40}"}}\n'.encode()
+
+        return StreamingResponse(chunks(), media_type="application/x-ndjson")
+
+    @web.get("/encoded")
+    async def encoded() -> Response:
+        body = gzip.compress(b"y" * 5000)
+        return Response(body, headers={"Content-Encoding": "gzip"}, media_type="text/plain")
+
+    with TestClient(web) as client:
+        stream = client.get("/streamed", headers={"Accept-Encoding": "gzip"})
+        assert stream.headers["content-encoding"] == "gzip"
+        assert len(stream.text.splitlines()) == 50  # the client decoded it
+        already = client.get("/encoded", headers={"Accept-Encoding": "gzip"})
+        assert already.content == b"y" * 5000  # decoded once: not compressed twice

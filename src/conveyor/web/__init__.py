@@ -7,6 +7,7 @@ uvicorn. The core never imports this package.
     service.py      as_service(): the one call; what it installs, in which order
     options.py      ServiceOptions, validated at once (every problem listed)
     lifecycle.py    the lifespan: validate -> stores -> workers -> HTTP, and back
+    observe.py      the outermost layer: request context, access log, metrics, in that order
     context.py      request id + W3C traceparent, bound to the logging context
     access_log.py   one line per request, secrets masked
     metrics.py      OpenTelemetry-named HTTP metrics on the app's registry, /metrics

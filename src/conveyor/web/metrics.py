@@ -25,7 +25,6 @@ statistics describe the answering process.
 from __future__ import annotations
 
 import os
-import time
 import weakref
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -41,10 +40,8 @@ from prometheus_client import (
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from conveyor.app import Conveyor
-from conveyor.web.routes import UNMATCHED, route_template
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 """OpenTelemetry's advice for ``http.server.request.duration``."""
@@ -112,6 +109,15 @@ class HttpMetrics:
             )
         return found
 
+    def record(
+        self, method: str, route: str, status: int, seconds: float, received: int, sent: int
+    ) -> None:
+        """One finished request (``observe.py`` calls this)."""
+        series = self.series(method, route, status)
+        series.duration.observe(seconds)
+        series.request_size.observe(received)
+        series.response_size.observe(sent)
+
     def in_flight(self, method: str) -> Gauge:
         found = self._active.get(method)
         if found is None:
@@ -133,54 +139,6 @@ def http_metrics(app: Conveyor) -> HttpMetrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
     return found
-
-
-class MetricsMiddleware:
-    """Counts every request by method, route template and status (pure ASGI)."""
-
-    def __init__(
-        self, app: ASGIApp, metrics: HttpMetrics, skip_paths: frozenset[str] = frozenset()
-    ) -> None:
-        self.app = app
-        self.metrics = metrics
-        self.skip_paths = skip_paths
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.skip_paths:
-            await self.app(scope, receive, send)
-            return
-        method = scope["method"]
-        if method not in METHODS:
-            method = OTHER_METHOD
-        status = 500  # what the client gets if nothing was sent
-        received = sent = 0
-
-        async def receive_counting() -> Message:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            return message
-
-        async def send_counting(message: Message) -> None:
-            nonlocal status, sent
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            elif message["type"] == "http.response.body":
-                sent += len(message.get("body", b""))
-            await send(message)
-
-        in_flight = self.metrics.in_flight(method)
-        in_flight.inc()
-        started = time.perf_counter()
-        try:
-            await self.app(scope, receive_counting, send_counting)
-        finally:
-            elapsed = time.perf_counter() - started
-            in_flight.dec()
-            series = self.metrics.series(method, route_template(scope) or UNMATCHED, status)
-            series.duration.observe(elapsed)
-            series.request_size.observe(received)
-            series.response_size.observe(sent)
 
 
 # -- /metrics ------------------------------------------------------------------------

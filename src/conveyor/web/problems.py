@@ -51,7 +51,7 @@ from conveyor.errors import (
 )
 from conveyor.observability.logging import get_logger, mask_text
 from conveyor.web.context import request_id_of
-from conveyor.web.timeouts import Deadline, current_deadline
+from conveyor.web.timeouts import Deadline, current_deadline, sweeper_for
 
 log = get_logger("conveyor.web")
 
@@ -189,35 +189,40 @@ class ProblemsMiddleware:
             await self.app(scope, receive, send)
             return
         started = False
-        deadline = asyncio.timeout(self.timeout)
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        now = loop.time()
+        deadline = Deadline(task, now, None if self.timeout is None else now + self.timeout)
+        sweeper = sweeper_for(loop)
 
         async def send_tracking(message: Message) -> None:
             nonlocal started
             if not started and message["type"] == "http.response.start":
                 started = True
-                if not deadline.expired():
-                    deadline.reschedule(None)  # a started response is not cut short
+                deadline.at = None  # a started response is not cut short
             await send(message)
 
+        sweeper.add(deadline)
+        token = current_deadline.set(deadline)
         try:
-            async with deadline:
-                token = current_deadline.set(Deadline(asyncio.get_running_loop().time(), deadline))
-                try:
-                    await self.app(scope, receive, send_tracking)
-                finally:
-                    current_deadline.reset(token)
+            await self.app(scope, receive, send_tracking)
+        except asyncio.CancelledError:
+            if not deadline.fired or task.uncancel() > 0:
+                raise  # not ours: the server's (or someone else's) cancellation
+            log.warning("request timed out", path=scope["path"])
+            if not started:
+                timed_out = Problem(504, reason(504), "The request took longer than allowed.")
+                await timed_out.response(scope)(scope, receive, send)
         except Exception as exc:
-            if isinstance(exc, TimeoutError) and deadline.expired():
-                problem: Problem | None = Problem(
-                    504, reason(504), "The request took longer than the server allows."
-                )
-                log.warning("request timed out", path=scope["path"])
-            else:
-                problem = self._report(exc)
+            problem = self._report(exc)
             if started:  # too late for a problem: the server closes the connection
                 log.error("error after the response started", error=type(exc).__name__)
                 return
             await (problem or generic_problem()).response(scope)(scope, receive, send)
+        finally:
+            sweeper.deadlines.discard(deadline)
+            current_deadline.reset(token)
 
     def _report(self, exc: Exception) -> Problem | None:
         problem = problem_for(exc)

@@ -9,9 +9,9 @@ path in Starlette.
 
 What it installs, outermost middleware first (DESIGN decision 11):
 
-    request context   request id, traceparent, structlog binding    context.py
-    access log        one line per request, secrets masked          access_log.py
-    metrics           OTel-named HTTP metrics on the app's registry metrics.py
+    request context   request id, traceparent, structlog binding    context.py  } one layer,
+    access log        one line per request, secrets masked          access_log.py } observe.py
+    metrics           OTel-named HTTP metrics on the app's registry metrics.py  }
     errors            problem+json, request deadline (504)          problems.py
     (rate limits)     the slot for issue 12, between errors and gzip
     gzip              above 1 KB, x-no-compression                  compression.py
@@ -37,12 +37,11 @@ from starlette.routing import Route
 from conveyor.app import Conveyor
 from conveyor.errors import ProgrammingError
 from conveyor.observability.metrics import CONTENT_TYPE
-from conveyor.web.access_log import AccessLogMiddleware
 from conveyor.web.compression import CompressionMiddleware
-from conveyor.web.context import RequestContextMiddleware
 from conveyor.web.health import health_routes
 from conveyor.web.lifecycle import service_lifespan
-from conveyor.web.metrics import MetricsMiddleware, exposition, http_metrics
+from conveyor.web.metrics import exposition, http_metrics
+from conveyor.web.observe import ObserveMiddleware
 from conveyor.web.openapi import document_service, install_docs
 from conveyor.web.options import ServiceOptions
 from conveyor.web.problems import ProblemsMiddleware, http_exception_problem, validation_problem
@@ -85,16 +84,16 @@ def _add_routes(web_app: Starlette, state: ServiceState) -> None:
     async def metrics(request: Request) -> Response:
         return Response(await exposition(app), media_type=CONTENT_TYPE)
 
-    routes = [*health_routes(state), Route("/metrics", metrics, include_in_schema=False)]
-    # First, so that an application's catch-all route cannot hide the probes.
-    web_app.router.routes[:0] = routes
+    # Last: every request is matched against the routes in order, and the probes are
+    # a small share of the traffic. (An application's catch-all route would hide them.)
+    web_app.router.routes.extend(
+        [*health_routes(state), Route("/metrics", metrics, include_in_schema=False)]
+    )
 
 
 def _add_middleware(web_app: Starlette, state: ServiceState) -> None:
     """Innermost first: ``add_middleware`` puts each new one outside the ones before it."""
     options = state.options
-    skip_log = frozenset() if options.log_probes else PROBE_PATHS
-    skip_metrics = frozenset() if options.measure_probes else PROBE_PATHS
     web_app.add_middleware(
         CompressionMiddleware, minimum_size=options.gzip_minimum_size, level=options.gzip_level
     )
@@ -102,11 +101,13 @@ def _add_middleware(web_app: Starlette, state: ServiceState) -> None:
     # outside gzip.
     web_app.add_middleware(ProblemsMiddleware, timeout=options.request_timeout)
     web_app.add_middleware(
-        MetricsMiddleware, metrics=http_metrics(state.app), skip_paths=skip_metrics
+        ObserveMiddleware,
+        header=options.request_id_header,
+        metrics=http_metrics(state.app),
+        access_log=options.access_log,
+        skip_metrics=frozenset() if options.measure_probes else PROBE_PATHS,
+        skip_log=frozenset() if options.log_probes else PROBE_PATHS,
     )
-    if options.access_log:
-        web_app.add_middleware(AccessLogMiddleware, skip_paths=skip_log)
-    web_app.add_middleware(RequestContextMiddleware, header=options.request_id_header)
 
 
 def bare_service(app: Conveyor, options: ServiceOptions | None = None) -> FastAPI:
