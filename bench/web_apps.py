@@ -68,3 +68,11 @@ def glued() -> FastAPI:
     api.add_middleware(CorrelationIdMiddleware)
     Instrumentator().instrument(api).expose(api)
     return api
+
+
+def conveyor_quiet() -> FastAPI:
+    """conveyor's stack with its access log off (to measure what the line costs)."""
+    from conveyor import Conveyor, ServiceOptions, as_service
+
+    app = Conveyor("memory://", log_format="json")
+    return as_service(_endpoint(FastAPI()), app, ServiceOptions(title="bench", access_log=False))
