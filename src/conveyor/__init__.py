@@ -1,7 +1,12 @@
 """conveyor: durable background jobs and the rest of a Python service's backbone.
 
-Only the names in ``__all__`` are public; every submodule is private.
+Only the names in ``__all__`` are public; every submodule is private. The
+service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
+``api_version``) are imported on first use, so a worker that imports
+``conveyor`` never imports FastAPI or uvicorn.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from conveyor.app import Conveyor
 from conveyor.cache.cache import Cache
@@ -25,8 +30,10 @@ from conveyor.errors import (
     NotFoundError,
     OperationalError,
     PayloadTooLargeError,
+    ProblemError,
     ProgrammingError,
     QueueBackoff,
+    RateLimitedError,
     Retry,
     SandboxCrashedError,
     SandboxProtocolError,
@@ -54,7 +61,33 @@ from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState,
 from conveyor.stores.limits import QueueLimits
 from conveyor.sync import SyncJob
 
+if TYPE_CHECKING:
+    from conveyor.web.options import ServiceOptions
+    from conveyor.web.service import as_service
+    from conveyor.web.timeouts import request_timeout
+    from conveyor.web.versioning import api_version
+
 __version__ = "0.1.0"
+
+_LAZY = {
+    "as_service": "conveyor.web.service",
+    "ServiceOptions": "conveyor.web.options",
+    "request_timeout": "conveyor.web.timeouts",
+    "api_version": "conveyor.web.versioning",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The service layer's names, imported on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Backoff",
@@ -96,15 +129,18 @@ __all__ = [
     "NotFoundError",
     "OperationalError",
     "PayloadTooLargeError",
+    "ProblemError",
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "RateLimitedError",
     "Retention",
     "Retry",
     "SandboxCrashedError",
     "SandboxProtocolError",
     "Schedule",
     "SerializationError",
+    "ServiceOptions",
     "Settings",
     "Status",
     "Step",
@@ -118,5 +154,8 @@ __all__ = [
     "Worker",
     "WorkerStats",
     "__version__",
+    "api_version",
+    "as_service",
     "current_job",
+    "request_timeout",
 ]

@@ -11,6 +11,7 @@
     │   ├── NotFoundError           404 no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           409 the job is in a state that forbids the request
+    │   ├── RateLimitedError        429 too many requests; ``retry_after`` says when to come back
     │   ├── UnavailableError        503 a store could not serve the call; it may work later
     │   │   ├── StoreUnavailableError   the job store is unreachable, did not answer in time,
     │   │   │                           or says to come back later (out of memory, read-only)
@@ -23,8 +24,10 @@
     │   │                               never raises: reads and writes degrade to the local tier)
     │   ├── JobFailedError              ``job.wait()`` on a job that failed or was cancelled
     │   ├── JobCancelledError           ``raise_if_cancelled()`` in a task whose job was cancelled
-    │   └── SandboxCrashedError         a sandboxed attempt's process died (a signal, an exit code)
-    │       └── SandboxProtocolError    ... or sent a frame the worker refuses, and was killed
+    │   ├── SandboxCrashedError         a sandboxed attempt's process died (a signal, an exit code)
+    │   │   └── SandboxProtocolError    ... or sent a frame the worker refuses, and was killed
+    │   └── ProblemError                an application's own error, shown over HTTP as RFC 9457
+    │                                   problem details (subclass it: status, title, type_uri)
     ├── ProgrammingError                a bug (in conveyor or in how it is used): logged with
     │   │                               its traceback, shown as a generic 500
     │   └── StoreRefusedError           the store refused a command for a reason other than an
@@ -50,6 +53,7 @@ from __future__ import annotations
 import builtins
 import signal
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 
 class ConveyorError(Exception):
@@ -122,6 +126,16 @@ class ConflictError(OperationalError):
     """The job is in a state that forbids the request (e.g. removing an active job)."""
 
     status = 409
+
+
+class RateLimitedError(OperationalError):
+    """Too many requests; ``retry_after`` (seconds, if known) says when to try again."""
+
+    status = 429
+
+    def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
 
 
 # -- unavailable, timed out ----------------------------------------------------------
@@ -242,6 +256,38 @@ def _signal_name(number: int) -> str:
 
 
 # -- bugs ------------------------------------------------------------------------------
+
+
+class ProblemError(OperationalError):
+    """An application's own error, answered over HTTP as RFC 9457 problem details.
+
+    Subclass it and set ``status``, ``title`` and ``type_uri`` (a URI that
+    names the kind of problem); keyword arguments become extension members:
+
+    >>> class OutOfCredit(ProblemError):
+    ...     status = 403
+    ...     title = "Not enough credit"
+    ...     type_uri = "https://example.com/problems/out-of-credit"
+    >>> raise OutOfCredit("Your balance is 30, the price is 50.", balance=30)
+    """
+
+    status = 400
+    title: ClassVar[str | None] = None
+    """A short summary of the kind of problem (default: the status's reason phrase)."""
+    type_uri: ClassVar[str] = "about:blank"
+    RESERVED: ClassVar[frozenset[str]] = frozenset(
+        {"type", "title", "status", "detail", "instance", "request_id"}
+    )
+
+    def __init__(self, detail: str = "", **extensions: Any) -> None:
+        clash = self.RESERVED.intersection(extensions)
+        if clash:
+            raise ProgrammingError(
+                f"{type(self).__name__}: extension members may not be named {sorted(clash)}"
+            )
+        self.detail = detail
+        self.extensions = extensions
+        super().__init__(detail or self.title or type(self).__name__)
 
 
 class ProgrammingError(ConveyorError):

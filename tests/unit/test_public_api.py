@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import conveyor
 
 EXPECTED = {
@@ -44,15 +49,18 @@ EXPECTED = {
     "NotFoundError",
     "OperationalError",
     "PayloadTooLargeError",
+    "ProblemError",
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "RateLimitedError",
     "Retention",
     "Retry",
     "SandboxCrashedError",
     "SandboxProtocolError",
     "Schedule",
     "SerializationError",
+    "ServiceOptions",
     "Settings",
     "Status",
     "Step",
@@ -66,7 +74,10 @@ EXPECTED = {
     "Worker",
     "WorkerStats",
     "__version__",
+    "api_version",
+    "as_service",
     "current_job",
+    "request_timeout",
 }
 
 
@@ -79,3 +90,19 @@ def test_every_public_name_exists_and_is_documented() -> None:
         value = getattr(conveyor, name)
         if callable(value):
             assert value.__doc__, f"{name} has no docstring"
+
+
+def test_importing_conveyor_does_not_import_the_web_stack() -> None:
+    """A worker imports conveyor; FastAPI and uvicorn load only when the service layer is used."""
+    code = (
+        "import sys, conveyor, conveyor.cli\n"
+        "assert not {'fastapi', 'uvicorn', 'conveyor.web.service'} & set(sys.modules)\n"
+        "conveyor.as_service\n"
+        "assert 'fastapi' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_names_are_still_attribute_errors() -> None:
+    with pytest.raises(AttributeError):
+        conveyor.no_such_name

@@ -33,6 +33,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 def load_app(path: str) -> Conveyor:
     """Import ``module.path:attribute`` (from the current directory too) as a Conveyor."""
+    target = load_object(path)
+    if not isinstance(target, Conveyor):
+        raise CliError(f"{path!r} is a {type(target).__name__}, not a conveyor.Conveyor")
+    return target
+
+
+def load_object(path: str) -> Any:
+    """Import ``module.path:attribute`` (from the current directory too)."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise CliError(f"APP must look like 'module.path:attribute', got {path!r}")
@@ -50,8 +58,6 @@ def load_app(path: str) -> Conveyor:
             target = getattr(target, name)
         except AttributeError:
             raise CliError(f"module {module_name!r} has no attribute {attribute!r}") from None
-    if not isinstance(target, Conveyor):
-        raise CliError(f"{path!r} is a {type(target).__name__}, not a conveyor.Conveyor")
     return target
 
 

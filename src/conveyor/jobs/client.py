@@ -26,6 +26,7 @@ from conveyor.jobs.job import Job
 from conveyor.jobs.limits import QueueControls
 from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Retention
+from conveyor.jobs.tracing import RequestContext, capture_context
 from conveyor.stores.base import (
     CancelResult,
     JobEventKind,
@@ -74,6 +75,8 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     retries: int | None = None
     timeout: float | None = None
     flow: FlowRole | None = None
+    context: RequestContext | None = None
+    """The request (or job) that enqueued it (``jobs/tracing.py``)."""
 
     def under(self, task: Task[Any, Any] | None) -> JobOptions:
         """These options with what they leave open taken from ``task``."""
@@ -85,6 +88,7 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
             retries=self.retries if self.retries is not None else (task.retries if task else 0),
             timeout=self.timeout if self.timeout is not None else (task.timeout if task else None),
             flow=self.flow,
+            context=self.context,
         )
 
 
@@ -155,9 +159,15 @@ class JobClient:
     # -- enqueue -----------------------------------------------------------
 
     def build(
-        self, call: Call[Any], now: int, flow: FlowRole | None = None, job_id: str | None = None
+        self,
+        call: Call[Any],
+        now: int,
+        flow: FlowRole | None = None,
+        job_id: str | None = None,
+        context: RequestContext | None = None,
     ) -> NewJob:
-        """The job to insert for ``call`` (``flow``, ``job_id``: as a job of a flow)."""
+        """The job to insert for ``call`` (``flow``, ``job_id``: as a job of a flow;
+        ``context``: the request that enqueues it)."""
         task, opts = call.task, call.options
         _check_options(opts)
         priority = task.priority if opts.priority is None else opts.priority
@@ -174,6 +184,7 @@ class JobClient:
             retries=task.retries if opts.retries is None else opts.retries,
             timeout=task.timeout if opts.timeout is None else opts.timeout,
             flow=flow,
+            context=context,
         )
         return NewJob(
             id=job_id or opts.job_id or new_job_id(),
@@ -195,7 +206,8 @@ class JobClient:
         Calls with a debounce or throttle key go in one more step of their own.
         """
         now = self.clock.now_ms()
-        new = [self.build(call, now) for call in calls]
+        context = capture_context()
+        new = [self.build(call, now, context=context) for call in calls]
         await self._open()
         if any(c.options.debounce is not None or c.options.throttle is not None for c in calls):
             keys = [

@@ -13,6 +13,7 @@ import msgspec
 
 from conveyor import serialization
 from conveyor.errors import BadInputError, JobFailedError, JobWaitTimeoutError, NotFoundError
+from conveyor.jobs.tracing import stored_context
 from conveyor.stores.base import CancelResult, JobRecord, JobState, LogLine
 
 if TYPE_CHECKING:
@@ -128,6 +129,18 @@ class Job(Generic[R]):
         return self._record.worker
 
     @property
+    def request_id(self) -> str | None:
+        """The id of the HTTP request that enqueued the job (if one did)."""
+        context = stored_context(self._record.options)
+        return None if context is None else context.request_id
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of the request that enqueued the job (if one did)."""
+        context = stored_context(self._record.options)
+        return None if context is None else context.traceparent
+
+    @property
     def record(self) -> JobRecord:
         return self._record
 
@@ -154,6 +167,8 @@ class Job(Generic[R]):
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "worker": self.worker,
+            "request_id": self.request_id,
+            "traceparent": self.traceparent,
         }
 
     async def refresh(self) -> Job[R]:

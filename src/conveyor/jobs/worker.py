@@ -55,6 +55,7 @@ from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.sandbox import run_in_sandbox
 from conveyor.jobs.scheduler import Scheduler
+from conveyor.jobs.tracing import bind_context
 from conveyor.observability.logging import get_logger
 from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo
 
@@ -382,6 +383,7 @@ class Worker:
             options = _DEFAULT_OPTIONS
             try:
                 options = options_decoder.decode(job.options).under(task)
+                bind_context(options.context)
                 running.flow_child = options.flow is not None and options.flow.child
                 if task is None:
                     raise TaskNotFoundError(

@@ -1,0 +1,208 @@
+"""Requests/s of one small JSON endpoint: bare FastAPI, conveyor's stack, the glued stack.
+
+    .venv/bin/python -m bench.bench_web [--duration 10] [--connections 32] [--rounds 3]
+        [--loop auto|asyncio|uvloop] [--http auto|h11|httptools] [--no-access-log]
+
+Each stack (bench/web_apps.py) is served by one uvicorn process on a free
+loopback port and loaded by ``wrk`` (one thread, ``--connections`` keep-alive
+connections) for ``--duration`` seconds after a 2 s warm-up; the stacks take
+turns within each round (the order rotates every round) and the median of the
+rounds is reported with the ratios. Every stack writes one access-log line per
+request to a file (uvicorn's access log for bare and glued; conveyor's own,
+with uvicorn's off), unless ``--no-access-log``. A stack whose answer is
+wrong or that returns any non-2xx response fails the run.
+
+Goals (DESIGN, issue 11): conveyor >= 0.85 x bare and >= 1.2 x glued.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.redis_servers import free_port
+
+STACKS = ("bare", "conveyor", "glued")
+ROOT = Path(__file__).resolve().parent.parent
+GZIP = "Accept-Encoding: gzip, deflate"
+"""What clients (browsers, httpx, requests) send."""
+EXPECTED = {"id": 42, "name": "widget", "price": 9.99, "tags": ["a", "b"]}
+
+
+@dataclass
+class Run:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    log_lines: int
+
+
+@dataclass
+class Stack:
+    name: str
+    runs: list[Run] = field(default_factory=list)
+
+    def median(self, attribute: str) -> float:
+        return float(statistics.median(getattr(r, attribute) for r in self.runs))
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("wrk") is None:
+        print("bench_web: wrk is needed (Debian package wrk; scripts/test installs it)")
+        return 1
+    stacks = {name: Stack(name) for name in STACKS}
+    work = Path(tempfile.mkdtemp(prefix="conveyor-bench-web-"))
+    print(describe(args))
+    try:
+        for round_no in range(args.rounds):
+            order = STACKS[round_no % 3 :] + STACKS[: round_no % 3]
+            for name in order:
+                run = measure(name, args, work / f"{name}-{round_no}.log")
+                stacks[name].runs.append(run)
+                print(
+                    f"round {round_no + 1} {name:<9} {run.rps:>9,.0f} req/s"
+                    f"  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
+                    f"  ({run.requests:,} requests, {run.log_lines:,} log lines)"
+                )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    report(stacks)
+    return 0
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
+    parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
+    parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    return parser.parse_args()
+
+
+def describe(args: argparse.Namespace) -> str:
+    import uvicorn
+
+    try:
+        import uvloop  # noqa: F401
+
+        has_uvloop = True
+    except ImportError:
+        has_uvloop = False
+    try:
+        import httptools  # noqa: F401
+
+        has_httptools = True
+    except ImportError:
+        has_httptools = False
+    return (
+        f"uvicorn {uvicorn.__version__} --loop {args.loop} --http {args.http}"
+        f" (uvloop {'installed' if has_uvloop else 'absent'},"
+        f" httptools {'installed' if has_httptools else 'absent'});"
+        f" wrk -t1 -c{args.connections} -d{args.duration}s; {args.rounds} rounds;"
+        f" access log {'on' if args.access_log else 'off'}; {os.cpu_count()} CPUs"
+    )
+
+
+def measure(name: str, args: argparse.Namespace, log_path: Path) -> Run:
+    port = free_port()
+    command = [
+        sys.executable, "-m", "uvicorn", f"bench.web_apps:{name}", "--factory",
+        "--host", "127.0.0.1", "--port", str(port), "--loop", args.loop, "--http", args.http,
+        "--log-level", "info",
+    ]  # fmt: skip
+    if name == "conveyor" or not args.access_log:
+        command.append("--no-access-log")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if not args.access_log:
+        env["CONVEYOR_LOG_LEVEL"] = "WARNING"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+        try:
+            url = f"http://127.0.0.1:{port}/items/42"
+            check_answer(name, url, server, log_path)
+            wrk(url, args.connections, 2)
+            before = count_lines(log_path)
+            output = wrk(url, args.connections, args.duration)
+            time.sleep(0.2)
+            logged = count_lines(log_path) - before
+        finally:
+            server.send_signal(signal.SIGTERM)
+            server.wait(30)
+    return parse_wrk(output, logged)
+
+
+def check_answer(name: str, url: str, server: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                body = json.loads(response.read())
+                headers = response.headers
+                break
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start:\n{log_path.read_text()}") from None
+            time.sleep(0.1)
+    if body != EXPECTED:
+        raise RuntimeError(f"{name} answered {body!r}")
+    if name != "bare" and "x-request-id" not in headers:
+        raise RuntimeError(f"{name} sent no X-Request-ID")
+
+
+def wrk(url: str, connections: int, seconds: int) -> str:
+    done = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", GZIP, url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    if "Non-2xx" in done.stdout or "Socket errors" in done.stdout:
+        raise RuntimeError(f"wrk saw errors:\n{done.stdout}")
+    return done.stdout
+
+
+def parse_wrk(output: str, logged: int) -> Run:
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output)[1])  # type: ignore[index]
+    total = int(re.search(r"(\d+) requests in", output)[1])  # type: ignore[index]
+    return Run(rps, _latency(output, "50%"), _latency(output, "99%"), total, logged)
+
+
+def _latency(output: str, percentile: str) -> float:
+    match = re.search(rf"{percentile}\s+([\d.]+)(us|ms|s)\b", output)
+    if match is None:
+        return float("nan")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match[2]]
+    return float(match[1]) * scale
+
+
+def count_lines(path: Path) -> int:
+    with path.open("rb") as file:
+        return sum(1 for _ in file)
+
+
+def report(stacks: dict[str, Stack]) -> None:
+    bare, ours, glued = (stacks[n].median("rps") for n in STACKS)
+    print()
+    print(f"median req/s  bare {bare:,.0f}  conveyor {ours:,.0f}  glued {glued:,.0f}")
+    print(f"conveyor / bare  = {ours / bare:.2f}  (goal >= 0.85)")
+    print(f"conveyor / glued = {ours / glued:.2f}  (goal >= 1.20)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
