@@ -12,6 +12,8 @@
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           the job is in a state that forbids the request
     │   ├── StoreUnavailableError   the store cannot be reached
+    │   │   └── RateLimitUnavailableError   ... and the rate limiter fails closed (503)
+    │   ├── RateLimitedError        a rate limit refused the request (429); carries the decision
     │   ├── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
     │   └── CacheError              the cache could not answer as asked
     │       └── CacheTimeoutError   a cache factory ran past its hard timeout (no stale value)
@@ -35,6 +37,10 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from conveyor.ratelimit.decision import RateDecision
 
 
 class ConveyorError(Exception):
@@ -107,6 +113,37 @@ class StoreUnavailableError(OperationalError):
     """The store could not be reached (or did not answer in time)."""
 
     status = 503
+
+
+class RateLimitUnavailableError(StoreUnavailableError):
+    """The shared rate-limit store could not answer within the limiter's budget, and
+    the limiter fails closed: the request is refused as unavailable (503), not as
+    over its limit. ``policies`` names the policies that could not be checked."""
+
+    def __init__(self, policies: Sequence[str], reason: str) -> None:
+        self.policies = list(policies)
+        super().__init__(
+            f"rate limits {', '.join(self.policies)} could not be checked ({reason});"
+            " failing closed"
+        )
+
+
+class RateLimitedError(OperationalError):
+    """A rate limit refused the request. ``decision`` holds each policy's quota, the
+    violated ones and ``retry_after`` (seconds)."""
+
+    status = 429
+
+    def __init__(self, decision: RateDecision) -> None:
+        self.decision = decision
+        violated = ", ".join(q.policy for q in decision.violated) or "?"
+        tier = f" (tier {decision.tier})" if decision.tier else ""
+        super().__init__(f"rate limited by {violated}{tier}; retry in {decision.retry_after:g}s")
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the request would pass every policy that refused it."""
+        return self.decision.retry_after
 
 
 class JobFailedError(OperationalError):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from conveyor.stores.events import EventStore
     from conveyor.stores.flows import FlowStore
     from conveyor.stores.limits import LimitsStore
+    from conveyor.stores.ratelimit import RateLimitStore
     from conveyor.stores.schedules import ScheduleStore
 
 
@@ -41,6 +42,7 @@ class Backend(Protocol):
     flows: FlowStore
     schedules: ScheduleStore
     limits: LimitsStore
+    rate_limits: RateLimitStore
     dedupe: DedupeStore
     events: EventStore
 

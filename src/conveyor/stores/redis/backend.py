@@ -16,6 +16,7 @@ from conveyor.stores.redis.events import RedisEventStore
 from conveyor.stores.redis.flows import RedisFlowStore
 from conveyor.stores.redis.jobs import RedisJobStore
 from conveyor.stores.redis.limits import RedisLimitsStore
+from conveyor.stores.redis.ratelimit import RedisRateLimitStore
 from conveyor.stores.redis.schedules import RedisScheduleStore
 
 
@@ -31,6 +32,7 @@ class RedisBackend:
         self.flows = RedisFlowStore(self.conn, clock)
         self.schedules = RedisScheduleStore(self.conn, clock)
         self.limits = RedisLimitsStore(self.conn, clock)
+        self.rate_limits = RedisRateLimitStore(self.conn, clock)
         self.dedupe = RedisDedupeStore(self.conn, clock)
         self.events = RedisEventStore(self.conn)
 
