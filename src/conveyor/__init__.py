@@ -24,6 +24,8 @@ from conveyor.errors import (
     PayloadTooLargeError,
     ProgrammingError,
     QueueBackoff,
+    RateLimitedError,
+    RateLimitUnavailableError,
     Retry,
     SandboxCrashedError,
     SerializationError,
@@ -43,6 +45,14 @@ from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
+from conveyor.ratelimit.decision import RateDecision
+from conveyor.ratelimit.keys import TrustedProxies, rate_key
+from conveyor.ratelimit.limiter import RateLimiter
+from conveyor.ratelimit.policies import RatePolicy
+from conveyor.ratelimit.quota import RateQuota
+from conveyor.ratelimit.rates import Rate
+from conveyor.ratelimit.service import RateLimits
+from conveyor.ratelimit.tiers import TierLookup
 from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 from conveyor.stores.limits import QueueLimits
 from conveyor.sync import SyncJob
@@ -90,6 +100,14 @@ __all__ = [
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "Rate",
+    "RateDecision",
+    "RateLimitUnavailableError",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
+    "RateQuota",
     "Retention",
     "Retry",
     "SandboxCrashedError",
@@ -102,8 +120,11 @@ __all__ = [
     "SyncJob",
     "Task",
     "TaskNotFoundError",
+    "TierLookup",
+    "TrustedProxies",
     "Worker",
     "WorkerStats",
     "__version__",
     "current_job",
+    "rate_key",
 ]

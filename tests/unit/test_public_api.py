@@ -45,6 +45,14 @@ EXPECTED = {
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "Rate",
+    "RateDecision",
+    "RateLimitUnavailableError",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
+    "RateQuota",
     "Retention",
     "Retry",
     "SandboxCrashedError",
@@ -57,10 +65,13 @@ EXPECTED = {
     "SyncJob",
     "Task",
     "TaskNotFoundError",
+    "TierLookup",
+    "TrustedProxies",
     "Worker",
     "WorkerStats",
     "__version__",
     "current_job",
+    "rate_key",
 }
 
 
@@ -90,9 +101,14 @@ def test_errors_form_one_tree() -> None:
         conveyor.JobFailedError,
         conveyor.CacheError,
         conveyor.CacheTimeoutError,
+        conveyor.RateLimitedError,
+        conveyor.RateLimitUnavailableError,
     ]
     for error in operational:
         assert issubclass(error, conveyor.OperationalError)
     assert issubclass(conveyor.OperationalError, conveyor.ConveyorError)
     assert issubclass(conveyor.ProgrammingError, conveyor.ConveyorError)
     assert not issubclass(conveyor.ProgrammingError, conveyor.OperationalError)
+    assert issubclass(conveyor.RateLimitUnavailableError, conveyor.StoreUnavailableError)
+    assert conveyor.RateLimitedError.status == 429
+    assert conveyor.RateLimitUnavailableError.status == 503

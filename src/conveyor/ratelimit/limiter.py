@@ -1,8 +1,9 @@
 """The limiter: a set of policies checked together, on the shared store or in this process.
 
 A shared check is one store step for every policy of the request (all or
-nothing), bounded by the limiter's budget and skipped while the store's circuit
-is open. When the store cannot answer, the limiter follows its failure policy:
+nothing), bounded by the store's budget (``rate_limit_budget``) and skipped
+while the store's circuit is open. When the store cannot answer, the limiter
+follows its failure policy:
 ``"open"`` (the default) decides on this process's own table, as a local
 limiter would; ``"closed"`` raises :class:`RateLimitUnavailableError` (a 503).
 A call that ran out of budget is never sent again: the script may have run,
@@ -44,7 +45,7 @@ Failure: TypeAlias = Literal["open", "closed"]
 class SharedStore:
     """An app's rate-limit store behind a circuit breaker: what its limiters share.
 
-    ``call`` answers None instead of raising when the store failed, ran past the
+    ``call`` answers None instead of raising when the store failed or ran past its
     budget, or is skipped while the circuit is open.
     """
 
@@ -61,24 +62,22 @@ class SharedStore:
         self._ensure_open = ensure_open
         self._metrics = metrics
 
-    async def call(self, op: Callable[[RateLimitStore], Awaitable[T]], budget: float) -> T | None:
+    async def call(self, op: Callable[[RateLimitStore], Awaitable[T]]) -> T | None:
+        """``op`` on the store (which bounds itself by its budget), or None if it failed."""
         if not self.breaker.allow():
             return None
         try:
-            async with asyncio.timeout(budget):
-                if not self.used:
-                    await self._ensure_open()
-                    self.used = True
-                result = await op(self.store)
+            if not self.used:
+                await self._ensure_open()
+                self.used = True
+            result = await op(self.store)
         except asyncio.CancelledError:
             self.breaker.abandon()
             raise
-        except (StoreUnavailableError, TimeoutError) as exc:
+        except StoreUnavailableError as exc:
             self.breaker.failure()
             self._metrics.store_failures += 1
-            self.last_error = (
-                f"no answer within {budget:g}s" if isinstance(exc, TimeoutError) else str(exc)
-            )
+            self.last_error = str(exc)
             return None
         self.breaker.success()
         return result
@@ -97,8 +96,7 @@ class RateLimiter:
     uses (see :func:`~conveyor.ratelimit.keys.rate_key`); ``tier`` picks each
     policy's rate (None: the first tier); ``cost`` is how many units it takes.
     ``scope="local"`` keeps every count in this process (no store round trip);
-    ``failure`` and ``budget`` say what a shared limiter does when its store is slow
-    or down.
+    ``failure`` says what a shared limiter does when its store is slow or down.
     """
 
     def __init__(
@@ -111,7 +109,6 @@ class RateLimiter:
         metrics: RateMetrics,
         tiers: Sequence[str],
         failure: Failure = "open",
-        budget: float,
     ) -> None:
         if not policies:
             raise BadInputError("a rate limiter needs at least one policy")
@@ -120,11 +117,8 @@ class RateLimiter:
             raise BadInputError(f"a rate limiter checks each policy once, got {names}")
         if failure not in ("open", "closed"):
             raise BadInputError(f"failure must be 'open' or 'closed', got {failure!r}")
-        if not budget > 0:
-            raise BadInputError(f"a rate limiter's budget must be > 0 seconds, got {budget!r}")
         self.policies = tuple(policies)
         self.failure: Failure = failure
-        self.budget = budget
         self.scope = "local" if shared is None else "shared"
         self._shared = shared
         self._table = table
@@ -148,7 +142,7 @@ class RateLimiter:
         tier = self._tier(tier)
         hits = self._hits(key, tier, cost)
         token = secrets.token_hex(8) if self._leases else ""
-        checked = await shared.call(lambda store: store.check(hits, token), self.budget)
+        checked = await shared.call(lambda store: store.check(hits, token))
         if checked is None:
             if self.failure == "closed":
                 self._count_unavailable(tier)
@@ -261,11 +255,10 @@ class RateLimiter:
         shared = self._shared
         assert shared is not None
         leased = [hit for hit in hits if hit.algorithm is Algorithm.CONCURRENCY]
-        budget = self.budget
 
         async def release() -> None:
             # A release that fails is not retried: the lease ends by itself.
-            await shared.call(lambda store: store.release(leased, token), budget)
+            await shared.call(lambda store: store.release(leased, token))
 
         return release
 

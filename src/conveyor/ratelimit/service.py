@@ -9,7 +9,6 @@ back to) and one set of decision counters.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -77,7 +76,8 @@ class RateLimits:
         """Tier names, lowest first: as settings list them, else as policies name them."""
         self.failure: Failure = settings.rate_limit_failure
         store = backend.rate_limits
-        self.budget = settings.rate_limit_budget or store.default_budget
+        self.budget = store.budget
+        """Seconds a shared check waits on the store at most (``rate_limit_budget``)."""
         self.metrics = RateMetrics()
         self.table = RateTable(settings.rate_limit_local_keys)
         self._shared = SharedStore(store, ensure_open, self.metrics)
@@ -131,13 +131,12 @@ class RateLimits:
         *policies: RatePolicy | str,
         scope: str = "shared",
         failure: Failure | None = None,
-        budget: float | None = None,
     ) -> RateLimiter:
         """A limiter that checks ``policies`` together (by object or declared name).
 
         ``scope="shared"`` counts in the app's store (every process sees one count);
-        ``"local"`` in this process only. ``failure`` (``"open"``/``"closed"``) and
-        ``budget`` (seconds) default to the settings'.
+        ``"local"`` in this process only. ``failure`` (``"open"``/``"closed"``)
+        defaults to ``rate_limit_failure``.
         """
         if scope not in ("shared", "local"):
             raise BadInputError(f"scope must be 'shared' or 'local', got {scope!r}")
@@ -153,7 +152,6 @@ class RateLimits:
             metrics=self.metrics,
             tiers=self.tiers,
             failure=self.failure if failure is None else failure,
-            budget=self.budget if budget is None else budget,
         )
 
     async def check(
@@ -206,8 +204,7 @@ class RateLimits:
         if shared.breaker.is_open:
             return CheckResult(Status.DEGRADED, f"store unreachable ({shared.last_error}); {how}")
         try:
-            async with asyncio.timeout(max(self.budget, 1.0)):
-                await shared.store.ping()
+            await shared.store.ping()
         except Exception as exc:
             return CheckResult(Status.DEGRADED, f"store unreachable ({type(exc).__name__}); {how}")
         return CheckResult(Status.OK, f"{len(self._policies)} policies")

@@ -111,8 +111,9 @@ class Checked(msgspec.Struct, frozen=True):
 class RateLimitStore(Protocol):
     """Where rate-limit state lives: one per backend (``backend.rate_limits``)."""
 
-    default_budget: float
-    """Seconds a check may wait on this store before the limiter gives up on it."""
+    budget: float
+    """Seconds a call may take: each answers, or raises ``StoreUnavailableError``, within
+    about this long (the app's ``rate_limit_budget``, else the store's default)."""
 
     async def check(self, hits: Sequence[Hit], token: str) -> Checked:
         """Charge every hit if all admit the request (all or nothing). Concurrency

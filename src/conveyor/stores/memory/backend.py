@@ -28,7 +28,7 @@ class MemoryBackend:
         self.flows = MemoryFlowStore(state, flows)
         self.schedules = MemoryScheduleStore(state)
         self.limits = MemoryLimitsStore(state)
-        self.rate_limits = MemoryRateLimitStore(state)
+        self.rate_limits = MemoryRateLimitStore(state, settings.rate_limit_budget)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
 

@@ -14,9 +14,10 @@ class MemoryRateLimitStore:
     Each step holds the state's lock (the sync facade's thread shares the data).
     """
 
-    default_budget = 0.05
+    DEFAULT_BUDGET = 0.05
 
-    def __init__(self, state: MemoryState) -> None:
+    def __init__(self, state: MemoryState, budget: float | None = None) -> None:
+        self.budget = budget or self.DEFAULT_BUDGET  # never waited on: one lock, no I/O
         self._state = state
         self._table: RateTable = state.rate_limits
 

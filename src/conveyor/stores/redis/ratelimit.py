@@ -11,6 +11,7 @@ every check is one script, whatever its keys.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,15 +41,35 @@ def _keys(hits: Sequence[Hit]) -> list[str]:
 
 
 class RedisRateLimitStore:
-    """A :class:`~conveyor.stores.ratelimit.RateLimitStore` on the Redis backend's connection."""
+    """A :class:`~conveyor.stores.ratelimit.RateLimitStore` on Redis.
 
-    default_budget = 0.05
+    It opens a connection of its own (on first use) whose socket timeouts are the
+    budget: redis-py then bounds every read, write and connect by it, with no
+    timer of ours on top, and checks never queue behind job traffic.
+    """
 
-    def __init__(self, conn: RedisConnection, clock: Clock) -> None:
-        self._conn = conn
+    DEFAULT_BUDGET = 0.05
+
+    def __init__(self, url: str, clock: Clock, budget: float | None = None) -> None:
+        self.budget = budget or self.DEFAULT_BUDGET
+        self._conn = RedisConnection(url, timeout=self.budget)
         self._clock = clock
+        self._open = False
+        self._opening: asyncio.Lock | None = None
+
+    async def _ready(self) -> None:
+        if self._open:
+            return
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            if not self._open:
+                await self._conn.open()
+                self._open = True
 
     async def check(self, hits: Sequence[Hit], token: str) -> Checked:
+        if not self._open:
+            await self._ready()
         groups = self._groups(hits)
         now = self._clock.now_ms()
         if len(groups) == 1:
@@ -56,6 +77,7 @@ class RedisRateLimitStore:
         return await self._check_slots(hits, groups, now, token)
 
     async def peek(self, hits: Sequence[Hit]) -> Checked:
+        await self._ready()
         now = self._clock.now_ms()
         states: list[HitState | None] = [None] * len(hits)
         for indexes in self._groups(hits):
@@ -66,19 +88,24 @@ class RedisRateLimitStore:
         return Checked(now, all(state.allowed for state in found), found)
 
     async def release(self, hits: Sequence[Hit], token: str) -> None:
+        await self._ready()
         for indexes in self._groups(hits):
             await self._send("release", [hits[i] for i in indexes], self._clock.now_ms(), token)
 
     async def reset(self, keys: Sequence[tuple[str, str]]) -> None:
+        await self._ready()
         for subject, policy in keys:  # a subject's keys share a slot: one DEL each
             names = [state_key(subject, policy, code) for code in "gfsc"]
             await self._conn.call(self._conn.client.delete, *names)
 
     async def ping(self) -> None:
+        await self._ready()
         await self._conn.ping()
 
     async def close(self) -> None:
-        return None  # the backend's connection is closed by the backend
+        if self._open:
+            self._open = False
+            await self._conn.close()
 
     # -- helpers ---------------------------------------------------------------------
 

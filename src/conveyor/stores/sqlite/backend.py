@@ -42,6 +42,7 @@ class SqliteBackend:
             synchronous=settings.sqlite_synchronous,
             busy_timeout_s=settings.store_timeout,
             clock=clock,
+            budget=settings.rate_limit_budget,
         )
         self.dedupe = SqliteDedupeStore(self.db, clock)
         self.events = SqliteEventStore(self.db)

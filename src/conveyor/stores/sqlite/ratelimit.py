@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 from conveyor.clock import Clock
+from conveyor.errors import StoreUnavailableError
 from conveyor.stores.ratelimit import RULES, Algorithm, Checked, Hit, Stored, decide
 from conveyor.stores.sqlite.database import Database, on_connection, path_from_url
 
@@ -32,10 +33,19 @@ def ratelimit_path(url: str) -> Path:
 class SqliteRateLimitStore:
     """A :class:`~conveyor.stores.ratelimit.RateLimitStore` in a SQLite file."""
 
-    default_budget = 1.0
+    DEFAULT_BUDGET = 1.0
     """A busy file, not a network: a check may wait on other processes' transactions."""
 
-    def __init__(self, url: str, *, synchronous: str, busy_timeout_s: float, clock: Clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        synchronous: str,
+        busy_timeout_s: float,
+        clock: Clock,
+        budget: float | None = None,
+    ) -> None:
+        self.budget = budget or self.DEFAULT_BUDGET
         self.db = Database(
             ratelimit_path(url),
             synchronous=synchronous,
@@ -58,24 +68,38 @@ class SqliteRateLimitStore:
                 self._open = True
 
     async def check(self, hits: Sequence[Hit], token: str) -> Checked:
-        await self._ready()
-        return await self._check(hits, token)
+        async with self._bounded():
+            return await self._check(hits, token)
 
     async def peek(self, hits: Sequence[Hit]) -> Checked:
-        await self._ready()
-        return await self._peek(hits)
+        async with self._bounded():
+            return await self._peek(hits)
 
     async def release(self, hits: Sequence[Hit], token: str) -> None:
-        await self._ready()
-        await self._release(hits, token)
+        async with self._bounded():
+            await self._release(hits, token)
 
     async def reset(self, keys: Sequence[tuple[str, str]]) -> None:
-        await self._ready()
-        await self._reset(keys)
+        async with self._bounded():
+            await self._reset(keys)
+
+    @asynccontextmanager
+    async def _bounded(self) -> AsyncIterator[None]:
+        """Open on first use; give up after the budget. The step may still commit on the
+        connection's thread after that: the caller has decided without it, so a request
+        is counted at most once here, never twice."""
+        try:
+            async with asyncio.timeout(self.budget):
+                await self._ready()
+                yield
+        except TimeoutError:
+            raise StoreUnavailableError(
+                f"rate-limit store {self.db.path}: no answer within {self.budget:g}s"
+            ) from None
 
     async def ping(self) -> None:
-        await self._ready()
-        await self.db.run(self.db.ping)
+        async with self._bounded():
+            await self.db.run(self.db.ping)
 
     async def close(self) -> None:
         if self._open:
