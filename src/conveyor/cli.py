@@ -9,6 +9,7 @@
     conveyor events tail [--queue Q] [--job ID] | groups
     conveyor events dlq list | show ID | replay ID|--all | purge
     conveyor schedules list | add APP TASK --cron EXPR | remove NAME   (cli_schedules.py)
+    conveyor ratelimit policies | usage POLICY KEY | reset POLICY KEY  (cli_ratelimit.py)
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
 Admin commands (``jobs``, ``queues``) find their store through ``--app`` or
@@ -615,6 +616,7 @@ def _add_subcommands() -> None:
     cli.add_command(schedules)
     importlib.import_module("conveyor.cli_limits")  # adds `limit` and `backoff` to `queues`
     importlib.import_module("conveyor.events.cli")  # adds `groups` and `dlq` to `events`
+    cli.add_command(importlib.import_module("conveyor.cli_ratelimit").ratelimit)
 
 
 _add_subcommands()

@@ -339,6 +339,8 @@ class RateTable:
 
     def release(self, hits: Sequence[Hit], token: str) -> None:
         for hit in hits:
+            if hit.algorithm is not Algorithm.CONCURRENCY:
+                continue
             key = (hit.policy, hit.subject)
             after = released(self.states.get(key), token)
             if after is None:
