@@ -75,7 +75,9 @@ def test_admitted_requests_stay_within_one_percent_of_a_perfect_limiter(
     first = min(r["first_ms"] for r in results)
     last = max(r["last_ms"] for r in results)
     allowed = perfect_gcra(first, last)
-    print(f"{kind}: admitted {admitted}, perfect {allowed}, checks {checks}, span {last - first} ms")
+    print(
+        f"{kind}: admitted {admitted}, perfect {allowed}, checks {checks}, span {last - first} ms"
+    )
     assert last - first >= (DURATION - 1) * 1000
     assert checks > 3 * allowed, "the clients must saturate the limit for the test to mean much"
     assert allowed <= admitted <= allowed * 1.01, (admitted, allowed, checks)

@@ -148,11 +148,11 @@ class RedisConnection:
             if self.is_cluster:
                 return await self._evalsha_on_node(script, command)
             return await self._evalsha_packed(script, _pack_command(command))
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, OSError) as exc:
+        except (redis_errors.RedisError, OSError) as exc:  # also OOM, READONLY, LOADING replies
             raise StoreUnavailableError(
                 f"{what} on Redis {mask_url(self.url)}: {type(exc).__name__}: {exc}"
             ) from None
-        except (redis_errors.ClusterError, redis_errors.RedisClusterException) as exc:
+        except redis_errors.RedisClusterException as exc:
             raise StoreUnavailableError(
                 f"{what} on Redis cluster {mask_url(self.url)}: {exc}"
             ) from None
