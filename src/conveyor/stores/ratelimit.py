@@ -152,13 +152,15 @@ Stored = Any
 """A stored state (see the module docstring), or None for none."""
 
 
-class Rule(Protocol):
-    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> tuple[bool, Stored]:
-        """Whether ``hit`` admits the request on ``stored``, and the state once charged."""
-        ...
+Verdict = tuple[bool, Stored, int, int, int, int]
+"""What a rule says of one hit: whether it admits the request, the state once charged,
+then :class:`HitState`'s ``(value, extra)`` once charged and as the state stands."""
 
-    def observe(self, hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int]:
-        """``(value, extra)`` of ``stored`` as seen at ``now_ms`` (see :class:`HitState`)."""
+
+class Rule(Protocol):
+    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> Verdict:
+        """Whether ``hit`` admits the request on ``stored`` (None: no state), and more:
+        see :data:`Verdict`."""
         ...
 
     def expires_at(self, hit: Hit, stored: Stored) -> int:
@@ -167,15 +169,11 @@ class Rule(Protocol):
 
 
 class Gcra:
-    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> tuple[bool, Stored]:
+    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> Verdict:
         now = now_ms * 1000
         base = stored if stored is not None and stored > now else now
         after = base + hit.cost * hit.interval_us
-        return after - now <= hit.burst * hit.interval_us, after
-
-    def observe(self, hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int]:
-        now = now_ms * 1000
-        return (stored if stored is not None and stored > now else now), 0
+        return after - now <= hit.burst * hit.interval_us, after, after, 0, base, 0
 
     def expires_at(self, hit: Hit, stored: Stored) -> int:
         return -(-int(stored) // 1000)
@@ -186,22 +184,16 @@ class FixedWindow:
     stamped just before a window ended, arriving after one stamped just after) wins, so
     the count never goes back a window."""
 
-    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> tuple[bool, Stored]:
-        index, count = self._current(hit, stored, now_ms)
-        return count + hit.cost <= hit.limit, (index, count + hit.cost)
-
-    def observe(self, hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int]:
-        return self._current(hit, stored, now_ms)[1], 0
+    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> Verdict:
+        index = now_ms // hit.window_ms
+        count = 0
+        if stored is not None and stored[0] >= index:
+            index, count = stored
+        charged = count + hit.cost
+        return charged <= hit.limit, (index, charged), charged, 0, count, 0
 
     def expires_at(self, hit: Hit, stored: Stored) -> int:
         return int((stored[0] + 1) * hit.window_ms)
-
-    @staticmethod
-    def _current(hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int]:
-        index = now_ms // hit.window_ms
-        if stored is None or stored[0] < index:
-            return index, 0
-        return stored[0], stored[1]
 
 
 class SlidingWindow:
@@ -213,41 +205,33 @@ class SlidingWindow:
     As in a fixed window, a state from a later window than the clock's wins.
     """
 
-    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> tuple[bool, Stored]:
+    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> Verdict:
         window = hit.window_ms
-        index, current, previous = self._current(hit, stored, now_ms)
+        index = now_ms // window
+        current = previous = 0
+        if stored is not None and stored[0] == index - 1:
+            previous = stored[1]
+        elif stored is not None and stored[0] >= index:
+            index, current, previous = stored
         elapsed = max(0, now_ms - index * window)
-        used = previous * (window - elapsed) + (current + hit.cost) * window
-        return used <= hit.limit * window, (index, current + hit.cost, previous)
-
-    def observe(self, hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int]:
-        _, current, previous = self._current(hit, stored, now_ms)
-        return current, previous
+        charged = current + hit.cost
+        allowed = previous * (window - elapsed) + charged * window <= hit.limit * window
+        return allowed, (index, charged, previous), charged, previous, current, previous
 
     def expires_at(self, hit: Hit, stored: Stored) -> int:
         return int((stored[0] + 2) * hit.window_ms)
 
-    @staticmethod
-    def _current(hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int, int]:
-        """``(window index, its count, the previous window's count)`` at ``now_ms``."""
-        index = now_ms // hit.window_ms
-        if stored is None or stored[0] < index - 1:
-            return index, 0, 0
-        if stored[0] == index - 1:
-            return index, 0, stored[1]
-        return stored[0], stored[1], stored[2]
-
 
 class Concurrency:
-    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> tuple[bool, Stored]:
+    """Slots held under leases: ``{token: lease expiry}``; a lease that ended is no slot.
+    A token that holds a slot already takes it again (its lease starts anew)."""
+
+    def admit(self, hit: Hit, stored: Stored, now_ms: int, token: str) -> Verdict:
         leases = {t: until for t, until in (stored or {}).items() if until > now_ms}
         allowed = len(leases) < hit.limit or token in leases
+        standing = (len(leases), min(leases.values(), default=0))
         leases[token] = now_ms + hit.window_ms
-        return allowed, leases
-
-    def observe(self, hit: Hit, stored: Stored, now_ms: int) -> tuple[int, int]:
-        live = [until for until in (stored or {}).values() if until > now_ms]
-        return len(live), min(live, default=0)
+        return allowed, leases, len(leases), min(leases.values()), *standing
 
     def expires_at(self, hit: Hit, stored: Stored) -> int:
         return max(stored.values(), default=0)
@@ -271,18 +255,13 @@ def decide(
 ) -> tuple[Checked, dict[int, Stored]]:
     """Apply every hit to the states ``read`` returns: the answer, and the states to
     write (by hit index): all of them if every hit admits and ``charge``, else none."""
-    stored = [read(hit) for hit in hits]
-    verdicts = [
-        RULES[hit.algorithm].admit(hit, state, now_ms, token)
-        for hit, state in zip(hits, stored, strict=True)
-    ]
-    admitted = all(allowed for allowed, _ in verdicts)
-    writes = {i: after for i, (_, after) in enumerate(verdicts)} if admitted and charge else {}
-    states = [
-        HitState(allowed, *RULES[hit.algorithm].observe(hit, writes.get(i, stored[i]), now_ms))
-        for i, (hit, (allowed, _)) in enumerate(zip(hits, verdicts, strict=True))
-    ]
-    return Checked(now_ms, admitted, states), writes
+    verdicts = [RULES[hit.algorithm].admit(hit, read(hit), now_ms, token) for hit in hits]
+    admitted = all(verdict[0] for verdict in verdicts)
+    if admitted and charge:
+        states = [HitState(True, v[2], v[3]) for v in verdicts]
+        return Checked(now_ms, True, states), {i: v[1] for i, v in enumerate(verdicts)}
+    states = [HitState(v[0], v[4], v[5]) for v in verdicts]
+    return Checked(now_ms, admitted, states), {}
 
 
 def released(stored: Stored, token: str) -> Stored:
@@ -327,15 +306,14 @@ class RateTable:
         the per-process limiter's path, kept short."""
         key = (shape.policy, subject)
         states = self.states
-        rule = RULES[shape.algorithm]
-        stored = states.get(key)
-        allowed, after = rule.admit(shape, stored, now_ms, token)
-        if allowed:
-            stored = states[key] = after
+        verdict = RULES[shape.algorithm].admit(shape, states.get(key), now_ms, token)
+        if verdict[0]:
+            states[key] = verdict[1]
             if len(states) > self.max_keys:
                 self._shapes[shape.policy] = shape
                 self.trim(now_ms)
-        return Checked(now_ms, allowed, [HitState(allowed, *rule.observe(shape, stored, now_ms))])
+            return Checked(now_ms, True, [HitState(True, verdict[2], verdict[3])])
+        return Checked(now_ms, False, [HitState(False, verdict[4], verdict[5])])
 
     def release(self, hits: Sequence[Hit], token: str) -> None:
         for hit in hits:

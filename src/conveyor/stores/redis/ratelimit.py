@@ -40,6 +40,11 @@ def _keys(hits: Sequence[Hit]) -> list[str]:
     return [state_key(hit.subject, hit.policy, hit.algorithm.code) for hit in hits]
 
 
+def _checked(reply: list[int], now: int) -> Checked:
+    states = [HitState(reply[i] == 1, reply[i + 1], reply[i + 2]) for i in range(1, len(reply), 3)]
+    return Checked(now, reply[0] == 1, states)
+
+
 class RedisRateLimitStore:
     """A :class:`~conveyor.stores.ratelimit.RateLimitStore` on Redis.
 
@@ -70,11 +75,15 @@ class RedisRateLimitStore:
     async def check(self, hits: Sequence[Hit], token: str) -> Checked:
         if not self._open:
             await self._ready()
-        groups = self._groups(hits)
-        now = self._clock.now_ms()
-        if len(groups) == 1:
-            return await self._run("check", hits, now, token)
-        return await self._check_slots(hits, groups, now, token)
+        if self._conn.is_cluster and len({hit.subject for hit in hits}) > 1:
+            return await self._check_slots(hits, self._groups(hits), self._clock.now_ms(), token)
+        now = self._clock.now_ms()  # the hot path: one script, as few layers as can be
+        args = ["check", now, token]
+        for hit in hits:
+            args += [hit.algorithm.code, hit.limit, hit.window_ms, hit.interval_us, hit.burst]
+            args.append(hit.cost)
+        reply = await self._conn.run_script_once("ratelimit", _keys(hits), args, what=WHAT)
+        return _checked(reply, now)
 
     async def peek(self, hits: Sequence[Hit]) -> Checked:
         await self._ready()
@@ -123,11 +132,7 @@ class RedisRateLimitStore:
         return await self._conn.run_script_once("ratelimit", _keys(hits), args, what=WHAT)
 
     async def _run(self, op: str, hits: Sequence[Hit], now: int, token: str) -> Checked:
-        reply = await self._send(op, hits, now, token)
-        states = [
-            HitState(bool(reply[i]), reply[i + 1], reply[i + 2]) for i in range(1, len(reply), 3)
-        ]
-        return Checked(now, bool(reply[0]), states)
+        return _checked(await self._send(op, hits, now, token), now)
 
     async def _check_slots(
         self, hits: Sequence[Hit], groups: list[list[int]], now: int, token: str
