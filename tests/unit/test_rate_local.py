@@ -57,8 +57,9 @@ async def test_local_counts_are_not_shared_counts() -> None:
 def test_the_local_table_stays_within_its_bound() -> None:
     table = RateTable(max_keys=100)
     shape = RatePolicy("api", "1/minute").shape(None, 1)
+    other = RatePolicy("other", "1/minute", algorithm="fixed-window").shape(None, 1)
     for n in range(1000):
-        table.check_one(shape, f"user:{n}", 1_000_000 + n, "")
+        table.check_one(other if n % 2 else shape, f"user:{n}", 1_000_000 + n, "")
     assert len(table.states) <= 100
     # What has expired goes first: keys of an idle minute ago are all dropped.
     table.check_one(shape, "late", 10_000_000, "")

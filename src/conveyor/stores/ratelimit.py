@@ -310,7 +310,7 @@ class RateTable:
         if verdict[0]:
             states[key] = verdict[1]
             if len(states) > self.max_keys:
-                self._shapes[shape.policy] = shape
+                self._shapes.setdefault(shape.policy, shape)
                 self.trim(now_ms)
             return Checked(now_ms, True, [HitState(True, verdict[2], verdict[3])])
         return Checked(now_ms, False, [HitState(False, verdict[4], verdict[5])])
@@ -333,11 +333,11 @@ class RateTable:
     def trim(self, now_ms: int) -> None:
         """Drop states whose time has passed, then the oldest, down to ``max_keys``."""
         shapes = self._shapes
-        stale = [
-            key
-            for key, stored in self.states.items()
-            if RULES[shapes[key[0]].algorithm].expires_at(shapes[key[0]], stored) <= now_ms
-        ]
+        stale = []
+        for key, stored in self.states.items():
+            shape = shapes.get(key[0])  # unknown until that policy's state is trimmed once
+            if shape is not None and RULES[shape.algorithm].expires_at(shape, stored) <= now_ms:
+                stale.append(key)
         for key in stale:
             del self.states[key]
         keep = self.max_keys * 9 // 10  # room, so the next writes do not trim again at once
