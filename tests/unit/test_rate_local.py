@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from conveyor import Conveyor, RatePolicy
+from conveyor import BadInputError, Conveyor, RatePolicy
 from conveyor.clock import ManualClock
 from conveyor.stores.ratelimit import RateTable
 
@@ -104,3 +104,14 @@ async def test_a_failed_tier_lookup_is_not_cached_and_a_sync_function_works() ->
         await lookup(7)
     assert await lookup(7) == "free"
     assert lookup.calls == 2
+
+
+async def test_a_bad_key_is_a_clear_error_on_every_path() -> None:
+    app, _ = local_app()
+    api = app.rate_limits.add(RatePolicy("api", "3/minute"))
+    for limiter in (app.rate_limits.limiter(api, scope="local"), app.rate_limits.limiter(api)):
+        for key in ("", "x" * 513, 5):
+            with pytest.raises(BadInputError, match="key"):
+                await limiter.check(key)  # type: ignore[arg-type]
+            with pytest.raises(BadInputError, match="key"):
+                limiter.check_local(key)  # type: ignore[arg-type]

@@ -163,7 +163,7 @@ class RateLimiter:
         single = self._single
         if single is None or self._leases:
             return self._local(key, self._hits(key, tier, cost), tier, "", degraded=False)
-        if not key or len(key) > MAX_KEY_LENGTH:
+        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LENGTH:
             self._hits(key, tier, cost)  # raises the error
         shape = single.shape(tier, cost)
         checked = self._table.check_one(shape, key, self._clock.now_ms(), "")
