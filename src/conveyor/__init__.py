@@ -34,6 +34,7 @@ from conveyor.errors import (
     ProgrammingError,
     QueueBackoff,
     RateLimitedError,
+    RateLimitUnavailableError,
     Retry,
     SandboxCrashedError,
     SandboxProtocolError,
@@ -57,6 +58,14 @@ from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
+from conveyor.ratelimit.decision import RateDecision
+from conveyor.ratelimit.keys import TrustedProxies, rate_key
+from conveyor.ratelimit.limiter import RateLimiter
+from conveyor.ratelimit.policies import RatePolicy
+from conveyor.ratelimit.quota import RateQuota
+from conveyor.ratelimit.rates import Rate
+from conveyor.ratelimit.service import RateLimits
+from conveyor.ratelimit.tiers import TierLookup
 from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 from conveyor.stores.limits import QueueLimits
 from conveyor.sync import SyncJob
@@ -133,7 +142,14 @@ __all__ = [
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "Rate",
+    "RateDecision",
+    "RateLimitUnavailableError",
     "RateLimitedError",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
+    "RateQuota",
     "Retention",
     "Retry",
     "SandboxCrashedError",
@@ -149,7 +165,9 @@ __all__ = [
     "SyncJob",
     "Task",
     "TaskNotFoundError",
+    "TierLookup",
     "TimedOutError",
+    "TrustedProxies",
     "UnavailableError",
     "Worker",
     "WorkerStats",
@@ -157,5 +175,6 @@ __all__ = [
     "api_version",
     "as_service",
     "current_job",
+    "rate_key",
     "request_timeout",
 ]

@@ -31,6 +31,7 @@ from conveyor.stores.registry import make_backend
 if TYPE_CHECKING:
     from conveyor.cache.cache import Cache
     from conveyor.events.bus import EventBus
+    from conveyor.ratelimit.service import RateLimits
     from conveyor.stores.backend import Backend
     from conveyor.sync import SyncClient
 
@@ -74,9 +75,11 @@ class Conveyor:
         self._sync: SyncClient | None = None
         self._events: EventBus | None = None
         self._cache: Cache | None = None
+        self._rate_limits: RateLimits | None = None
         self.health.add_check("store", self._check_store)
         self.health.add_check("workers", self._check_workers, critical=False)
         self.health.add_check("cache", self._check_cache, critical=False)
+        self.health.add_check("rate_limits", self._check_rate_limits, critical=False)
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.settings.masked_url} tasks={len(self.tasks)}>"
@@ -354,6 +357,24 @@ class Conveyor:
         if self._cache is None:
             return CheckResult(Status.OK, "not in use")
         return await self._cache.check_health()
+
+    # -- rate limits -----------------------------------------------------------------
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """Rate limits on this app's store: policies, limiters, usage and reset."""
+        if self._rate_limits is None:
+            from conveyor.ratelimit.service import RateLimits
+
+            self._rate_limits = RateLimits(
+                self.settings, self.backend, self.clock, self.metrics.registry, self.open
+            )
+        return self._rate_limits
+
+    async def _check_rate_limits(self) -> CheckResult:
+        if self._rate_limits is None:
+            return CheckResult(Status.OK, "not in use")
+        return await self._rate_limits.check_health()
 
     # -- sync facade -----------------------------------------------------------
 

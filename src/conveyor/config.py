@@ -10,10 +10,10 @@ import socket
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from conveyor.errors import ConfigError
+from conveyor.errors import BadInputError, ConfigError
 from conveyor.masking import mask_url
 from conveyor.stores.registry import url_problems
 
@@ -21,7 +21,29 @@ DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
 MAX_CONCURRENCY = 10_000
 """The most jobs one worker may run at once."""
 
-__all__ = ["DEFAULT_SQLITE_PATH", "MAX_CONCURRENCY", "Settings", "load_settings", "mask_url"]
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "MAX_CONCURRENCY",
+    "RatePolicySettings",
+    "Settings",
+    "load_settings",
+    "mask_url",
+]
+
+
+class RatePolicySettings(BaseModel):
+    """One rate-limit policy in settings: ``rate`` for every tier, or ``tiers``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: str | None = None
+    """``"20/minute"``: one rate for every tier."""
+    tiers: dict[str, str | int] = Field(default_factory=dict)
+    """Tier -> rate, lowest tier first (an int: slots of a concurrency policy)."""
+    algorithm: Literal["gcra", "sliding-window", "fixed-window", "concurrency"] = "gcra"
+    burst: int | None = None
+    lease: float = 60.0
+    """Concurrency policies: seconds a slot is held unless released first."""
 
 
 class Settings(BaseSettings):
@@ -81,6 +103,18 @@ class Settings(BaseSettings):
     cache_budget: float | None = Field(default=None, gt=0, le=60)
     """Longest a cache call waits on the shared tier (None: 50 ms on Redis, 2 s on SQLite)."""
 
+    rate_limits: dict[str, str | RatePolicySettings] = Field(default_factory=dict)
+    """Rate-limit policies by name: ``{"login": "5/minute", "api": {"tiers": {"free":
+    "20/minute", "pro": "100/minute"}}}`` (``CONVEYOR_RATE_LIMITS`` as JSON)."""
+    rate_limit_tiers: list[str] = Field(default_factory=list)
+    """Tier names, lowest first (default: in the order the policies name them)."""
+    rate_limit_failure: Literal["open", "closed"] = "open"
+    """When the shared store cannot answer: decide in this process ("open") or refuse."""
+    rate_limit_budget: float | None = Field(default=None, gt=0, le=60)
+    """Longest a check waits on the shared store (None: 50 ms on Redis, 1 s on SQLite)."""
+    rate_limit_local_keys: int = Field(default=100_000, ge=100)
+    """Keys this process's own rate-limit table holds at most (local limits, fallback)."""
+
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     configure_logging: bool = True
@@ -113,11 +147,30 @@ def _cross_field_problems(s: Settings) -> list[str]:
     problems = _store_url_problems(s.store_url)
     if s.cache_url is not None:
         problems += [p.replace("url:", "cache_url:", 1) for p in _store_url_problems(s.cache_url)]
+    problems += _rate_limit_problems(s)
     if s.sweep_interval > s.lease_seconds:
         problems.append(
             f"sweep_interval ({s.sweep_interval}s) must not exceed"
             f" lease_seconds ({s.lease_seconds}s)"
         )
+    return problems
+
+
+def _rate_limit_problems(s: Settings) -> list[str]:
+    from conveyor.ratelimit.service import policies_from_settings
+
+    problems = []
+    for name, spec in s.rate_limits.items():
+        try:
+            policies = policies_from_settings({name: spec})
+        except BadInputError as exc:
+            problems.append(f"rate_limits.{name}: {exc}")
+            continue
+        unknown = [
+            t for t in policies[0].tiers if s.rate_limit_tiers and t not in s.rate_limit_tiers
+        ]
+        if unknown:
+            problems.append(f"rate_limits.{name}: tiers {unknown} are not in rate_limit_tiers")
     return problems
 
 

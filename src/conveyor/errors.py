@@ -11,10 +11,11 @@
     │   ├── NotFoundError           404 no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           409 the job is in a state that forbids the request
-    │   ├── RateLimitedError        429 too many requests; ``retry_after`` says when to come back
+    │   ├── RateLimitedError        429 a rate limit refused the request; carries the decision
     │   ├── UnavailableError        503 a store could not serve the call; it may work later
     │   │   ├── StoreUnavailableError   the job store is unreachable, did not answer in time,
-    │   │   │                           or says to come back later (out of memory, read-only)
+    │   │   │   │                       or says to come back later (out of memory, read-only)
+    │   │   │   └── RateLimitUnavailableError  a rate limit's store, and the limiter fails closed
     │   │   └── CacheUnavailableError * a counter (incr/decr) while the shared tier is unreachable
     │   ├── TimedOutError           504 a deadline passed (also a built-in TimeoutError)
     │   │   ├── JobWaitTimeoutError     ``job.wait(timeout)`` gave up before the job finished
@@ -53,7 +54,10 @@ from __future__ import annotations
 import builtins
 import signal
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from conveyor.ratelimit.decision import RateDecision
 
 
 class ConveyorError(Exception):
@@ -129,13 +133,29 @@ class ConflictError(OperationalError):
 
 
 class RateLimitedError(OperationalError):
-    """Too many requests; ``retry_after`` (seconds, if known) says when to try again."""
+    """Too many requests. ``retry_after`` (seconds, if known) says when to try again;
+    raised by a rate limiter, ``decision`` holds each policy's quota and the violated ones."""
 
     status = 429
 
-    def __init__(self, message: str = "rate limited", retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str = "rate limited",
+        retry_after: float | None = None,
+        *,
+        decision: RateDecision | None = None,
+    ) -> None:
         self.retry_after = retry_after
+        self.decision = decision
         super().__init__(message)
+
+    @classmethod
+    def from_decision(cls, decision: RateDecision) -> RateLimitedError:
+        """The error of a limiter's refusal (its message names the violated policies)."""
+        violated = ", ".join(q.policy for q in decision.violated) or "?"
+        tier = f" (tier {decision.tier})" if decision.tier else ""
+        message = f"rate limited by {violated}{tier}; retry in {decision.retry_after:g}s"
+        return cls(message, decision.retry_after, decision=decision)
 
 
 # -- unavailable, timed out ----------------------------------------------------------
@@ -153,6 +173,19 @@ class StoreUnavailableError(UnavailableError):
     On Redis that includes a server out of memory (``maxmemory``), a replica
     that is read-only during a failover, and a cluster that is down.
     """
+
+
+class RateLimitUnavailableError(StoreUnavailableError):
+    """The shared rate-limit store could not answer within the limiter's budget, and
+    the limiter fails closed: the request is refused as unavailable (503), not as
+    over its limit. ``policies`` names the policies that could not be checked."""
+
+    def __init__(self, policies: Sequence[str], reason: str) -> None:
+        self.policies = list(policies)
+        super().__init__(
+            f"rate limits {', '.join(self.policies)} could not be checked ({reason});"
+            " failing closed"
+        )
 
 
 class CacheError(OperationalError):

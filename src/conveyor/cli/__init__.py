@@ -8,6 +8,7 @@
     conveyor events tail | groups | dlq list | show | replay | purge        events.py
     conveyor schedules list | add APP TASK --cron EXPR | remove NAME       schedules.py
     conveyor serve APP [--host H] [--port P] [--workers N] [--no-worker]  serve.py
+    conveyor ratelimit policies | usage POLICY KEY | reset POLICY KEY     ratelimit.py
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
 Admin commands find their store through ``--app`` or ``--url``
@@ -33,6 +34,7 @@ from conveyor.cli.events import events
 from conveyor.cli.jobs import jobs
 from conveyor.cli.limits import backoff_queue, limit_queue
 from conveyor.cli.queues import queues
+from conveyor.cli.ratelimit import ratelimit
 from conveyor.cli.schedules import schedules
 from conveyor.cli.serve import serve
 from conveyor.cli.worker import worker
@@ -58,6 +60,7 @@ cli.add_command(queues)
 cli.add_command(events)
 cli.add_command(schedules)
 cli.add_command(serve)
+cli.add_command(ratelimit)
 queues.add_command(limit_queue)
 queues.add_command(backoff_queue)
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from conveyor.stores.events import EventStore
     from conveyor.stores.flows import FlowStore
     from conveyor.stores.limits import LimitsStore
+    from conveyor.stores.ratelimit import RateLimitStore
     from conveyor.stores.schedules import ScheduleStore
 
 
@@ -40,6 +41,11 @@ class BackendSettings(Protocol):
         """SQLite's ``synchronous`` pragma: NORMAL or FULL."""
         ...
 
+    @property
+    def rate_limit_budget(self) -> float | None:
+        """Seconds a rate-limit check may wait on the store (None: the backend's default)."""
+        ...
+
 
 class Backend(Protocol):
     """Every store of one backend over one set of connections.
@@ -54,6 +60,7 @@ class Backend(Protocol):
     flows: FlowStore
     schedules: ScheduleStore
     limits: LimitsStore
+    rate_limits: RateLimitStore
     dedupe: DedupeStore
     events: EventStore
 

@@ -10,6 +10,7 @@ from conveyor.stores.memory.events import MemoryEventStore
 from conveyor.stores.memory.flows import MemoryFlows, MemoryFlowStore
 from conveyor.stores.memory.jobs import MemoryJobStore
 from conveyor.stores.memory.limits import MemoryLimitsStore
+from conveyor.stores.memory.ratelimit import MemoryRateLimitStore
 from conveyor.stores.memory.schedules import MemoryScheduleStore
 from conveyor.stores.memory.state import MemoryState
 
@@ -27,6 +28,7 @@ class MemoryBackend:
         self.flows = MemoryFlowStore(state, flows)
         self.schedules = MemoryScheduleStore(state)
         self.limits = MemoryLimitsStore(state)
+        self.rate_limits = MemoryRateLimitStore(state, settings.rate_limit_budget)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
 

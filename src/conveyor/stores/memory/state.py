@@ -1,7 +1,7 @@
 """The data of a memory backend, and the moves every memory store makes on it.
 
 One :class:`MemoryState` holds every job, queue, schedule row, dedupe key,
-limit and job event of a memory backend, guarded by one lock (the sync
+limit, rate-limit state and job event of a memory backend, guarded by one lock (the sync
 facade may call in from another thread). Its stores (``jobs.py``,
 ``flows.py``, ``schedules.py``, ...) each take the lock for one step and
 use the methods here, so a job changes state in one way only.
@@ -32,6 +32,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.memory.gate import MemoryLimits, ReadyEntry
 from conveyor.stores.notify import Notifier
+from conveyor.stores.ratelimit import RateTable
 from conveyor.stores.schedules import ScheduleRecord
 
 
@@ -141,6 +142,7 @@ class MemoryState:
         self.schedule_rows: dict[str, ScheduleRecord] = {}
         self.dedupe_keys: dict[tuple[str, str], tuple[str, int]] = {}
         self.limits = MemoryLimits()
+        self.rate_limits = RateTable()
         self.flows: FlowHook = _NoFlows()
         self.notifier = Notifier()
         """Woken by every job event, for readers of ``jobs.read_events``."""

@@ -1,8 +1,9 @@
 """The Redis backend: every store on one Redis server or Redis Cluster.
 
-All stores share one :class:`~conveyor.stores.redis.connection.RedisConnection`;
-the cache's shared tier opens its own (it subscribes to invalidations and
-may live on another server, through ``cache_url``).
+All stores share one :class:`~conveyor.stores.redis.connection.RedisConnection`
+but two: the cache's shared tier opens its own (it subscribes to invalidations
+and may live on another server, through ``cache_url``), and so do the rate
+limits (their socket timeouts are their budget, tens of milliseconds).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from conveyor.stores.redis.events import RedisEventStore
 from conveyor.stores.redis.flows import RedisFlowStore
 from conveyor.stores.redis.jobs import RedisJobStore
 from conveyor.stores.redis.limits import RedisLimitsStore
+from conveyor.stores.redis.ratelimit import RedisRateLimitStore
 from conveyor.stores.redis.schedules import RedisScheduleStore
 
 
@@ -31,6 +33,7 @@ class RedisBackend:
         self.flows = RedisFlowStore(self.conn, clock)
         self.schedules = RedisScheduleStore(self.conn, clock)
         self.limits = RedisLimitsStore(self.conn, clock)
+        self.rate_limits = RedisRateLimitStore(url, clock, settings.rate_limit_budget)
         self.dedupe = RedisDedupeStore(self.conn, clock)
         self.events = RedisEventStore(self.conn)
 
@@ -39,6 +42,7 @@ class RedisBackend:
         await self.conn.open()
 
     async def close(self) -> None:
+        await self.rate_limits.close()
         await self.conn.close()
 
     async def ping(self) -> None:

@@ -1,7 +1,8 @@
 """The SQLite backend: every store in one file, on one connection thread.
 
-The cache's shared tier lives in a sibling file (``<name>.cache.db``) with
-a connection of its own, so cache traffic never queues behind job steps.
+The cache's shared tier and the rate limits live in sibling files
+(``<name>.cache.db``, ``<name>.ratelimit.db``), each with a connection of its
+own, so neither queues behind job steps.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from conveyor.stores.sqlite.events import SqliteEventStore
 from conveyor.stores.sqlite.flows import SqliteFlowStore
 from conveyor.stores.sqlite.jobs import SqliteJobStore
 from conveyor.stores.sqlite.limits import SqliteLimitsStore
+from conveyor.stores.sqlite.ratelimit import SqliteRateLimitStore
 from conveyor.stores.sqlite.schedules import SqliteScheduleStore
 
 
@@ -35,6 +37,13 @@ class SqliteBackend:
         self.flows = SqliteFlowStore(self.db, clock)
         self.schedules = SqliteScheduleStore(self.db, clock)
         self.limits = SqliteLimitsStore(self.db, clock)
+        self.rate_limits = SqliteRateLimitStore(
+            url,
+            synchronous=settings.sqlite_synchronous,
+            busy_timeout_s=settings.store_timeout,
+            clock=clock,
+            budget=settings.rate_limit_budget,
+        )
         self.dedupe = SqliteDedupeStore(self.db, clock)
         self.events = SqliteEventStore(self.db)
 
@@ -42,6 +51,7 @@ class SqliteBackend:
         await self.db.open(create)
 
     async def close(self) -> None:
+        await self.rate_limits.close()
         await self.db.close()
 
     async def ping(self) -> None:
