@@ -55,6 +55,7 @@ from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
+from conveyor.jobs.sync_job import SyncJob
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, HealthReport, Status
@@ -68,7 +69,6 @@ from conveyor.ratelimit.service import RateLimits
 from conveyor.ratelimit.tiers import TierLookup
 from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
 from conveyor.stores.limits import QueueLimits
-from conveyor.sync import SyncJob
 
 if TYPE_CHECKING:
     from conveyor.web.options import ServiceOptions

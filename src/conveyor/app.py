@@ -25,6 +25,7 @@ from conveyor.jobs.worker import Worker, WorkerStats
 from conveyor.observability.health import CheckResult, Health, Status
 from conveyor.observability.logging import configure_logging
 from conveyor.observability.metrics import Metrics
+from conveyor.ratelimit.service import settings_problems as rate_limit_problems
 from conveyor.stores.base import JobStore
 from conveyor.stores.registry import make_backend
 
@@ -55,7 +56,7 @@ class Conveyor:
     def __init__(
         self, url: str | None = None, *, clock: Clock | None = None, **settings: Any
     ) -> None:
-        self.settings: Settings = load_settings(url, settings)
+        self.settings: Settings = load_settings(url, settings, [rate_limit_problems])
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
         """Where this app reads the time (tests pass a ``ManualClock``)."""
         self.backend: Backend = make_backend(self.settings.store_url, self.settings, self.clock)
@@ -170,10 +171,10 @@ class Conveyor:
             "concurrency": concurrency,
         }
         if fn is not None:
-            return self._register(fn, **options)
-        return lambda f: self._register(f, **options)
+            return self.register_task(fn, **options)
+        return lambda f: self.register_task(f, **options)
 
-    def _register(
+    def register_task(
         self,
         fn: Callable[..., Any],
         *,
@@ -193,6 +194,7 @@ class Conveyor:
         sandbox: bool = False,
         concurrency: int | None = None,
     ) -> Task[Any, Any]:
+        """Register ``fn`` as a task: :meth:`task` without the decorator (same options)."""
         task_name = name or default_task_name(fn)
         if task_name in self.tasks:
             raise ProgrammingError(f"a task named {task_name!r} is already registered")
@@ -332,6 +334,11 @@ class Conveyor:
         return CheckResult(Status.OK, f"{len(self.workers)} running")
 
     # -- events ----------------------------------------------------------------
+
+    async def declare_for_workers(self) -> None:
+        """Record this app's event subscriptions in the store (a worker is starting)."""
+        if self._events is not None:
+            await self._events.declare()
 
     @property
     def events(self) -> EventBus:

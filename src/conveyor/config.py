@@ -7,13 +7,14 @@ Values come from keyword arguments to ``Conveyor(...)`` first, then from
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from conveyor.errors import BadInputError, ConfigError
+from conveyor.errors import ConfigError
 from conveyor.masking import mask_url
 from conveyor.stores.registry import url_problems
 
@@ -147,7 +148,6 @@ def _cross_field_problems(s: Settings) -> list[str]:
     problems = _store_url_problems(s.store_url)
     if s.cache_url is not None:
         problems += [p.replace("url:", "cache_url:", 1) for p in _store_url_problems(s.cache_url)]
-    problems += _rate_limit_problems(s)
     if s.sweep_interval > s.lease_seconds:
         problems.append(
             f"sweep_interval ({s.sweep_interval}s) must not exceed"
@@ -156,26 +156,15 @@ def _cross_field_problems(s: Settings) -> list[str]:
     return problems
 
 
-def _rate_limit_problems(s: Settings) -> list[str]:
-    from conveyor.ratelimit.service import policies_from_settings
-
-    problems = []
-    for name, spec in s.rate_limits.items():
-        try:
-            policies = policies_from_settings({name: spec})
-        except BadInputError as exc:
-            problems.append(f"rate_limits.{name}: {exc}")
-            continue
-        unknown = [
-            t for t in policies[0].tiers if s.rate_limit_tiers and t not in s.rate_limit_tiers
-        ]
-        if unknown:
-            problems.append(f"rate_limits.{name}: tiers {unknown} are not in rate_limit_tiers")
-    return problems
+SettingsCheck = Callable[["Settings"], list[str]]
+"""A component's own check of settings (the rate limits'): the problems it finds."""
 
 
-def load_settings(url: str | None, overrides: dict[str, Any]) -> Settings:
-    """Build settings or raise one ``ConfigError`` that lists every problem."""
+def load_settings(
+    url: str | None, overrides: dict[str, Any], checks: Sequence[SettingsCheck] = ()
+) -> Settings:
+    """Build settings or raise one ``ConfigError`` that lists every problem, those of
+    ``checks`` (the components above this module that validate their own settings) too."""
     values = dict(overrides)
     if url is not None:
         values["url"] = url
@@ -191,6 +180,8 @@ def load_settings(url: str | None, overrides: dict[str, Any]) -> Settings:
             problems.extend(_store_url_problems(raw_url))
         raise ConfigError(problems) from None
     problems = _cross_field_problems(settings)
+    for check in checks:
+        problems += check(settings)
     if problems:
         raise ConfigError(problems)
     return settings

@@ -54,10 +54,7 @@ from __future__ import annotations
 import builtins
 import signal
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from conveyor.ratelimit.decision import RateDecision
+from typing import Any, ClassVar
 
 
 class ConveyorError(Exception):
@@ -134,7 +131,8 @@ class ConflictError(OperationalError):
 
 class RateLimitedError(OperationalError):
     """Too many requests. ``retry_after`` (seconds, if known) says when to try again;
-    raised by a rate limiter, ``decision`` holds each policy's quota and the violated ones."""
+    raised by a rate limiter (``limiter.hit``), ``decision`` is its
+    :class:`~conveyor.RateDecision`: each policy's quota and the violated ones."""
 
     status = 429
 
@@ -143,19 +141,11 @@ class RateLimitedError(OperationalError):
         message: str = "rate limited",
         retry_after: float | None = None,
         *,
-        decision: RateDecision | None = None,
+        decision: Any = None,
     ) -> None:
         self.retry_after = retry_after
         self.decision = decision
         super().__init__(message)
-
-    @classmethod
-    def from_decision(cls, decision: RateDecision) -> RateLimitedError:
-        """The error of a limiter's refusal (its message names the violated policies)."""
-        violated = ", ".join(q.policy for q in decision.violated) or "?"
-        tier = f" (tier {decision.tier})" if decision.tier else ""
-        message = f"rate limited by {violated}{tier}; retry in {decision.retry_after:g}s"
-        return cls(message, decision.retry_after, decision=decision)
 
 
 # -- unavailable, timed out ----------------------------------------------------------

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 from conveyor import ProgrammingError
-from conveyor.sync import _LoopThread
+from conveyor.jobs.sync_job import LoopThread
 
 
 def test_calling_the_facade_from_its_own_loop_is_a_programming_error() -> None:
-    runner = _LoopThread()
+    runner = LoopThread()
 
     async def reenter() -> None:
         runner.call(asyncio.sleep(0))  # would deadlock: the loop waits on itself

@@ -43,7 +43,7 @@ from conveyor.stores.flows import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.jobs.runtime import Runtime
 
 R = TypeVar("R")
 R1 = TypeVar("R1")
@@ -119,7 +119,7 @@ class _Node:
 class FlowClient:
     """Adds and reads flows (``app.flows``) on the app's store."""
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: Runtime) -> None:
         self._app = app
         self.store: FlowStore = app.backend.flows
 

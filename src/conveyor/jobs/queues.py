@@ -13,12 +13,12 @@ from conveyor.errors import NotFoundError
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.jobs.runtime import Runtime
 
 _NO_LIMITS = QueueLimits()
 
 
-async def known_queues(app: Conveyor) -> set[str]:
+async def known_queues(app: Runtime) -> set[str]:
     """Queues named by a task of ``app``, a job or a pause in the store, a schedule or a
     running worker. (Limits are read per queue: see :func:`require_known_queue`.)"""
     names = set(app.queue_names())
@@ -30,7 +30,7 @@ async def known_queues(app: Conveyor) -> set[str]:
     return names
 
 
-async def require_known_queue(app: Conveyor, queue: str) -> None:
+async def require_known_queue(app: Runtime, queue: str) -> None:
     """Raise :class:`~conveyor.errors.NotFoundError` unless ``queue`` is known
     (see :func:`known_queues`) or has limits or a back-off recorded."""
     known = await known_queues(app)

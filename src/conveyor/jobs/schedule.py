@@ -28,7 +28,7 @@ from conveyor.jobs.timing import Timing, to_datetime
 from conveyor.stores.schedules import ScheduleRecord, ScheduleStore
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.jobs.runtime import Runtime
     from conveyor.jobs.task import Task
 
 Missed = Literal["skip", "run_once"]
@@ -82,7 +82,7 @@ class ScheduleClient:
     >>> await app.schedules.add(ping, every=30, name="ping")
     """
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: Runtime) -> None:
         self.app = app
         self.store: ScheduleStore = app.backend.schedules
         self.declared: dict[str, ScheduleRecord] = {}

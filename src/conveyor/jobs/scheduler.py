@@ -22,7 +22,7 @@ from conveyor.stores.base import NewJob
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.jobs.runtime import Runtime
 
 log = get_logger("conveyor.scheduler")
 
@@ -93,7 +93,7 @@ def _job(record: ScheduleRecord, tick: int, now: int) -> NewJob:
 class Scheduler:
     """Fires the schedules of ``queues`` from inside a worker."""
 
-    def __init__(self, app: Conveyor, queues: Sequence[str]) -> None:
+    def __init__(self, app: Runtime, queues: Sequence[str]) -> None:
         self.app = app
         self.queues = list(queues)
         self.store = app.schedules.store

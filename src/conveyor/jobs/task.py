@@ -29,8 +29,8 @@ from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention, as_backoff
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
-    from conveyor.sync import SyncJob
+    from conveyor.jobs.runtime import Runtime
+    from conveyor.jobs.sync_job import SyncJob
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
@@ -100,7 +100,7 @@ class Task(_Caller[P, R]):
 
     def __init__(
         self,
-        app: Conveyor,
+        app: Runtime,
         fn: Callable[P, Awaitable[R]] | Callable[P, R],
         *,
         name: str,

@@ -60,7 +60,7 @@ from conveyor.observability.logging import get_logger
 from conveyor.stores.base import ClaimedJob, LeaseStatus, Outcome, WorkerInfo
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.jobs.runtime import Runtime
     from conveyor.jobs.task import Task
 
 log = get_logger("conveyor.worker")
@@ -96,7 +96,7 @@ class Worker:
 
     def __init__(
         self,
-        app: Conveyor,
+        app: Runtime,
         *,
         queues: Sequence[str] | None = None,
         concurrency: int | None = None,
@@ -153,7 +153,7 @@ class Worker:
         if not self.queues:
             raise ProgrammingError("the worker has no queues: register a task or pass queues=[...]")
         await self.app.open()
-        await self.app.events.declare()  # publishers elsewhere learn this app's subscriptions
+        await self.app.declare_for_workers()  # producers elsewhere learn this app's subscriptions
         await self.app.jobs.controls.declare_tasks(self.app.tasks.values(), self.queues)
         # One thread per slot, so a sync job's timeout never runs while it waits for a thread.
         self._threads = ThreadPoolExecutor(

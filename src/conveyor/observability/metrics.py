@@ -9,12 +9,11 @@ age of the oldest waiting job) are refreshed from the store when scraped.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from conveyor.events.envelope import GROUP_QUEUE_PREFIX
-from conveyor.events.metrics import EventMetrics
 from conveyor.stores.base import JobState
 
 if TYPE_CHECKING:
@@ -123,17 +122,27 @@ class JobMetrics:
         return counts
 
 
+ScrapeHook = Callable[[dict[str, dict[JobState, int]]], None]
+"""Called at each scrape with the job counts just read (per queue and state)."""
+
+
 class Metrics:
-    """``app.metrics``: the registry and the components' metric families."""
+    """``app.metrics``: the one registry every component reports into, and the job metrics.
+
+    Other components register their own families on :attr:`registry` (the
+    event bus, the cache, the service layer) and, when a gauge derives from
+    the job counts, a :data:`ScrapeHook` in :attr:`scrape_hooks`.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs = JobMetrics(self.registry)
-        self.events = EventMetrics(self.registry)
+        self.scrape_hooks: list[ScrapeHook] = []
 
     async def exposition(self, store: JobStore | None = None) -> bytes:
         """Prometheus text format, with store gauges refreshed first."""
         if store is not None:
             counts = await self.jobs.refresh(store)
-            self.events.refresh(counts, GROUP_QUEUE_PREFIX)
+            for hook in self.scrape_hooks:
+                hook(counts)
         return generate_latest(self.registry)

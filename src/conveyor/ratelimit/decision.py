@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import msgspec
 
+from conveyor.errors import RateLimitedError
 from conveyor.ratelimit.quota import RateQuota, quota_of
 from conveyor.stores.ratelimit import Checked, Hit
 
@@ -72,3 +73,11 @@ class RateDecision(msgspec.Struct):
         shown = ", ".join(f"{q.policy}: {q.remaining}/{q.limit}" for q in self.quotas)
         verdict = "allowed" if self.allowed else f"denied, retry in {self.retry_after:g}s"
         return f"<RateDecision {verdict} tier={self.tier!r} [{shown}]>"
+
+
+def refusal(decision: RateDecision) -> RateLimitedError:
+    """The error of a limiter's refusal: its message names the violated policies."""
+    violated = ", ".join(q.policy for q in decision.violated) or "?"
+    tier = f" (tier {decision.tier})" if decision.tier else ""
+    message = f"rate limited by {violated}{tier}; retry in {decision.retry_after:g}s"
+    return RateLimitedError(message, decision.retry_after, decision=decision)

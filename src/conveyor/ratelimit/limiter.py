@@ -22,11 +22,10 @@ from conveyor.cache.breaker import CircuitBreaker
 from conveyor.clock import Clock
 from conveyor.errors import (
     BadInputError,
-    RateLimitedError,
     RateLimitUnavailableError,
     StoreUnavailableError,
 )
-from conveyor.ratelimit.decision import RateDecision
+from conveyor.ratelimit.decision import RateDecision, refusal
 from conveyor.ratelimit.metrics import RateMetrics
 from conveyor.ratelimit.policies import RatePolicy
 from conveyor.stores.ratelimit import (
@@ -179,7 +178,7 @@ class RateLimiter:
         """:meth:`check`, raising :class:`RateLimitedError` when the request is refused."""
         decision = await self.check(key, tier=tier, cost=cost)
         if not decision.allowed:
-            raise RateLimitedError.from_decision(decision)
+            raise refusal(decision)
         return decision
 
     @contextlib.asynccontextmanager

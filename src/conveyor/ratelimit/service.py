@@ -32,6 +32,22 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 
 
+def settings_problems(settings: Settings) -> list[str]:
+    """What is wrong with the rate limits of ``settings`` (checked with the others at load)."""
+    problems = []
+    for name, spec in settings.rate_limits.items():
+        try:
+            policies = policies_from_settings({name: spec})
+        except BadInputError as exc:
+            problems.append(f"rate_limits.{name}: {exc}")
+            continue
+        tiers = settings.rate_limit_tiers
+        unknown = [t for t in policies[0].tiers if tiers and t not in tiers]
+        if unknown:
+            problems.append(f"rate_limits.{name}: tiers {unknown} are not in rate_limit_tiers")
+    return problems
+
+
 def policies_from_settings(specs: Mapping[str, Any]) -> list[RatePolicy]:
     """The policies settings declare (``BadInputError`` names the first bad one)."""
     policies = []
