@@ -74,8 +74,9 @@ def _pause_lease_keeping(worker: Worker) -> asyncio.Event:
 
         return wait_then_run
 
-    worker._renew = paused(worker._renew)  # type: ignore[method-assign]
-    worker._flush_progress = paused(worker._flush_progress)  # type: ignore[method-assign]
+    leases = worker._leases
+    leases.renew = paused(leases.renew)  # type: ignore[method-assign]
+    leases.flush_progress = paused(leases.flush_progress)  # type: ignore[method-assign]
     return resume
 
 
