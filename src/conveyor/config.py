@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import BadInputError, ConfigError
 from conveyor.masking import mask_url
+from conveyor.ratelimit.keys import TrustedProxies
 from conveyor.stores.registry import url_problems
 
 DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
@@ -114,6 +115,15 @@ class Settings(BaseSettings):
     """Longest a check waits on the shared store (None: 50 ms on Redis, 1 s on SQLite)."""
     rate_limit_local_keys: int = Field(default=100_000, ge=100)
     """Keys this process's own rate-limit table holds at most (local limits, fallback)."""
+    rate_limit_legacy_headers: bool = False
+    """Also send ``X-RateLimit-Tier``, ``-Limit``, ``-Window``, ``-Remaining`` and ``-Reset``
+    on rate-limited HTTP routes (the IETF ``RateLimit``/``RateLimit-Policy`` always)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or CIDR networks of the proxies in front of the HTTP service: only a
+    request from one of them may say who the client is (``CONVEYOR_TRUSTED_PROXIES`` as
+    JSON: ``'["10.0.0.0/8"]'``)."""
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = "x-forwarded-for"
+    """The one header those proxies set (the others are ignored)."""
 
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -148,6 +158,7 @@ def _cross_field_problems(s: Settings) -> list[str]:
     if s.cache_url is not None:
         problems += [p.replace("url:", "cache_url:", 1) for p in _store_url_problems(s.cache_url)]
     problems += _rate_limit_problems(s)
+    problems += _trusted_proxy_problems(s)
     if s.sweep_interval > s.lease_seconds:
         problems.append(
             f"sweep_interval ({s.sweep_interval}s) must not exceed"
@@ -172,6 +183,14 @@ def _rate_limit_problems(s: Settings) -> list[str]:
         if unknown:
             problems.append(f"rate_limits.{name}: tiers {unknown} are not in rate_limit_tiers")
     return problems
+
+
+def _trusted_proxy_problems(s: Settings) -> list[str]:
+    try:
+        TrustedProxies(s.trusted_proxies)
+    except BadInputError as exc:
+        return [f"trusted_proxies: {exc}"]
+    return []
 
 
 def load_settings(url: str | None, overrides: dict[str, Any]) -> Settings:
