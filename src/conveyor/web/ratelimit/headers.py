@@ -143,5 +143,6 @@ def _legacy(quota: RateQuota, tier: str | None) -> list[Header]:
 
 
 def _ceil(seconds: float) -> int:
-    # Times are whole milliseconds: a float a hair above a whole second is that second.
-    return max(0, math.ceil(round(seconds, 3)))
+    # Times are whole microseconds: a float a hair above a whole second (binary noise,
+    # never a real microsecond) is that second; anything more is the next one.
+    return max(0, math.ceil(round(seconds, 6)))
