@@ -8,7 +8,7 @@ tests/unit/test_rate_headers.py.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -66,13 +66,13 @@ def limits_of(response: Any) -> dict[str, dict[str, Any]]:
 
 
 @pytest.fixture
-def app() -> Iterator[Conveyor]:
+def app() -> Conveyor:
     app = Conveyor("memory://", log_level="WARNING")
     app.rate_limits.add(
         RatePolicy("api", {"free": "20/minute", "pro": "100/minute"}),
         RatePolicy("expensive", {"free": "3/hour", "pro": "100/hour"}),
     )
-    yield app
+    return app
 
 
 # -- per route and global ------------------------------------------------------------
@@ -313,12 +313,12 @@ async def test_a_slot_is_given_back_when_the_client_disconnects(
         await disconnect.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(message: MutableMapping[str, Any]) -> None:
+        sent.append(dict(message))
         if message.get("body"):
             disconnect.set()  # the first rows arrived; the client hangs up
 
-    scope = {
+    scope: dict[str, Any] = {
         "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
         "scheme": "http", "path": "/exports/stream", "raw_path": b"/exports/stream",
         "root_path": "", "query_string": b"", "headers": [], "client": None,
