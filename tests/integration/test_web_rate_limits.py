@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, MutableMapping
 from pathlib import Path
 from typing import Annotated, Any
 
+import anyio
 import http_sf
 import pytest
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -30,8 +31,9 @@ from conveyor import (
     as_service,
     rate_key,
     rate_limit,
+    request_timeout,
 )
-from tests.redis_servers import running_server
+from tests.redis_servers import RedisServer, running_server
 
 QUOTA_EXCEEDED = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 FREE = {"X-API-Key": "free-key"}
@@ -271,6 +273,11 @@ def exports_app() -> tuple[Conveyor, FastAPI]:
             raise RuntimeError("the export broke")
         return {"export": "done"}
 
+    @web.post("/exports/slow", dependencies=[Depends(rate_limit("exports"))])
+    @request_timeout(0.2)
+    async def slow_export() -> None:
+        await asyncio.sleep(30)
+
     @web.get("/exports/stream", dependencies=[Depends(rate_limit("exports"))])
     async def stream() -> StreamingResponse:
         async def rows() -> AsyncIterator[bytes]:
@@ -297,6 +304,8 @@ def test_a_slot_is_held_for_the_request_and_given_back_when_it_ends_or_fails(
             assert ok.status_code == 200
             assert limits_of(ok) == {"exports": {"r": 0}}  # its own slot, while it ran
         assert client.post("/exports", params={"fail": True}).status_code == 500
+        assert client.post("/exports").status_code == 200
+        assert client.post("/exports/slow").status_code == 504  # cancelled past its deadline
         assert client.post("/exports").status_code == 200
         assert client.portal is not None
         assert client.portal.call(_free_slots, app) == 1
@@ -462,3 +471,85 @@ def test_bad_options_are_all_listed_at_once() -> None:
         rate_limit()
     with pytest.raises(ProgrammingError):
         rate_limit("api", cost=0)
+
+
+class SlowLink:
+    """A TCP relay to a Redis server that holds every chunk ``delay`` seconds each way,
+    and drops what it holds when the client hangs up (as a lost packet would)."""
+
+    def __init__(self, port: int, delay: float) -> None:
+        self.port = port
+        self.delay = delay
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+        async def pump(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while chunk := await source.read(65536):
+                await asyncio.sleep(self.delay)
+                if reader.at_eof() or writer.is_closing():
+                    return  # the client hung up: what was in flight is lost
+                sink.write(chunk)
+            sink.close()
+
+        try:
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        except OSError:  # a side reset its connection: the relay ends with it
+            up_writer.close()
+            writer.close()
+
+
+@pytest.mark.redis
+async def test_a_slot_is_given_back_even_under_a_cancelled_anyio_scope(
+    redis_server: RedisServer,
+) -> None:
+    """Outer middleware built on anyio (Starlette's BaseHTTPMiddleware) cancels a request
+    by cancelling its scope: every await in it is cancelled again, the release's round
+    trip to Redis too, unless it is shielded."""
+    redis_server.flush()
+    async with SlowLink(redis_server.port, delay=0.02) as url:
+        app = Conveyor(url, rate_limit_budget=1.0, log_level="WARNING")
+        app.rate_limits.add(RatePolicy("exports", 1, algorithm="concurrency", lease=300))
+        web = FastAPI()
+        running = asyncio.Event()
+
+        @web.post("/exports", dependencies=[Depends(rate_limit("exports"))])
+        async def export() -> None:
+            running.set()  # it holds the slot
+            await asyncio.sleep(30)
+
+        as_service(web, app)
+        scope: dict[str, Any] = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/exports", "raw_path": b"/exports",
+            "root_path": "", "query_string": b"", "headers": [], "client": ("192.0.2.1", 1),
+            "server": ("127.0.0.1", 80),
+        }  # fmt: skip
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: MutableMapping[str, Any]) -> None:
+            return None
+
+        key = rate_key(address="192.0.2.1")
+        try:
+            assert (await app.rate_limits.usage("exports", key)).remaining == 1  # connected
+            async with anyio.create_task_group() as requests:
+                requests.start_soon(web, scope, receive, send)
+                await running.wait()
+                assert (await app.rate_limits.usage("exports", key)).remaining == 0
+                requests.cancel_scope.cancel()
+            assert (await app.rate_limits.usage("exports", key)).remaining == 1
+        finally:
+            await app.close()
