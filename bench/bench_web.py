@@ -29,6 +29,7 @@ its time per request).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -41,8 +42,10 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tests.redis_servers import free_port, running_server
 
@@ -97,6 +100,9 @@ def main() -> int:
             if any(name.endswith("_redis") for name in chosen):
                 redis = cleanup.enter_context(running_server(directory=work / "redis"))
                 env["BENCH_REDIS_URL"] = redis.url
+            if args.in_process:
+                report_in_process(asyncio.run(in_process(chosen, env)))
+                return 0
             _run_rounds(args, chosen, stacks, work, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -131,6 +137,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--loop", default="auto", choices=["auto", "asyncio", "uvloop"])
     parser.add_argument("--http", default="auto", choices=["auto", "h11", "httptools"])
     parser.add_argument("--no-access-log", dest="access_log", action="store_false")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="call each stack's ASGI app directly instead (no server, no wrk): per request,"
+        " the fastest of 40 interleaved batches of 200, access logs at WARNING",
+    )
     parser.add_argument(
         "--stacks",
         default="all",
@@ -242,6 +254,59 @@ def _latency(output: str, percentile: str) -> float:
 def count_lines(path: Path) -> int:
     with path.open("rb") as file:
         return sum(1 for _ in file)
+
+
+async def in_process(chosen: tuple[str, ...], env: dict[str, str]) -> dict[str, float]:
+    """Seconds per request of each stack, its ASGI app called directly: the fastest of
+    interleaved batches, so a busy machine slows every stack alike and matters less."""
+    os.environ.update(env)
+    os.environ["CONVEYOR_LOG_LEVEL"] = "WARNING"
+    from bench import web_apps
+
+    apps = {name: getattr(web_apps, name)() for name in chosen}
+    request = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+        "scheme": "http", "path": "/items/42", "raw_path": b"/items/42", "root_path": "",
+        "query_string": b"", "headers": [(b"accept-encoding", b"gzip, deflate")],
+        "client": ("127.0.0.1", 40000), "server": ("127.0.0.1", 8000),
+    }  # fmt: skip
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    best = dict.fromkeys(chosen, float("inf"))
+    async with contextlib.AsyncExitStack() as lifespans:
+        for app in apps.values():  # stores open, logging configured, as under a server
+            await lifespans.enter_async_context(app.router.lifespan_context(app))
+        for _ in range(40):
+            for name, app in apps.items():
+                started = time.perf_counter()
+                for _ in range(200):
+                    await app(dict(request), receive, send)
+                best[name] = min(best[name], (time.perf_counter() - started) / 200)
+    if set(statuses) != {200}:
+        raise RuntimeError(f"the stacks answered {sorted(set(statuses))}")
+    return best
+
+
+def report_in_process(best: dict[str, float]) -> None:
+    print()
+    for name, seconds in best.items():
+        print(f"{name:<21} {seconds * 1e6:7.1f} us a request")
+    for limited, base in (
+        ("conveyor_gcra_memory", "conveyor"),
+        ("conveyor_gcra_redis", "conveyor"),
+        ("slowapi_memory", "bare"),
+        ("slowapi_redis", "bare"),
+    ):
+        if limited in best and base in best:
+            added = (best[limited] - best[base]) * 1e6
+            print(f"  {limited:<21} adds {added:6.1f} us a request (over {base})")
 
 
 def report(stacks: dict[str, Stack]) -> None:

@@ -120,6 +120,10 @@ class RequestLimits:
             self._by_policy.setdefault(quota.policy, decision)
 
     @property
+    def holds_slots(self) -> bool:
+        return any(decision.holds_slots for decision in self.decisions)
+
+    @property
     def refused(self) -> bool:
         return any(not decision.allowed for decision in self.decisions)
 

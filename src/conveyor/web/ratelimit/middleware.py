@@ -73,7 +73,7 @@ class RateLimitMiddleware:
             log.warning("rate limits unavailable, failing closed", detail=str(exc))
             await limits_unavailable(exc).response(scope)(scope, receive, send_with_headers)
         finally:
-            if limits.decisions:
+            if limits.holds_slots:
                 with anyio.CancelScope(shield=True):  # a disconnect must not keep the slots
                     await limits.release()
 
