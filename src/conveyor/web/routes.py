@@ -13,6 +13,10 @@ leaves there (``include_router(r, prefix="/v1")``: the route's path is
 what the route's own pattern matches, with the path parameters it holds put
 back as ``{name}``. The result is computed once per request (the access log
 and the metrics both ask).
+
+A request answered before the router sees it (a global rate limit's 429) is
+routed by :func:`find_route`, with the router's own matching, so it is
+labelled like any other.
 """
 
 from __future__ import annotations

@@ -29,8 +29,8 @@ from conveyor.web.ratelimit.options import RateLimitOptions
 
 SCOPE_KEY = "conveyor.rate_limits"
 """Where a request's :class:`RequestLimits` is kept in its ASGI scope."""
-Scope_ = Literal["shared", "local"]
-LimiterKey = tuple[tuple[str, ...], Failure | None, Scope_]
+LimiterScope = Literal["shared", "local"]
+LimiterKey = tuple[tuple[str, ...], Failure | None, LimiterScope]
 
 
 class ServiceRateLimits:
@@ -49,7 +49,7 @@ class ServiceRateLimits:
         return bool(self.app.rate_limits.policies)
 
     def limiter(
-        self, policies: tuple[str, ...], failure: Failure | None, scope: Scope_
+        self, policies: tuple[str, ...], failure: Failure | None, scope: LimiterScope
     ) -> RateLimiter:
         """The app's limiter of ``policies`` (``ProgrammingError`` for an unknown name)."""
         key = (policies, failure, scope)
@@ -91,7 +91,7 @@ class RequestLimits:
         *,
         cost: int = 1,
         failure: Failure | None = None,
-        scope: Scope_ = "shared",
+        scope: LimiterScope = "shared",
     ) -> RateDecision:
         """Charge the request under ``policies`` (those it was not charged under yet), in
         one step; ``RateLimitedError`` when one refuses it."""

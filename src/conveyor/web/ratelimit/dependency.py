@@ -22,7 +22,7 @@ from starlette.requests import Request
 from conveyor.errors import ProgrammingError
 from conveyor.ratelimit.decision import RateDecision
 from conveyor.ratelimit.limiter import Failure
-from conveyor.web.ratelimit.checks import SCOPE_KEY, RequestLimits, Scope_
+from conveyor.web.ratelimit.checks import SCOPE_KEY, LimiterScope, RequestLimits
 
 
 class RateLimit:
@@ -31,7 +31,7 @@ class RateLimit:
     __slots__ = ("cost", "failure", "policies", "scope")
 
     def __init__(
-        self, policies: tuple[str, ...], cost: int, failure: Failure | None, scope: Scope_
+        self, policies: tuple[str, ...], cost: int, failure: Failure | None, scope: LimiterScope
     ) -> None:
         problems = []
         if not policies or not all(isinstance(p, str) and p for p in policies):
@@ -70,7 +70,7 @@ def rate_limit(
     *policies: str,
     cost: int = 1,
     failure: Failure | None = None,
-    scope: Scope_ = "shared",
+    scope: LimiterScope = "shared",
 ) -> RateLimit:
     """A FastAPI dependency that charges each request under ``policies`` (declared names).
 
