@@ -2,8 +2,8 @@
 
 Only the names in ``__all__`` are public; every submodule is private. The
 service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
-``api_version``) are imported on first use, so a worker that imports
-``conveyor`` never imports FastAPI or uvicorn.
+``api_version``, ``rate_limit``, ``RateLimitOptions``, ``Caller``) are imported on
+first use, so a worker that imports ``conveyor`` never imports FastAPI or uvicorn.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -72,6 +72,8 @@ from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.web.options import ServiceOptions
+    from conveyor.web.ratelimit.dependency import rate_limit
+    from conveyor.web.ratelimit.options import Caller, RateLimitOptions
     from conveyor.web.service import as_service
     from conveyor.web.timeouts import request_timeout
     from conveyor.web.versioning import api_version
@@ -83,6 +85,9 @@ _LAZY = {
     "ServiceOptions": "conveyor.web.options",
     "request_timeout": "conveyor.web.timeouts",
     "api_version": "conveyor.web.versioning",
+    "rate_limit": "conveyor.web.ratelimit.dependency",
+    "RateLimitOptions": "conveyor.web.ratelimit.options",
+    "Caller": "conveyor.web.ratelimit.options",
 }
 
 
@@ -107,6 +112,7 @@ __all__ = [
     "CacheTimeoutError",
     "CacheUnavailableError",
     "Call",
+    "Caller",
     "CancelResult",
     "CheckResult",
     "ChildResult",
@@ -144,6 +150,7 @@ __all__ = [
     "QueueLimits",
     "Rate",
     "RateDecision",
+    "RateLimitOptions",
     "RateLimitUnavailableError",
     "RateLimitedError",
     "RateLimiter",
@@ -176,5 +183,6 @@ __all__ = [
     "as_service",
     "current_job",
     "rate_key",
+    "rate_limit",
     "request_timeout",
 ]

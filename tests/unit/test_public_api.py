@@ -18,6 +18,7 @@ EXPECTED = {
     "CacheTimeoutError",
     "CacheUnavailableError",
     "Call",
+    "Caller",
     "CancelResult",
     "CheckResult",
     "ChildResult",
@@ -55,6 +56,7 @@ EXPECTED = {
     "QueueLimits",
     "Rate",
     "RateDecision",
+    "RateLimitOptions",
     "RateLimitUnavailableError",
     "RateLimitedError",
     "RateLimiter",
@@ -87,6 +89,7 @@ EXPECTED = {
     "as_service",
     "current_job",
     "rate_key",
+    "rate_limit",
     "request_timeout",
 }
 
