@@ -102,6 +102,11 @@ def job_field_keys(search_keys: Iterable[str]) -> list[str]:
     return [FIELD + key for key in search_keys]
 
 
+def joined_keys(keys: Iterable[str]) -> str:
+    """Index keys one a line, as the Redis store keeps them (a key holds no newline)."""
+    return "\n".join(keys)
+
+
 def field_key(name: str, value: str) -> str:
     """The index key of a searchable field's value (``value`` as ``jobs/search.py`` writes it)."""
     return _checked(f"{FIELD}{name}={value}")
@@ -124,6 +129,8 @@ def error_word_key(word: str) -> str:
 def _checked(key: str) -> str:
     if len(key) > MAX_KEY_CHARS:
         raise BadInputError(f"search values are at most {MAX_KEY_CHARS - 8} characters")
+    if "\n" in key:
+        raise BadInputError("a search value holds no line break")
     return key
 
 
@@ -147,7 +154,7 @@ def error_keys(error: bytes | None) -> list[str]:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return []
     keys: list[str] = []
-    if head.type and len(head.type) + len(ERROR_TYPE) <= MAX_KEY_CHARS:
+    if head.type and len(head.type) + len(ERROR_TYPE) <= MAX_KEY_CHARS and "\n" not in head.type:
         keys.append(ERROR_TYPE + head.type)
     if head.message:
         words = dict.fromkeys(_WORD.findall(head.message[:MESSAGE_CHARS].lower()))
