@@ -60,6 +60,22 @@ async def test_rows_add_up_per_series_and_minute(backend: Backend) -> None:
     assert both == [HistoryRow("job_wait_bucket", ("a", "0.5"), MINUTE, 4)]
 
 
+async def test_totals_sum_each_series_over_a_window_of_minutes(backend: Backend) -> None:
+    store = backend.history
+    # Three hours of one count a minute, the window cutting into the first and last.
+    await store.add(
+        [HistoryRow("jobs_failed", (q,), MINUTE + m, 1) for q in ("a", "b") for m in range(180)]
+        + [HistoryRow("jobs_completed", ("a",), MINUTE + m, 2) for m in range(180)]
+    )
+    totals = await store.totals(["jobs_failed", "jobs_completed"], MINUTE + 30, MINUTE + 149)
+    assert totals == {
+        ("jobs_failed", ("a",)): 120,
+        ("jobs_failed", ("b",)): 120,
+        ("jobs_completed", ("a",)): 240,
+    }
+    assert await store.totals(["jobs_retried"], MINUTE, MINUTE + 180) == {}
+
+
 async def test_trim_drops_every_minute_before_the_cut(backend: Backend) -> None:
     store = backend.history
     await store.add(

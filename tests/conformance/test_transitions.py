@@ -29,6 +29,7 @@ from conveyor.stores.base import (
     RemoveResult,
 )
 from conveyor.stores.flows import FlowJob
+from tests.conformance.conftest import assert_counts_match_listings
 
 QUEUE = "table"
 LEASE_MS = 30_000
@@ -413,6 +414,7 @@ async def test_transition(backend: Backend, start: str, step: str) -> None:
     assert answer == then.answer
     record = await backend.jobs.get(held.id)
     assert (None if record is None else record.state) == then.state
+    await assert_counts_match_listings(backend.jobs)
     for name, expected in then.fields.items():
         assert record is not None
         if name == "error_message":

@@ -144,6 +144,16 @@ class HistoryClient:
         await self._open()
         return await self.store.read(list(kinds), first, last)
 
+    async def totals(self, kinds: Sequence[str], minutes: int = 60) -> dict[Series, int]:
+        """Per series of ``kinds``, its sum over the last ``minutes`` minutes.
+
+        >>> await app.history.totals(["jobs_failed"], minutes=1440)
+        {('jobs_failed', ('emails',)): 12}
+        """
+        last = self.clock.now_ms() // MINUTE_MS
+        await self._open()
+        return await self.store.totals(list(kinds), last - self._window(minutes) + 1, last)
+
     async def series(self, kind: str, minutes: int = 60) -> HistorySeries:
         """One kind's counts over the last ``minutes`` minutes, per labels, minute by minute.
 
@@ -177,9 +187,9 @@ class HistoryClient:
             raise BadInputError(f"percentiles are of 'wait' or 'run', got {of!r}")
         kind, edges = _BUCKETS[of]
         counts: dict[float, int] = defaultdict(int)
-        for row in await self.read([kind], minutes):
-            if queue is None or row.labels[0] == queue:
-                counts[float(row.labels[1])] += row.value
+        for (_, labels), n in (await self.totals([kind], minutes)).items():
+            if queue is None or labels[0] == queue:
+                counts[float(labels[1])] += n
         return {q: quantile(counts, q, edges) for q in quantiles}
 
     def _window(self, minutes: int) -> int:

@@ -53,6 +53,14 @@ class MetricsHistory(Protocol):
         by kind, minute and labels."""
         ...
 
+    async def totals(
+        self, kinds: Sequence[str], since_minute: int, until_minute: int
+    ) -> dict[tuple[str, tuple[str, ...]], int]:
+        """Per series of ``kinds``, the sum of its minutes with
+        ``since_minute <= minute <= until_minute`` (what a percentile or a total over a
+        window needs, without a row per minute)."""
+        ...
+
     async def trim(self, before_minute: int) -> int:
         """Drop every minute before ``before_minute``; how many rows went."""
         ...

@@ -34,6 +34,15 @@ class MemoryHistory:
         found.sort(key=lambda r: (r.kind, r.minute, r.labels))
         return found
 
+    async def totals(
+        self, kinds: Sequence[str], since_minute: int, until_minute: int
+    ) -> dict[tuple[str, tuple[str, ...]], int]:
+        sums: dict[tuple[str, tuple[str, ...]], int] = {}
+        for row in await self.read(kinds, since_minute, until_minute):
+            series = (row.kind, row.labels)
+            sums[series] = sums.get(series, 0) + row.value
+        return sums
+
     async def trim(self, before_minute: int) -> int:
         table = self._state.history
         with self._state.lock:

@@ -32,14 +32,8 @@ class RedisHistory:
     async def read(
         self, kinds: Sequence[str], since_minute: int, until_minute: int
     ) -> list[HistoryRow]:
-        hashes = [
-            (kind, f"{_PREFIX}{kind}:{hour}")
-            for kind in sorted(set(kinds))
-            for hour in range(since_minute // 60, until_minute // 60 + 1)
-        ]
-        replies = await self._conn.pipelined("hgetall", [(key,) for _, key in hashes])
         found: list[HistoryRow] = []
-        for (kind, _), fields in zip(hashes, replies, strict=True):
+        for kind, _, fields in await self._hours(kinds, since_minute, until_minute):
             rows = []
             for field, value in fields.items():
                 minute, _, labels = field.decode().partition("\x1f")
@@ -47,6 +41,32 @@ class RedisHistory:
                     rows.append(HistoryRow(kind, split_labels(labels), int(minute), int(value)))
             found += sorted(rows, key=lambda r: (r.minute, r.labels))
         return found
+
+    async def totals(
+        self, kinds: Sequence[str], since_minute: int, until_minute: int
+    ) -> dict[tuple[str, tuple[str, ...]], int]:
+        sums: dict[tuple[str, bytes], int] = {}
+        for kind, hour, fields in await self._hours(kinds, since_minute, until_minute):
+            whole = since_minute <= hour * 60 and hour * 60 + 59 <= until_minute
+            for field, value in fields.items():
+                minute, _, labels = field.partition(b"\x1f")
+                if whole or since_minute <= int(minute) <= until_minute:
+                    series = (kind, labels)
+                    sums[series] = sums.get(series, 0) + int(value)
+        return {(kind, split_labels(labels.decode())): n for (kind, labels), n in sums.items()}
+
+    async def _hours(
+        self, kinds: Sequence[str], since_minute: int, until_minute: int
+    ) -> list[tuple[str, int, dict[bytes, bytes]]]:
+        """Per kind and hour the window touches, that hour's hash (one pipelined round trip)."""
+        hours = [
+            (kind, hour)
+            for kind in sorted(set(kinds))
+            for hour in range(since_minute // 60, until_minute // 60 + 1)
+        ]
+        keys = [(f"{_PREFIX}{kind}:{hour}",) for kind, hour in hours]
+        replies = await self._conn.pipelined("hgetall", keys)
+        return [(k, h, fields) for (k, h), fields in zip(hours, replies, strict=True) if fields]
 
     async def trim(self, before_minute: int) -> int:
         args = ["trim", before_minute]

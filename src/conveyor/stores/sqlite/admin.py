@@ -19,6 +19,7 @@ from conveyor.stores.base import (
     WorkerInfo,
 )
 from conveyor.stores.notify import Notifier
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
 from conveyor.stores.sqlite.keys import unindex_failed
@@ -64,13 +65,12 @@ class SqliteJobAdmin:
 
     @on_connection
     def counts(self) -> dict[str, dict[JobState, int]]:
+        """From ``job_counts`` (``counts.py``): a row per queue and state, never the jobs."""
         conn = self.db.conn
         counts = {
             name: dict.fromkeys(JobState, 0) for (name,) in conn.execute("SELECT name FROM queues")
         }
-        for queue, state, n in conn.execute(
-            "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
-        ):
+        for queue, state, n in conn.execute("SELECT queue, state, n FROM job_counts"):
             counts.setdefault(queue, dict.fromkeys(JobState, 0))[JobState(state)] = n
         return counts
 
@@ -100,7 +100,8 @@ class SqliteJobAdmin:
     @on_connection
     def retry(self, job_id: str, now: int) -> bool:
         with self.db.transaction() as conn:
-            return _retry(conn, "id = ? AND state IN ('failed', 'cancelled')", [job_id], now) == 1
+            which = "id = ? AND state IN ('failed', 'cancelled')"
+            return _retry(conn, which, [job_id], now) == 1
 
     @on_connection
     def retry_failed(self, queue: str, limit: int, now: int) -> int:
@@ -115,14 +116,18 @@ class SqliteJobAdmin:
     @on_connection
     def promote(self, job_id: str, now: int) -> bool:
         with self.db.transaction() as conn:
-            cursor = conn.execute(
+            row = conn.execute(
                 "UPDATE jobs SET state = 'waiting', run_at = ?"
-                " WHERE id = ? AND state = 'scheduled'",
+                " WHERE id = ? AND state = 'scheduled' RETURNING queue",
                 (now, job_id),
-            )
-        if cursor.rowcount == 1:
-            self.notifier.notify()
-        return cursor.rowcount == 1
+            ).fetchone()
+            if row is None:
+                return False
+            counts = Counts()
+            counts.move(row[0], "scheduled", "waiting")
+            counts.apply(conn)
+        self.notifier.notify()
+        return True
 
     @on_connection
     def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
@@ -141,14 +146,17 @@ class SqliteJobAdmin:
                 (now, now + keep_ms, job_id),
             )
             insert_events(conn, [(row[1], job_id, "cancelled", now, None)])
-            report_finished(conn, [job_id], now)
+            counts = Counts()
+            counts.move(row[1], row[0], "cancelled")
+            report_finished(conn, [job_id], now, counts)
+            counts.apply(conn)
         self.notifier.notify()
         return CancelResult.CANCELLED
 
     @on_connection
     def remove(self, job_id: str) -> RemoveResult:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute("SELECT state, queue FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return RemoveResult.MISSING
             if row[0] == JobState.ACTIVE:
@@ -156,6 +164,9 @@ class SqliteJobAdmin:
             if pending_child(conn, [job_id]) is not None:
                 return RemoveResult.PENDING_CHILD
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            counts = Counts()
+            counts.add(row[1], row[0], -1)
+            counts.apply(conn)
             return RemoveResult.REMOVED
 
     @on_connection
@@ -173,6 +184,9 @@ class SqliteJobAdmin:
                 chunk = ids[first : first + CHUNK]
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+            counts = Counts()
+            counts.add(queue, state.value, -len(ids))
+            counts.apply(conn)
             return Cleaned(len(ids))
 
     @on_connection
@@ -215,13 +229,18 @@ def _retry(conn: sqlite3.Connection, which: str, params: list[Any], now: int) ->
 
     A flow parent some of whose children have not reported waits for them again.
     """
-    rows = conn.execute(
-        "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
-        " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
-        " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
-        " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
-        f" WHERE {which} RETURNING id",
-        [now, *params],
-    ).fetchall()
-    unindex_failed(conn, [row[0] for row in rows])
-    return len(rows)
+    before = conn.execute(f"SELECT id, queue, state FROM jobs WHERE {which}", params).fetchall()
+    counts = Counts()
+    for job_id, queue, old in before:
+        (new,) = conn.execute(
+            "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
+            " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
+            " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
+            " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
+            " WHERE id = ? RETURNING state",
+            (now, job_id),
+        ).fetchone()
+        counts.move(queue, old, new)
+    counts.apply(conn)
+    unindex_failed(conn, [row[0] for row in before if row[2] == "failed"])
+    return len(before)

@@ -36,6 +36,20 @@ class SqliteHistory:
         return found
 
     @on_connection
+    def totals(
+        self, kinds: Sequence[str], since_minute: int, until_minute: int
+    ) -> dict[tuple[str, tuple[str, ...]], int]:
+        sums: dict[tuple[str, tuple[str, ...]], int] = {}
+        for kind in sorted(set(kinds)):
+            rows = self.db.conn.execute(
+                "SELECT labels, sum(value) FROM history"
+                " WHERE kind = ? AND minute BETWEEN ? AND ? GROUP BY labels",
+                (kind, since_minute, until_minute),
+            )
+            sums.update(((kind, split_labels(text)), int(total)) for text, total in rows)
+        return sums
+
+    @on_connection
     def trim(self, before_minute: int) -> int:
         with self.db.transaction() as conn:
             return conn.execute("DELETE FROM history WHERE minute < ?", (before_minute,)).rowcount

@@ -1,5 +1,6 @@
 """The error keys of failed jobs in ``job_keys``: written when a job fails, dropped when
-it is retried (a deleted job's keys go with it: ``ON DELETE CASCADE``).
+it is retried (a deleted job's keys go with it: the ``job_keys_deleted`` trigger, for a
+job marked ``keyed``).
 
 Every SQLite path that fails a job (an outcome, the stall sweep, a flow parent
 failed by its child) calls :func:`index_failed` in its transaction; every path
@@ -22,6 +23,10 @@ def index_failed(conn: sqlite3.Connection, failed: Sequence[tuple[str, bytes | N
             "INSERT OR IGNORE INTO job_keys (job_id, key, created_at)"
             " SELECT ?, ?, created_at FROM jobs WHERE id = ?",
             rows,
+        )
+        conn.executemany(
+            "UPDATE jobs SET keyed = 1 WHERE id = ? AND NOT keyed",
+            [(job_id,) for job_id in dict.fromkeys(row[0] for row in rows)],
         )
 
 

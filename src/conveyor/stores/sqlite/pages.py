@@ -1,7 +1,7 @@
 """Listings, searches and timelines of the SQLite job store: each one index seek.
 
-A listing seeks ``jobs_page`` (``jobs_page_all`` for every queue) at the
-cursor's ``(created_at, id)`` and reads ``limit`` rows. A search walks the
+A listing seeks ``jobs_page`` at the cursor's ``(created_at, id)`` and
+reads ``limit`` rows (a listing of every queue: that, for each queue, merged). A search walks the
 index of its driving criterion (``stores/search.py``): the unique index on
 ``id`` for a prefix, ``jobs_task``, or ``job_keys_seek`` for a field or an
 error key; the other criteria are one expression per row (an index key is a
@@ -11,6 +11,8 @@ probe of ``job_keys``' primary key), and the walk stops after
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from typing import Any
 
 from conveyor.stores.base import JobEvent, JobEventKind, JobRecord, JobState, Page
@@ -38,19 +40,21 @@ class SqlitePages:
     @on_connection
     def list_page(self, queue: str | None, state: JobState, cursor: str | None, limit: int) -> Page:
         after = decode_cursor(cursor)
-        where: list[str] = ["state = ?"]
+        conn = self.db.conn
+        queues = [queue] if queue is not None else [name for (name,) in conn.execute(_QUEUES)]
+        where = "queue = ? AND state = ?"
         params: list[Any] = [state.value]
-        if queue is not None:
-            where.append("queue = ?")
-            params.append(queue)
         if after is not None:
-            where.append("(created_at, id) < (?, ?)")
+            where += " AND (created_at, id) < (?, ?)"
             params += [after.created_at, after.id]
-        rows = self.db.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
-            " ORDER BY created_at DESC, id DESC LIMIT ?",
-            [*params, limit + 1],
-        ).fetchall()
+        sql = (
+            f"SELECT {RECORD_COLUMNS} FROM jobs WHERE {where}"
+            " ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        # One seek of jobs_page per queue; their rows, each newest first, merged.
+        pages = [conn.execute(sql, [name, *params, limit + 1]).fetchall() for name in queues]
+        merged = heapq.merge(*pages, key=_time_and_id, reverse=True)
+        rows = list(itertools.islice(merged, limit + 1))
         records = [job_record(row) for row in rows[:limit]]
         if len(rows) <= limit:
             return Page(records)
@@ -119,6 +123,14 @@ class SqlitePages:
             JobEvent(JobEventKind(kind), job_id, queue, at, data)
             for kind, queue, at, data in reversed(rows)
         ]
+
+
+_QUEUES = "SELECT name FROM queues"
+_CREATED_AT = RECORD_COLUMNS.split(", ").index("created_at")
+
+
+def _time_and_id(row: tuple[Any, ...]) -> tuple[int, str]:
+    return row[_CREATED_AT], row[0]
 
 
 def _position(row: Row) -> Position:

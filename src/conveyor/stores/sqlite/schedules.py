@@ -8,6 +8,7 @@ from typing import Any
 
 from conveyor.clock import Clock
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.rows import ensure_queues, insert_job
 
@@ -130,6 +131,7 @@ class SqliteScheduleStore:
         applied: list[bool] = []
         with self.db.transaction() as conn:
             now = self.clock.now_ms()
+            counts = Counts()
             for fire in fires:
                 cursor = conn.execute(
                     "UPDATE schedules SET next_fire = ?, last_fire = coalesce(?, last_fire)"
@@ -139,6 +141,7 @@ class SqliteScheduleStore:
                 ok = cursor.rowcount == 1
                 if ok:
                     for job in fire.jobs:
-                        insert_job(conn, job, now)
+                        insert_job(conn, job, now, counts)
                 applied.append(ok)
+            counts.apply(conn)
         return applied

@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     lease_until      INTEGER,
     cancel_requested INTEGER NOT NULL DEFAULT 0,
     fence            INTEGER NOT NULL DEFAULT 0, -- claims so far: the fencing token
+    keyed            INTEGER NOT NULL DEFAULT 0, -- 1 once it has rows in job_keys
     started_at       INTEGER,
     finished_at      INTEGER,
     expires_at       INTEGER,
@@ -33,13 +34,13 @@ CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, priority DESC, run_at, seq
     WHERE state = 'waiting';
 CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (queue, run_at) WHERE state = 'scheduled';
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_until) WHERE state = 'active';
--- Listings page by (created_at, id), newest first, from a cursor (stores/sqlite/pages.py).
--- (Replaces jobs_listing and jobs_listing_all, which ended in seq: id is the tie-break
--- every store shares.)
+-- Listings page by (created_at, id), newest first, from a cursor (stores/sqlite/pages.py);
+-- a listing of every queue merges a seek per queue. (Replaces jobs_listing and
+-- jobs_listing_all, which ended in seq: id is the tie-break every store shares. One index
+-- where there were two: every state change rewrites each entry.)
 DROP INDEX IF EXISTS jobs_listing;
 DROP INDEX IF EXISTS jobs_listing_all;
 CREATE INDEX IF NOT EXISTS jobs_page ON jobs (queue, state, created_at, id);
-CREATE INDEX IF NOT EXISTS jobs_page_all ON jobs (state, created_at, id);
 -- Searching by task; task and created_at never change, so only inserts and deletes touch it.
 CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (queue, state, finished_at)
@@ -49,9 +50,10 @@ CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS 
 -- Index keys of a job (stores/search.py): its searchable payload fields ('f:name=value',
 -- written with the job) and, while it is failed, its error type and message words ('e:',
 -- 'w:'). A queue whose tasks declare no search field and whose jobs do not fail writes
--- none; a deleted job takes its keys with it.
+-- none; a deleted job takes its keys with it (job_keys_deleted, only for a job marked
+-- keyed: a foreign key would probe this table for every deleted job).
 CREATE TABLE IF NOT EXISTS job_keys (
-    job_id     TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    job_id     TEXT    NOT NULL,
     key        TEXT    NOT NULL,
     created_at INTEGER NOT NULL, -- the job's: a search by key pages like a listing
     PRIMARY KEY (job_id, key)
@@ -65,6 +67,14 @@ CREATE TABLE IF NOT EXISTS job_logs (
     at     INTEGER NOT NULL,
     line   TEXT    NOT NULL,
     PRIMARY KEY (job_id, n)
+) WITHOUT ROWID;
+
+-- How many jobs each queue holds in each state, kept by every step (stores/sqlite/counts.py).
+CREATE TABLE IF NOT EXISTS job_counts (
+    queue TEXT    NOT NULL,
+    state TEXT    NOT NULL,
+    n     INTEGER NOT NULL,
+    PRIMARY KEY (queue, state)
 ) WITHOUT ROWID;
 
 CREATE TABLE IF NOT EXISTS queues (
@@ -202,4 +212,10 @@ WHEN EXISTS (SELECT 1 FROM flows WHERE parent_id = OLD.id)
 BEGIN
     DELETE FROM flow_children WHERE parent_id = OLD.id;
     DELETE FROM flows WHERE parent_id = OLD.id;
+END;
+
+CREATE TRIGGER IF NOT EXISTS job_keys_deleted AFTER DELETE ON jobs
+WHEN OLD.keyed
+BEGIN
+    DELETE FROM job_keys WHERE job_id = OLD.id;
 END;
