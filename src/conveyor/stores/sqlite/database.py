@@ -63,8 +63,8 @@ class Database:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
             schema = resources.files("conveyor.stores.sqlite").joinpath(self._schema).read_text()
+            _add_missing_columns(conn)  # before the schema's triggers name them
             conn.executescript(schema)
-            _add_missing_columns(conn)
             if self._schema == "schema.sql":  # the jobs' file (not a sibling: cache, limits)
                 seed_counts(conn)
         except (sqlite3.Error, OSError) as exc:
