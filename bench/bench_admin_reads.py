@@ -152,11 +152,22 @@ async def measure(app: Conveyor, sample: Sample, samples: int, seed: int) -> lis
         lambda n: jobs.clean(rng.choice(sample.queues), "completed", older_than=3600, dry_run=True),
     )
     await add("history series completed, 60 min", lambda n: history.series("jobs_completed", 60))
-    await add("history series failed, 24 h", lambda n: history.series("jobs_failed", 1440))
+    await add(
+        "history series failed, 24 h by hour",
+        lambda n: history.series("jobs_failed", 1440, step=60),
+    )
+    await add(
+        "history series completed, 7 days by hour",
+        lambda n: history.series("jobs_completed", 7 * 1440, step=60),
+    )
     await add("history wait p50/p95, 60 min", lambda n: history.percentiles("wait", minutes=60))
     await add(
         "history run p50/p95 one queue, 24 h",
         lambda n: history.percentiles("run", queue=queue, minutes=1440),
+    )
+    await add(
+        "history run p50/p95, 7 days",
+        lambda n: history.percentiles("run", minutes=7 * 1440),
     )
     await add(
         "history ratelimit by tier, 60 min", lambda n: history.series("ratelimit_rejected", 60)

@@ -15,7 +15,7 @@ from conveyor.config import load_settings
 from conveyor.observability.history import HistoryClient
 from conveyor.observability.metrics import Metrics
 from conveyor.stores.backend import Backend
-from conveyor.stores.history import HistoryRow
+from conveyor.stores.history import HOUR, HistoryRow
 from tests.conformance.conftest import START_MS, manual_clock
 from tests.conftest import AppFactory
 
@@ -76,6 +76,30 @@ async def test_totals_sum_each_series_over_a_window_of_minutes(backend: Backend)
     assert await store.totals(["jobs_retried"], MINUTE, MINUTE + 180) == {}
 
 
+async def test_an_hourly_read_sums_each_hour_that_starts_in_the_window(backend: Backend) -> None:
+    store = backend.history
+    await store.add([HistoryRow("jobs_completed", ("a",), MINUTE + m, m) for m in range(180)])
+    await store.add([HistoryRow("jobs_completed", ("a",), MINUTE + 61, 1000)])
+    hours = await store.read(["jobs_completed"], MINUTE + 1, MINUTE + 179, step=HOUR)
+    assert hours == [
+        HistoryRow("jobs_completed", ("a",), MINUTE + 60, sum(range(60, 120)) + 1000),
+        HistoryRow("jobs_completed", ("a",), MINUTE + 120, sum(range(120, 180))),
+    ]
+
+
+async def test_trim_keeps_an_hours_sum_until_its_last_minute_goes(backend: Backend) -> None:
+    store = backend.history
+    await store.add([HistoryRow("jobs_failed", ("a",), MINUTE + m, 1) for m in range(180)])
+    assert await store.trim(MINUTE + 90) == 90
+    minutes = await store.read(["jobs_failed"], MINUTE, MINUTE + 179)
+    assert [r.minute for r in minutes] == [MINUTE + m for m in range(90, 180)]
+    hours = await store.read(["jobs_failed"], MINUTE, MINUTE + 179, step=HOUR)
+    assert [(r.minute, r.value) for r in hours] == [(MINUTE + 60, 60), (MINUTE + 120, 60)]
+    await store.trim(MINUTE + 120)
+    hours = await store.read(["jobs_failed"], MINUTE, MINUTE + 179, step=HOUR)
+    assert [r.minute for r in hours] == [MINUTE + 120]
+
+
 async def test_trim_drops_every_minute_before_the_cut(backend: Backend) -> None:
     store = backend.history
     await store.add(
@@ -108,6 +132,9 @@ async def test_counts_of_two_processes_add_up_in_the_minute_they_were_flushed(
     failed = await two_history.series("jobs_failed", minutes=3)
     assert failed.values == {("emails",): [0, 1, 0]}
     assert done.start.timestamp() == (MINUTE - 1) * 60
+    by_hour = await one_history.series("jobs_completed", minutes=120, step=HOUR)
+    assert (by_hour.step, by_hour.points) == (HOUR, 2)
+    assert by_hour.values == {("emails",): [0, 6], ("sms",): [0, 4]}
 
 
 async def test_percentiles_come_from_the_buckets_summed_over_processes(backend: Backend) -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 from conveyor import Conveyor, JobState
 from conveyor.stores.sqlite.database import ADDED_COLUMNS
 
-
 ADDED_SINCE = [
     "DROP TRIGGER job_keys_deleted",
     "DROP TABLE job_keys",
     "DROP TABLE job_counts",
     "DROP TABLE history",
+    "DROP TABLE history_hours",
     "DROP TABLE audit",
     "DROP INDEX jobs_page",
     "DROP INDEX jobs_task",

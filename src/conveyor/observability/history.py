@@ -36,7 +36,7 @@ from conveyor.config import Settings
 from conveyor.errors import BadInputError
 from conveyor.observability.logging import get_logger
 from conveyor.observability.metrics import RUN_BUCKETS, WAIT_BUCKETS
-from conveyor.stores.history import HistoryRow, MetricsHistory
+from conveyor.stores.history import HOUR, HistoryRow, MetricsHistory
 
 log = get_logger("conveyor.history")
 
@@ -64,12 +64,14 @@ Source = Callable[[], Mapping[Series, int]]
 
 @dataclass(frozen=True, slots=True)
 class HistorySeries:
-    """One kind of count, minute by minute: ``values[labels][i]`` is the count of the
-    minute ``start + i`` minutes (0 where nothing was counted)."""
+    """One kind of count, step by step: ``values[labels][i]`` is the count of the
+    ``i``-th step from ``start`` (``step`` minutes each: 1, or 60 for hours; 0 where
+    nothing was counted)."""
 
     kind: str
     start: datetime
-    minutes: int
+    step: int
+    points: int
     values: dict[tuple[str, ...], list[int]]
 
 
@@ -154,20 +156,25 @@ class HistoryClient:
         await self._open()
         return await self.store.totals(list(kinds), last - self._window(minutes) + 1, last)
 
-    async def series(self, kind: str, minutes: int = 60) -> HistorySeries:
-        """One kind's counts over the last ``minutes`` minutes, per labels, minute by minute.
+    async def series(self, kind: str, minutes: int = 60, step: int = 1) -> HistorySeries:
+        """One kind's counts over the last ``minutes`` minutes, per labels, minute by minute
+        (``step=60``: hour by hour, the current hour last; ``minutes`` then a multiple of 60).
 
         >>> done = await app.history.series("jobs_completed", minutes=60)
         >>> done.values[("emails",)][-1]     # completed in the current minute
+        >>> week = await app.history.series("jobs_failed", minutes=7 * 1440, step=60)
         """
         minutes = self._window(minutes)
-        last = self.clock.now_ms() // MINUTE_MS
-        first = last - minutes + 1
+        if step not in (1, HOUR) or minutes % step:
+            raise BadInputError(f"step is 1 or 60 minutes, and divides minutes, got {step!r}")
+        points = minutes // step
+        last = self.clock.now_ms() // MINUTE_MS // step * step
+        first = last - (points - 1) * step
+        await self._open()
         values: dict[tuple[str, ...], list[int]] = {}
-        for row in await self.read([kind], minutes):
-            values.setdefault(row.labels, [0] * minutes)[row.minute - first] += row.value
-        start = datetime.fromtimestamp(first * 60, UTC)
-        return HistorySeries(kind, start, minutes, values)
+        for row in await self.store.read([kind], first, last, step):
+            values.setdefault(row.labels, [0] * points)[(row.minute - first) // step] += row.value
+        return HistorySeries(kind, datetime.fromtimestamp(first * 60, UTC), step, points, values)
 
     async def percentiles(
         self,

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from conveyor.stores.history import HistoryRow
+from conveyor.stores.history import HOUR, HistoryRow, hour_kept, totals_from_rows
 from conveyor.stores.memory.state import MemoryState
+
+Table = dict[tuple[str, tuple[str, ...], int], int]
 
 
 class MemoryHistory:
@@ -15,38 +17,45 @@ class MemoryHistory:
         self._state = state
 
     async def add(self, rows: Sequence[HistoryRow]) -> None:
-        table = self._state.history
+        minutes, hours = self._state.history, self._state.history_hours
         with self._state.lock:
             for row in rows:
-                key = (row.kind, row.labels, row.minute)
-                table[key] = table.get(key, 0) + row.value
+                for table, at in ((minutes, row.minute), (hours, row.minute // HOUR)):
+                    key = (row.kind, row.labels, at)
+                    table[key] = table.get(key, 0) + row.value
 
     async def read(
-        self, kinds: Sequence[str], since_minute: int, until_minute: int
+        self, kinds: Sequence[str], since_minute: int, until_minute: int, step: int = 1
     ) -> list[HistoryRow]:
         wanted = set(kinds)
         with self._state.lock:
-            found = [
-                HistoryRow(kind, labels, minute, value)
-                for (kind, labels, minute), value in self._state.history.items()
-                if kind in wanted and since_minute <= minute <= until_minute
-            ]
+            if step == HOUR:
+                first, last = -(-since_minute // HOUR), until_minute // HOUR
+                found = [
+                    HistoryRow(kind, labels, hour * HOUR, value)
+                    for (kind, labels, hour), value in self._state.history_hours.items()
+                    if kind in wanted and first <= hour <= last
+                ]
+            else:
+                found = [
+                    HistoryRow(kind, labels, minute, value)
+                    for (kind, labels, minute), value in self._state.history.items()
+                    if kind in wanted and since_minute <= minute <= until_minute
+                ]
         found.sort(key=lambda r: (r.kind, r.minute, r.labels))
         return found
 
     async def totals(
         self, kinds: Sequence[str], since_minute: int, until_minute: int
     ) -> dict[tuple[str, tuple[str, ...]], int]:
-        sums: dict[tuple[str, tuple[str, ...]], int] = {}
-        for row in await self.read(kinds, since_minute, until_minute):
-            series = (row.kind, row.labels)
-            sums[series] = sums.get(series, 0) + row.value
-        return sums
+        return await totals_from_rows(self, kinds, since_minute, until_minute)
 
     async def trim(self, before_minute: int) -> int:
-        table = self._state.history
+        minutes, hours = self._state.history, self._state.history_hours
         with self._state.lock:
-            old = [key for key in table if key[2] < before_minute]
+            old = [key for key in minutes if key[2] < before_minute]
             for key in old:
-                del table[key]
+                del minutes[key]
+            for key in [key for key in hours if not hour_kept(key[2], before_minute)]:
+                del hours[key]
         return len(old)

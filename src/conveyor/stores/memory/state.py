@@ -157,6 +157,8 @@ class MemoryState:
         self.event_seq = 0
         self.history: dict[tuple[str, tuple[str, ...], int], int] = {}
         """(kind, labels, minute) -> value (``history.py``)."""
+        self.history_hours: dict[tuple[str, tuple[str, ...], int], int] = {}
+        """(kind, labels, hour) -> value."""
         self.audit: deque[AuditEntry] = deque()
         self.audit_seq = 0
         self._seq = 0

@@ -1,16 +1,19 @@
-"""The metrics history on Redis: a hash per (kind, hour) in the ``{history}`` slot."""
+"""The metrics history on Redis: a hash of minutes per (kind, hour) and a hash of hour sums
+per (kind, day), all in the ``{history}`` slot (``lua/history.lua``)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.stores.history import HistoryRow, join_labels, split_labels
+from conveyor.stores.history import HOUR, HistoryRow, join_labels, split_labels, totals_from_rows
 from conveyor.stores.redis.connection import RedisConnection
 
 HOURS_KEY = "cv:{history}:hours"
 """Zset of the hashes that hold minutes, ``<kind>:<hour>`` by hour (``lua/history.lua``)."""
 _PREFIX = "cv:{history}:"
+DAY = 24
+"""Hours in a day: the hour sums of a kind are kept in a hash per day."""
 
 
 class RedisHistory:
@@ -30,43 +33,40 @@ class RedisHistory:
         await self._conn.run_script_once("history", [HOURS_KEY], args, what="history add")
 
     async def read(
-        self, kinds: Sequence[str], since_minute: int, until_minute: int
+        self, kinds: Sequence[str], since_minute: int, until_minute: int, step: int = 1
     ) -> list[HistoryRow]:
+        if step == HOUR:  # hours, from the hash of each day
+            first, last = -(-since_minute // HOUR), until_minute // HOUR
+            groups = await self._hashes(kinds, range(first // DAY, last // DAY + 1), ":d:")
+        else:  # minutes, from the hash of each hour
+            first, last = since_minute, until_minute
+            groups = await self._hashes(kinds, range(first // HOUR, last // HOUR + 1), ":")
         found: list[HistoryRow] = []
-        for kind, _, fields in await self._hours(kinds, since_minute, until_minute):
+        for kind, fields in groups:
             rows = []
             for field, value in fields.items():
-                minute, _, labels = field.decode().partition("\x1f")
-                if since_minute <= int(minute) <= until_minute:
-                    rows.append(HistoryRow(kind, split_labels(labels), int(minute), int(value)))
+                at, _, labels = field.decode().partition("\x1f")
+                if first <= int(at) <= last:
+                    minute = int(at) * (HOUR if step == HOUR else 1)
+                    rows.append(HistoryRow(kind, split_labels(labels), minute, int(value)))
             found += sorted(rows, key=lambda r: (r.minute, r.labels))
         return found
 
     async def totals(
         self, kinds: Sequence[str], since_minute: int, until_minute: int
     ) -> dict[tuple[str, tuple[str, ...]], int]:
-        sums: dict[tuple[str, bytes], int] = {}
-        for kind, hour, fields in await self._hours(kinds, since_minute, until_minute):
-            whole = since_minute <= hour * 60 and hour * 60 + 59 <= until_minute
-            for field, value in fields.items():
-                minute, _, labels = field.partition(b"\x1f")
-                if whole or since_minute <= int(minute) <= until_minute:
-                    series = (kind, labels)
-                    sums[series] = sums.get(series, 0) + int(value)
-        return {(kind, split_labels(labels.decode())): n for (kind, labels), n in sums.items()}
+        return await totals_from_rows(self, kinds, since_minute, until_minute)
 
-    async def _hours(
-        self, kinds: Sequence[str], since_minute: int, until_minute: int
-    ) -> list[tuple[str, int, dict[bytes, bytes]]]:
-        """Per kind and hour the window touches, that hour's hash (one pipelined round trip)."""
-        hours = [
-            (kind, hour)
-            for kind in sorted(set(kinds))
-            for hour in range(since_minute // 60, until_minute // 60 + 1)
+    async def _hashes(
+        self, kinds: Sequence[str], containers: range, infix: str
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Per kind, the hashes ``<kind><infix><n>`` for n in ``containers`` (hours or
+        days), read in one pipelined round trip."""
+        names = [
+            (kind, f"{_PREFIX}{kind}{infix}{n}") for kind in sorted(set(kinds)) for n in containers
         ]
-        keys = [(f"{_PREFIX}{kind}:{hour}",) for kind, hour in hours]
-        replies = await self._conn.pipelined("hgetall", keys)
-        return [(k, h, fields) for (k, h), fields in zip(hours, replies, strict=True) if fields]
+        replies = await self._conn.pipelined("hgetall", [(name,) for _, name in names])
+        return [(kind, fields) for (kind, _), fields in zip(names, replies, strict=True) if fields]
 
     async def trim(self, before_minute: int) -> int:
         args = ["trim", before_minute]

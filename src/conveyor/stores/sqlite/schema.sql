@@ -172,6 +172,17 @@ CREATE TABLE IF NOT EXISTS history (
 
 CREATE INDEX IF NOT EXISTS history_minute ON history (minute);
 
+-- The same counts per hour, for windows of days (read at step 60, and the totals' whole hours).
+CREATE TABLE IF NOT EXISTS history_hours (
+    kind   TEXT    NOT NULL,
+    hour   INTEGER NOT NULL,
+    labels TEXT    NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (kind, hour, labels)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS history_hours_hour ON history_hours (hour);
+
 -- Destructive actions (stores/sqlite/audit.py), trimmed by count and age on each append.
 CREATE TABLE IF NOT EXISTS audit (
     seq        INTEGER PRIMARY KEY AUTOINCREMENT,
