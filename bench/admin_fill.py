@@ -73,7 +73,9 @@ class Sample:
     queues: list[str]
     tasks: list[str]
     ids: list[str] = field(default_factory=list)
-    waiting: list[tuple[int, str]] = field(default_factory=list)
+    positions: list[tuple[int, str]] = field(default_factory=list)
+    """(created_at, id) of random jobs: where deep pages start (a cursor need not be a job
+    of the state listed: it is a place in the order)."""
     finished: list[str] = field(default_factory=list)
     customers: list[int] = field(default_factory=list)
     orders: list[str] = field(default_factory=list)
@@ -126,9 +128,13 @@ async def fill(app: Conveyor, total: int, seed: int) -> Sample:
     per_queue = total // len(QUEUES)
     started = time.perf_counter()
     for first, queue in enumerate(QUEUES):
-        for batch in _new_jobs(queue, per_queue, first, total, start, rng):
+        for number, batch in enumerate(_new_jobs(queue, per_queue, first, total, start, rng)):
             await store.enqueue(batch)
-            sample.ids += [j.id for j in rng.sample(batch, min(20, len(batch)))]
+            picked = rng.sample(batch, min(20, len(batch)))
+            sample.ids += [j.id for j in picked]
+            newer = batch[max(0, per_queue // 2 - number * BATCH) :]  # the half left waiting
+            picked = rng.sample(newer, min(20, len(newer)))
+            sample.positions += [(j.created_at, j.id) for j in picked]
     enqueued = time.perf_counter() - started
     customers = range(total // (3 * JOBS_PER_CUSTOMER))
     sample.customers = rng.sample(customers, min(500, len(customers)))
@@ -144,13 +150,6 @@ async def fill(app: Conveyor, total: int, seed: int) -> Sample:
             states[state] += n
     await _history(app, now, rng)
     await _audit_and_workers(app)
-    page = await store.list_page(None, JobState.WAITING, None, 200)
-    for _ in range(50):  # waiting jobs spread over the listing, for deep cursors
-        sample.waiting += [(r.created_at, r.id) for r in rng.sample(page.records, 20)]
-        if page.next is None:
-            break
-        for _ in range(rng.randrange(5, 40)):
-            page = await store.list_page(None, JobState.WAITING, page.next, 200)
     mix = ", ".join(f"{s.value} {n:,}" for s, n in states.items() if n)
     finished = sum(states[s] for s in JobState if s.is_finished)
     sample.summary = (

@@ -63,7 +63,7 @@ async def timed(
 
 def deep_cursor(sample: Sample, rng: random.Random) -> str:
     """A cursor at a random job of the listing (where a deep page starts)."""
-    created_at, job_id = rng.choice(sample.waiting)
+    created_at, job_id = rng.choice(sample.positions)
     return encode_cursor(Position(created_at, job_id))
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import heapq
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal, TypeVar
@@ -232,15 +233,16 @@ def merge_pages(
     """Merge per-queue pages (each newest first, each stopped at its own position) into
     one: entries past the newest stop of an unfinished queue wait for the next call,
     since that queue has not been read down to them yet."""
-    stops = [stop for _, stop in pages if stop is not None]
-    boundary = max(stops, key=Position.key, default=None)
-    merged = sorted(
-        (entry for entries, _ in pages for entry in entries),
-        key=lambda e: position(e).key(),
-        reverse=True,
+    stops = [stop.key() for _, stop in pages if stop is not None]
+    boundary = max(stops, default=None)
+    merged: list[T] = []
+    ordered = heapq.merge(
+        *(entries for entries, _ in pages), key=lambda e: position(e).key(), reverse=True
     )
-    if boundary is not None:
-        merged = [e for e in merged if position(e).key() > boundary.key()]
-    if len(merged) > limit:
-        return merged[:limit], position(merged[limit - 1])
-    return merged, boundary
+    for entry in ordered:
+        if boundary is not None and position(entry).key() <= boundary:
+            break
+        if len(merged) == limit:
+            return merged, position(merged[-1])
+        merged.append(entry)
+    return merged, None if boundary is None else Position(*boundary)

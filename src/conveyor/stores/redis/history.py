@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from conveyor.stores.history import HOUR, HistoryRow, join_labels, split_labels, totals_from_rows
+from conveyor.stores.history import HOUR, HistoryRow, join_labels, split_labels, split_window
 from conveyor.stores.redis.connection import RedisConnection
 
 HOURS_KEY = "cv:{history}:hours"
@@ -42,7 +42,7 @@ class RedisHistory:
             first, last = since_minute, until_minute
             groups = await self._hashes(kinds, range(first // HOUR, last // HOUR + 1), ":")
         found: list[HistoryRow] = []
-        for kind, fields in groups:
+        for kind, _, fields in groups:
             rows = []
             for field, value in fields.items():
                 at, _, labels = field.decode().partition("\x1f")
@@ -55,18 +55,35 @@ class RedisHistory:
     async def totals(
         self, kinds: Sequence[str], since_minute: int, until_minute: int
     ) -> dict[tuple[str, tuple[str, ...]], int]:
-        return await totals_from_rows(self, kinds, since_minute, until_minute)
+        # Summed straight from the hashes' fields (no row objects; a week is ~30,000
+        # fields), checking the time of a field only in a hash the window cuts through.
+        ends, hours = split_window(since_minute, until_minute)
+        reads = [(a, b, 1, ":") for a, b in ends]
+        if hours is not None:
+            reads.append((hours[0], hours[1], HOUR, ":d:"))
+        sums: dict[tuple[str, bytes], int] = {}
+        for first, last, unit, infix in reads:
+            span = HOUR if unit == 1 else DAY  # units (minutes, hours) per hash
+            for kind, n, fields in await self._hashes(
+                kinds, range(first // span, last // span + 1), infix
+            ):
+                whole = first <= n * span and n * span + span - 1 <= last
+                for field, value in fields.items():
+                    at, _, labels = field.partition(b"\x1f")
+                    if whole or first <= int(at) <= last:
+                        series = (kind, labels)
+                        sums[series] = sums.get(series, 0) + int(value)
+        return {(kind, split_labels(labels.decode())): n for (kind, labels), n in sums.items()}
 
     async def _hashes(
         self, kinds: Sequence[str], containers: range, infix: str
-    ) -> list[tuple[str, dict[bytes, bytes]]]:
+    ) -> list[tuple[str, int, dict[bytes, bytes]]]:
         """Per kind, the hashes ``<kind><infix><n>`` for n in ``containers`` (hours or
-        days), read in one pipelined round trip."""
-        names = [
-            (kind, f"{_PREFIX}{kind}{infix}{n}") for kind in sorted(set(kinds)) for n in containers
-        ]
-        replies = await self._conn.pipelined("hgetall", [(name,) for _, name in names])
-        return [(kind, fields) for (kind, _), fields in zip(names, replies, strict=True) if fields]
+        days) that exist, with n, read in one pipelined round trip."""
+        names = [(kind, n) for kind in sorted(set(kinds)) for n in containers]
+        keys = [(f"{_PREFIX}{kind}{infix}{n}",) for kind, n in names]
+        replies = await self._conn.pipelined("hgetall", keys)
+        return [(k, n, fields) for (k, n), fields in zip(names, replies, strict=True) if fields]
 
     async def trim(self, before_minute: int) -> int:
         args = ["trim", before_minute]
