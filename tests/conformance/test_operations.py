@@ -126,6 +126,21 @@ async def test_a_dry_run_clean_counts_what_it_would_delete(make_app: AppFactory)
     assert await app.jobs.clean("dry", "completed", limit=3) == 3
 
 
+async def test_a_dry_run_counts_what_clean_deletes_at_the_edge_too(backend: Backend) -> None:
+    store, clock = backend.jobs, manual_clock(backend)
+    await store.enqueue([job("edge")])
+    token = (await claim(store))["edge"]
+    finished_at = clock.now_ms()
+    done = Outcome("edge", token, Q, JobState.COMPLETED, finished_at)
+    assert (await store.exchange([done], [Q], 0, "w", LEASE_MS))[0] == [True]
+    before = finished_at  # "finished before" is strictly before
+    assert await store.count_clean(Q, JobState.COMPLETED, before, 10) == 0
+    assert (await store.clean(Q, JobState.COMPLETED, before, 10)).removed == 0
+    assert await store.count_clean(Q, JobState.COMPLETED, before + 1, 10) == 1
+    assert await store.count_clean(Q, JobState.WAITING, START_MS + 1, 10) == 0
+    assert (await store.clean(Q, JobState.COMPLETED, before + 1, 10)).removed == 1
+
+
 @dataclass
 class Order:
     id: str
@@ -149,6 +164,7 @@ async def test_a_tasks_searchable_fields_find_its_jobs(make_app: AppFactory) -> 
     assert await found(field=("customer_id", 42)) == [third.id, first.id]
     assert await found(field=("customer_id", "42")) == [third.id, first.id]
     assert await found(field=("order.id", "A-2")) == [second.id]
+    assert await found(field=("order.id", "a-2")) == []  # text is exact
     assert await found(field=("meta.region", "eu")) == [first.id]
     assert await found(field=("customer_id", 4)) == []
     assert await found(task=ship, field=("customer_id", 7)) == [second.id]
