@@ -94,7 +94,9 @@ async def redis_gets(url: str, n: int, repeats: int, concurrency: int) -> dict[s
     await raw.set("raw:k", json.dumps(value))
 
     async def raw_get() -> object:
-        return json.loads(await raw.get("raw:k"))
+        found = await raw.get("raw:k")
+        assert found is not None
+        return json.loads(found)
 
     conveyor_cache = Cache(url, local_max_entries=0)
     await conveyor_cache.set("k", value, ttl=600)

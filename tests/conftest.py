@@ -19,6 +19,7 @@ import pytest
 from conveyor import Conveyor
 from tests.postgres_server import PostgresServer, running_postgres
 from tests.redis_servers import RedisCluster, RedisServer, running_cluster, running_server
+from tests.web_server import ServiceProcess, running_service
 
 STORES = ["memory", "sqlite", "redis", "redis-cluster", "postgres"]
 REDIS_STORES = {"redis", "redis-cluster"}
@@ -131,4 +132,13 @@ async def make_app(store_url: str) -> AsyncIterator[AppFactory]:
 def postgres_server() -> Iterator[PostgresServer]:
     """One PostgreSQL server for the session (started on first use)."""
     with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def web_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    """``conveyor serve`` of the test billing service (tests/integration/web_service_app.py),
+    one for the session (started on first use)."""
+    log = tmp_path_factory.mktemp("web") / "server.log"
+    with running_service("tests.integration.web_service_app:api", log) as server:
         yield server

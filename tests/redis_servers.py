@@ -275,12 +275,12 @@ class RedisCluster:
         deadline = time.monotonic() + CLUSTER_TIMEOUT
         while not all(self._node_ready(node) for node in self.nodes):
             if time.monotonic() > deadline:
-                states = {n.port: n.client().execute_command("CLUSTER INFO") for n in self.nodes}
+                states = {n.port: _cluster_info(n) for n in self.nodes}
                 raise RedisStartError(f"the cluster did not reach cluster_state:ok: {states}")
             time.sleep(0.05)
 
     def _node_ready(self, node: RedisServer) -> bool:
-        info = _parse_info(node.client().execute_command("CLUSTER INFO"))
+        info = _cluster_info(node)
         return (
             info.get("cluster_state") == "ok"
             and info.get("cluster_slots_ok") == "16384"
@@ -296,10 +296,13 @@ class RedisCluster:
             node.stop()
 
 
-def _parse_info(raw: dict[str, object] | bytes | str) -> dict[str, str]:
-    """CLUSTER INFO as a dict of strings (redis-py parses it; raw text is split here)."""
+def _cluster_info(node: RedisServer) -> dict[str, str]:
+    """CLUSTER INFO of ``node`` as a dict of strings (redis-py parses it; raw text is split)."""
+    raw = node.client().cluster("INFO")
     if isinstance(raw, dict):
         return {str(key): str(value) for key, value in raw.items()}
+    if not isinstance(raw, bytes | str):
+        raise RedisStartError(f"unexpected CLUSTER INFO reply from port {node.port}: {raw!r}")
     text = raw.decode() if isinstance(raw, bytes) else raw
     pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
     return {key.strip(): value.strip() for key, value in pairs}

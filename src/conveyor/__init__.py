@@ -1,7 +1,12 @@
 """conveyor: durable background jobs and the rest of a Python service's backbone.
 
-Only the names in ``__all__`` are public; every submodule is private.
+Only the names in ``__all__`` are public; every submodule is private. The
+service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
+``api_version``, ``rate_limit``, ``RateLimitOptions``, ``Caller``) are imported on
+first use, so a worker that imports ``conveyor`` never imports FastAPI or uvicorn.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from conveyor.app import Conveyor
 from conveyor.cache.cache import Cache
@@ -11,54 +16,119 @@ from conveyor.errors import (
     BadInputError,
     CacheError,
     CacheTimeoutError,
+    CacheUnavailableError,
     ConfigError,
     ConflictError,
     ConveyorError,
     InvalidArgumentsError,
     InvalidScheduleError,
+    JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    JobWaitTimeoutError,
     NonRetryableError,
     NotFoundError,
     NotSupportedError,
     OperationalError,
     PayloadTooLargeError,
+    ProblemError,
     ProgrammingError,
     QueueBackoff,
+    RateLimitedError,
+    RateLimitUnavailableError,
     Retry,
     SandboxCrashedError,
+    SandboxProtocolError,
     SerializationError,
+    StoreRefusedError,
     StoreUnavailableError,
     TaskNotFoundError,
+    TimedOutError,
+    UnavailableError,
 )
 from conveyor.events.bus import EventBus
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import EventMeta
 from conveyor.jobs.client import Call, Step
-from conveyor.jobs.context import JobCancelledError, JobContext, current_job
+from conveyor.jobs.context import JobContext, current_job
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.pages import JobPage
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
+from conveyor.jobs.sync_job import SyncJob
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
+from conveyor.observability.audit import AuditClient, AuditPage, AuditRecord
 from conveyor.observability.health import CheckResult, HealthReport, Status
-from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
+from conveyor.observability.history import HistoryClient, HistorySeries
+from conveyor.ratelimit.decision import RateDecision
+from conveyor.ratelimit.keys import TrustedProxies, rate_key
+from conveyor.ratelimit.limiter import RateLimiter
+from conveyor.ratelimit.policies import RatePolicy
+from conveyor.ratelimit.quota import RateQuota
+from conveyor.ratelimit.rates import Rate
+from conveyor.ratelimit.service import RateLimits
+from conveyor.ratelimit.tiers import TierLookup
+from conveyor.stores.base import (
+    CancelResult,
+    JobEvent,
+    JobEventKind,
+    JobState,
+    LogLine,
+    WorkerInfo,
+)
+from conveyor.stores.history import HistoryRow
 from conveyor.stores.limits import QueueLimits
-from conveyor.sync import SyncJob
 from conveyor.transactional import InTransaction
+
+if TYPE_CHECKING:
+    from conveyor.web.options import ServiceOptions
+    from conveyor.web.ratelimit.dependency import rate_limit
+    from conveyor.web.ratelimit.options import Caller, RateLimitOptions
+    from conveyor.web.service import as_service
+    from conveyor.web.timeouts import request_timeout
+    from conveyor.web.versioning import api_version
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "as_service": "conveyor.web.service",
+    "ServiceOptions": "conveyor.web.options",
+    "request_timeout": "conveyor.web.timeouts",
+    "api_version": "conveyor.web.versioning",
+    "rate_limit": "conveyor.web.ratelimit.dependency",
+    "RateLimitOptions": "conveyor.web.ratelimit.options",
+    "Caller": "conveyor.web.ratelimit.options",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The service layer's names, imported on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'conveyor' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
+    "AuditClient",
+    "AuditPage",
+    "AuditRecord",
     "Backoff",
     "BadInputError",
     "Cache",
     "CacheError",
     "CacheStats",
     "CacheTimeoutError",
+    "CacheUnavailableError",
     "Call",
+    "Caller",
     "CancelResult",
     "CheckResult",
     "ChildResult",
@@ -72,6 +142,9 @@ __all__ = [
     "Flow",
     "FlowClient",
     "HealthReport",
+    "HistoryClient",
+    "HistoryRow",
+    "HistorySeries",
     "InTransaction",
     "InvalidArgumentsError",
     "InvalidScheduleError",
@@ -83,31 +156,56 @@ __all__ = [
     "JobEventKind",
     "JobEvents",
     "JobFailedError",
+    "JobPage",
     "JobState",
     "JobTimeoutError",
+    "JobWaitTimeoutError",
     "LogLine",
     "NonRetryableError",
     "NotFoundError",
     "NotSupportedError",
     "OperationalError",
     "PayloadTooLargeError",
+    "ProblemError",
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "Rate",
+    "RateDecision",
+    "RateLimitOptions",
+    "RateLimitUnavailableError",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
+    "RateQuota",
     "Retention",
     "Retry",
     "SandboxCrashedError",
+    "SandboxProtocolError",
     "Schedule",
     "SerializationError",
+    "ServiceOptions",
     "Settings",
     "Status",
     "Step",
+    "StoreRefusedError",
     "StoreUnavailableError",
     "SyncJob",
     "Task",
     "TaskNotFoundError",
+    "TierLookup",
+    "TimedOutError",
+    "TrustedProxies",
+    "UnavailableError",
     "Worker",
+    "WorkerInfo",
     "WorkerStats",
     "__version__",
+    "api_version",
+    "as_service",
     "current_job",
+    "rate_key",
+    "rate_limit",
+    "request_timeout",
 ]

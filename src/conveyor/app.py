@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -20,17 +21,21 @@ from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.schedule import Missed, ScheduleClient
-from conveyor.jobs.task import Task, TaskDecorator
+from conveyor.jobs.task import Task, TaskDecorator, default_task_name
 from conveyor.jobs.worker import Worker, WorkerStats
+from conveyor.observability.audit import AuditClient
 from conveyor.observability.health import CheckResult, Health, Status
+from conveyor.observability.history import HistoryClient
 from conveyor.observability.logging import configure_logging
 from conveyor.observability.metrics import Metrics
+from conveyor.ratelimit.service import settings_problems as rate_limit_problems
 from conveyor.stores.base import JobStore
 from conveyor.stores.registry import make_backend
 
 if TYPE_CHECKING:
     from conveyor.cache.cache import Cache
     from conveyor.events.bus import EventBus
+    from conveyor.ratelimit.service import RateLimits
     from conveyor.stores.backend import Backend
     from conveyor.sync import SyncClient
     from conveyor.transactional import InTransaction
@@ -55,19 +60,24 @@ class Conveyor:
     def __init__(
         self, url: str | None = None, *, clock: Clock | None = None, **settings: Any
     ) -> None:
-        self.settings: Settings = load_settings(url, settings)
+        self.settings: Settings = load_settings(url, settings, [rate_limit_problems])
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
         """Where this app reads the time (tests pass a ``ManualClock``)."""
-        self.backend: Backend = make_backend(self.settings, self.clock)
+        self.backend: Backend = make_backend(self.settings.store_url, self.settings, self.clock)
         """Every store of this app, on the backend its URL names (``stores/registry.py``)."""
-        self.retention = RetentionRules(self.settings)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.retention = RetentionRules(self.settings, self.tasks)
         self.jobs = JobClient(self.settings, self.backend, self.open, self.retention)
         self.schedules = ScheduleClient(self)
         self.flows = FlowClient(self)
         """Flows: ``app.flows.add(...)``, ``chain(...)``, ``group(...)`` (jobs/flows.py)."""
         self.metrics = Metrics()
+        self.history = HistoryClient(self.backend.history, self.clock, self.settings, self.open)
+        """Minute-by-minute counts in the store, for charts (``observability/history.py``)."""
+        self.history.add_source(self.metrics.jobs.history_totals)
+        self.audit = AuditClient(self.backend.audit, self.clock, self.settings, self.open)
+        """The log of destructive actions (``observability/audit.py``)."""
         self.health = Health()
-        self.tasks: dict[str, Task[Any, Any]] = {}
         self.workers: list[Worker] = []
         """Workers running in this process (a worker adds itself while it runs)."""
         self._opened = False
@@ -75,9 +85,11 @@ class Conveyor:
         self._sync: SyncClient | None = None
         self._events: EventBus | None = None
         self._cache: Cache | None = None
+        self._rate_limits: RateLimits | None = None
         self.health.add_check("store", self._check_store)
         self.health.add_check("workers", self._check_workers, critical=False)
         self.health.add_check("cache", self._check_cache, critical=False)
+        self.health.add_check("rate_limits", self._check_rate_limits, critical=False)
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.settings.masked_url} tasks={len(self.tasks)}>"
@@ -112,6 +124,7 @@ class Conveyor:
         missed: Missed = "skip",
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Sequence[str] = (),
     ) -> TaskDecorator: ...
 
     def task(
@@ -133,6 +146,7 @@ class Conveyor:
         missed: Missed = "skip",
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Sequence[str] = (),
     ) -> Any:
         """Register a function (async or sync) as a task.
 
@@ -143,10 +157,14 @@ class Conveyor:
         ``sandbox``: run each attempt in a child process, killed at ``timeout``
         (for CPU-bound or untrusted code; the function must be importable by
         module path); ``concurrency``: at most this many jobs of the task run
-        at once across all workers (in its queue). ``cron`` (in time zone
+        at once across all workers (in its queue); ``search``: payload fields to
+        index for ``app.jobs.search(field=(name, value))``, each a parameter name
+        or a dotted path into one (``"order.id"``). ``cron`` (in time zone
         ``tz``) or ``every`` (seconds) schedules the task, which then takes
         no arguments; ``missed`` is the missed-ticks policy (see :meth:`ScheduleClient.add
-        <conveyor.jobs.schedule.ScheduleClient.add>`).
+        <conveyor.jobs.schedule.ScheduleClient.add>`). The task is named
+        ``module.function`` unless ``name`` is given; in a script run as
+        ``python tasks.py`` the module is ``tasks``, as in a worker that imports it.
         """
         options: dict[str, Any] = {
             "name": name,
@@ -164,12 +182,13 @@ class Conveyor:
             "missed": missed,
             "sandbox": sandbox,
             "concurrency": concurrency,
+            "search": search,
         }
         if fn is not None:
-            return self._register(fn, **options)
-        return lambda f: self._register(f, **options)
+            return self.register_task(fn, **options)
+        return lambda f: self.register_task(f, **options)
 
-    def _register(
+    def register_task(
         self,
         fn: Callable[..., Any],
         *,
@@ -188,8 +207,10 @@ class Conveyor:
         missed: Missed = "skip",
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Sequence[str] = (),
     ) -> Task[Any, Any]:
-        task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+        """Register ``fn`` as a task: :meth:`task` without the decorator (same options)."""
+        task_name = name or default_task_name(fn)
         if task_name in self.tasks:
             raise ProgrammingError(f"a task named {task_name!r} is already registered")
         if retries < 0:
@@ -216,6 +237,7 @@ class Conveyor:
             non_retryable=tuple(non_retryable),
             sandbox=sandbox,
             concurrency=concurrency,
+            search=search,
         )
         if cron is not None or every is not None or tz is not None:
             self.schedules.declare(task, cron=cron, every=every, tz=tz, missed=missed)
@@ -260,6 +282,8 @@ class Conveyor:
         if self._cache is not None:
             await self._cache.close()
         if self._opened:
+            with contextlib.suppress(Exception):  # what a worker's last flush did not send
+                await self.history.flush()
             await self.backend.close()
             self._opened = False
 
@@ -329,6 +353,11 @@ class Conveyor:
 
     # -- events ----------------------------------------------------------------
 
+    async def declare_for_workers(self) -> None:
+        """Record this app's event subscriptions in the store (a worker is starting)."""
+        if self._events is not None:
+            await self._events.declare()
+
     @property
     def events(self) -> EventBus:
         """The event bus: ``@app.events.subscribe(...)``, ``await app.events.publish(...)``."""
@@ -353,6 +382,25 @@ class Conveyor:
         if self._cache is None:
             return CheckResult(Status.OK, "not in use")
         return await self._cache.check_health()
+
+    # -- rate limits -----------------------------------------------------------------
+
+    @property
+    def rate_limits(self) -> RateLimits:
+        """Rate limits on this app's store: policies, limiters, usage and reset."""
+        if self._rate_limits is None:
+            from conveyor.ratelimit.service import RateLimits
+
+            self._rate_limits = RateLimits(
+                self.settings, self.backend, self.clock, self.metrics.registry, self.open
+            )
+            self.history.add_source(self._rate_limits.metrics.history_totals)
+        return self._rate_limits
+
+    async def _check_rate_limits(self) -> CheckResult:
+        if self._rate_limits is None:
+            return CheckResult(Status.OK, "not in use")
+        return await self._rate_limits.check_health()
 
     # -- the application's own transaction -------------------------------------
 

@@ -7,10 +7,11 @@ Values come from keyword arguments to ``Conveyor(...)`` first, then from
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor.errors import ConfigError
@@ -18,8 +19,32 @@ from conveyor.masking import mask_url
 from conveyor.stores.registry import url_problems
 
 DEFAULT_SQLITE_PATH = Path(".conveyor") / "conveyor.db"
+MAX_CONCURRENCY = 10_000
+"""The most jobs one worker may run at once."""
 
-__all__ = ["DEFAULT_SQLITE_PATH", "Settings", "load_settings", "mask_url"]
+__all__ = [
+    "DEFAULT_SQLITE_PATH",
+    "MAX_CONCURRENCY",
+    "RatePolicySettings",
+    "Settings",
+    "load_settings",
+    "mask_url",
+]
+
+
+class RatePolicySettings(BaseModel):
+    """One rate-limit policy in settings: ``rate`` for every tier, or ``tiers``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate: str | None = None
+    """``"20/minute"``: one rate for every tier."""
+    tiers: dict[str, str | int] = Field(default_factory=dict)
+    """Tier -> rate, lowest tier first (an int: slots of a concurrency policy)."""
+    algorithm: Literal["gcra", "sliding-window", "fixed-window", "concurrency"] = "gcra"
+    burst: int | None = None
+    lease: float = 60.0
+    """Concurrency policies: seconds a slot is held unless released first."""
 
 
 class Settings(BaseSettings):
@@ -43,7 +68,8 @@ class Settings(BaseSettings):
     """Limit on an encoded payload, result, progress value or log line."""
     poll_interval: float = Field(default=0.05, gt=0, le=10)
     """Longest an idle worker waits before looking for jobs again (no push from the store)."""
-    concurrency: int = Field(default=10, ge=1, le=10_000)
+    concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
+    """Jobs a worker runs at once (``app.work(concurrency=...)`` overrides it)."""
     claim_batch: int = Field(default=50, ge=1, le=1_000)
     sync_threads: int = Field(default=8, ge=1, le=1_000)
     """Threads that run sync task functions."""
@@ -58,6 +84,15 @@ class Settings(BaseSettings):
     keep_failed_seconds: float = Field(default=7 * 86_400.0, ge=0)
     max_log_lines: int = Field(default=1_000, ge=1)
     """Log lines kept per job (the newest)."""
+
+    history_flush_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How often a process adds its counts to the metrics history (one store call)."""
+    history_days: float = Field(default=7.0, gt=0, le=366)
+    """Minutes of metrics history older than this are dropped by the sweep."""
+    audit_keep: int = Field(default=10_000, ge=1)
+    """Audit entries kept (the newest)."""
+    audit_days: float = Field(default=90.0, gt=0)
+    """Audit entries older than this are dropped when the next one is written."""
 
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a killed process; FULL also survives power loss, slower."""
@@ -78,6 +113,27 @@ class Settings(BaseSettings):
     cache_local_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_budget: float | None = Field(default=None, gt=0, le=60)
     """Longest a cache call waits on the shared tier (None: 2 s on SQLite, else 50 ms)."""
+
+    rate_limits: dict[str, str | RatePolicySettings] = Field(default_factory=dict)
+    """Rate-limit policies by name: ``{"login": "5/minute", "api": {"tiers": {"free":
+    "20/minute", "pro": "100/minute"}}}`` (``CONVEYOR_RATE_LIMITS`` as JSON)."""
+    rate_limit_tiers: list[str] = Field(default_factory=list)
+    """Tier names, lowest first (default: in the order the policies name them)."""
+    rate_limit_failure: Literal["open", "closed"] = "open"
+    """When the shared store cannot answer: decide in this process ("open") or refuse."""
+    rate_limit_budget: float | None = Field(default=None, gt=0, le=60)
+    """Longest a check waits on the shared store (None: 50 ms on Redis, 1 s on SQLite)."""
+    rate_limit_local_keys: int = Field(default=100_000, ge=100)
+    """Keys this process's own rate-limit table holds at most (local limits, fallback)."""
+    rate_limit_legacy_headers: bool = False
+    """Also send ``X-RateLimit-Tier``, ``-Limit``, ``-Window``, ``-Remaining`` and ``-Reset``
+    on rate-limited HTTP routes (the IETF ``RateLimit``/``RateLimit-Policy`` always)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or CIDR networks of the proxies in front of the HTTP service: only a
+    request from one of them may say who the client is (``CONVEYOR_TRUSTED_PROXIES`` as
+    JSON: ``'["10.0.0.0/8"]'``)."""
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = "x-forwarded-for"
+    """The one header those proxies set (the others are ignored)."""
 
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -119,8 +175,15 @@ def _cross_field_problems(s: Settings) -> list[str]:
     return problems
 
 
-def load_settings(url: str | None, overrides: dict[str, Any]) -> Settings:
-    """Build settings or raise one ``ConfigError`` that lists every problem."""
+SettingsCheck = Callable[["Settings"], list[str]]
+"""A component's own check of settings (the rate limits'): the problems it finds."""
+
+
+def load_settings(
+    url: str | None, overrides: dict[str, Any], checks: Sequence[SettingsCheck] = ()
+) -> Settings:
+    """Build settings or raise one ``ConfigError`` that lists every problem, those of
+    ``checks`` (the components above this module that validate their own settings) too."""
     values = dict(overrides)
     if url is not None:
         values["url"] = url
@@ -136,6 +199,8 @@ def load_settings(url: str | None, overrides: dict[str, Any]) -> Settings:
             problems.extend(_store_url_problems(raw_url))
         raise ConfigError(problems) from None
     problems = _cross_field_problems(settings)
+    for check in checks:
+        problems += check(settings)
     if problems:
         raise ConfigError(problems)
     return settings

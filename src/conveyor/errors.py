@@ -1,42 +1,62 @@
-"""Every error conveyor raises, in one tree.
+"""Every exception conveyor raises, in one tree.
 
     ConveyorError
-    ├── OperationalError            expected, safe to show to a caller
-    │   ├── BadInputError           the caller asked for something malformed
-    │   │   ├── ConfigError         settings are invalid (lists every problem)
-    │   │   ├── SerializationError  a value is not JSON-serializable
-    │   │   ├── PayloadTooLargeError
+    ├── OperationalError                expected, and its message is safe to show to a caller
+    │   ├── BadInputError           400 the caller asked for something malformed (nothing written)
+    │   │   ├── ConfigError             settings are invalid (lists every problem)
+    │   │   ├── SerializationError      a value is not JSON-serializable
+    │   │   ├── PayloadTooLargeError 413
     │   │   ├── InvalidArgumentsError   arguments do not fit the task's signature
     │   │   ├── InvalidScheduleError    a bad cron expression, time zone or interval
-    │   │   └── NotSupportedError   the store cannot do what was asked (app.within needs
-    │   │                           a PostgreSQL store and connection)
-    │   ├── NotFoundError           no such job, task, queue or schedule
+    │   │   └── NotSupportedError       the store cannot do what was asked (``app.within``
+    │   │                               needs a PostgreSQL store and connection)
+    │   ├── NotFoundError           404 no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
-    │   ├── ConflictError           the job is in a state that forbids the request
-    │   ├── StoreUnavailableError   the store cannot be reached
-    │   ├── JobFailedError          ``job.wait()`` on a job that failed or was cancelled
-    │   └── CacheError              the cache could not answer as asked
-    │       └── CacheTimeoutError   a cache factory ran past its hard timeout (no stale value)
-    └── ProgrammingError            a bug: logged with traceback, shown as a generic 500
+    │   ├── ConflictError           409 the job is in a state that forbids the request
+    │   ├── RateLimitedError        429 a rate limit refused the request; carries the decision
+    │   ├── UnavailableError        503 a store could not serve the call; it may work later
+    │   │   ├── StoreUnavailableError   the job store is unreachable, did not answer in time,
+    │   │   │   │                       or says to come back later (out of memory, read-only)
+    │   │   │   └── RateLimitUnavailableError  a rate limit's store, and the limiter fails closed
+    │   │   └── CacheUnavailableError * a counter (incr/decr) while the shared tier is unreachable
+    │   ├── TimedOutError           504 a deadline passed (also a built-in TimeoutError)
+    │   │   ├── JobWaitTimeoutError     ``job.wait(timeout)`` gave up before the job finished
+    │   │   ├── CacheTimeoutError *     a cache factory ran past its hard timeout, nothing stale
+    │   │   └── JobTimeoutError         an attempt ran past its task's ``timeout``
+    │   ├── CacheError              503 the cache could not answer as asked (an outage alone
+    │   │                               never raises: reads and writes degrade to the local tier)
+    │   ├── JobFailedError              ``job.wait()`` on a job that failed or was cancelled
+    │   ├── JobCancelledError           ``raise_if_cancelled()`` in a task whose job was cancelled
+    │   ├── SandboxCrashedError         a sandboxed attempt's process died (a signal, an exit code)
+    │   │   └── SandboxProtocolError    ... or sent a frame the worker refuses, and was killed
+    │   └── ProblemError                an application's own error, shown over HTTP as RFC 9457
+    │                                   problem details (subclass it: status, title, type_uri)
+    ├── ProgrammingError                a bug (in conveyor or in how it is used): logged with
+    │   │                               its traceback, shown as a generic 500
+    │   └── StoreRefusedError           the store refused a command for a reason other than an
+    │                                   outage (a script error, a key of the wrong type, an ACL)
+    ├── NonRetryableError               raised by a task: fail the job now, retries or not
+    ├── Retry                           raised by a task: another attempt after ``delay`` seconds
+    └── QueueBackoff                    raised by a task: stop its whole queue for ``seconds``
+                                        (a 429 downstream); the job goes back, attempt not counted
 
-Task code may raise these to steer retries:
+    * also a CacheError, so ``except CacheError`` catches everything the cache raises.
 
-    NonRetryableError               fails the job at once, retries or not
-    Retry                           asks for another attempt after ``delay`` seconds
-    QueueBackoff                    backs the whole queue off (a 429 downstream); the job
-                                    goes back without counting an attempt
+``JobTimeoutError``, ``JobCancelledError`` and the sandbox errors are raised
+inside the worker and recorded as the job's error (its ``type`` is the class
+name): a caller sees them in ``job.error`` or ``JobFailedError.error_type``,
+and a task may list them in ``non_retryable``.
 
-Recorded as a job's error (retried per the task's policy like any other):
-
-    JobTimeoutError (a TimeoutError)    an attempt ran past the task's ``timeout``
-    SandboxCrashedError             a sandboxed attempt's process died (a signal, an exit code)
-        SandboxProtocolError        ... or sent a frame the worker refuses, and was killed
+``RemoteTaskError`` (not exported) carries an exception a sandboxed task raised
+in its child process to the worker, which records it under the child's type.
 """
 
 from __future__ import annotations
 
+import builtins
 import signal
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 
 class ConveyorError(Exception):
@@ -47,6 +67,9 @@ class OperationalError(ConveyorError):
     """An expected failure; its message is safe to show to a caller."""
 
     status = 500
+
+
+# -- bad input -------------------------------------------------------------------------
 
 
 class BadInputError(OperationalError):
@@ -94,6 +117,9 @@ class NotSupportedError(BadInputError):
     the application's own transaction (``app.within(conn)``) needs a PostgreSQL store."""
 
 
+# -- not found, conflict -------------------------------------------------------------
+
+
 class NotFoundError(OperationalError):
     """No such job, task or queue."""
 
@@ -110,10 +136,102 @@ class ConflictError(OperationalError):
     status = 409
 
 
-class StoreUnavailableError(OperationalError):
-    """The store could not be reached (or did not answer in time)."""
+class RateLimitedError(OperationalError):
+    """Too many requests. ``retry_after`` (seconds, if known) says when to try again;
+    raised by a rate limiter (``limiter.hit``), ``decision`` is its
+    :class:`~conveyor.RateDecision`: each policy's quota and the violated ones."""
+
+    status = 429
+
+    def __init__(
+        self,
+        message: str = "rate limited",
+        retry_after: float | None = None,
+        *,
+        decision: Any = None,
+    ) -> None:
+        self.retry_after = retry_after
+        self.decision = decision
+        super().__init__(message)
+
+
+# -- unavailable, timed out ----------------------------------------------------------
+
+
+class UnavailableError(OperationalError):
+    """A store could not serve the call now; the same call may succeed later."""
 
     status = 503
+
+
+class StoreUnavailableError(UnavailableError):
+    """The store could not be reached, did not answer in time, or asked to come back later.
+
+    On Redis that includes a server out of memory (``maxmemory``), a replica
+    that is read-only during a failover, and a cluster that is down.
+    """
+
+
+class RateLimitUnavailableError(StoreUnavailableError):
+    """The shared rate-limit store could not answer within the limiter's budget, and
+    the limiter fails closed: the request is refused as unavailable (503), not as
+    over its limit. ``policies`` names the policies that could not be checked."""
+
+    def __init__(self, policies: Sequence[str], reason: str) -> None:
+        self.policies = list(policies)
+        super().__init__(
+            f"rate limits {', '.join(self.policies)} could not be checked ({reason});"
+            " failing closed"
+        )
+
+
+class CacheError(OperationalError):
+    """The cache could not answer as asked (an outage alone never raises: it degrades)."""
+
+    status = 503
+
+
+class CacheUnavailableError(UnavailableError, CacheError):
+    """``incr``/``decr`` while the shared tier is unreachable: a counter cannot be
+    answered from one process's local tier."""
+
+
+class TimedOutError(OperationalError, builtins.TimeoutError):
+    """A deadline passed. Also a built-in ``TimeoutError``, so ``except TimeoutError``
+    catches it as it catches asyncio's."""
+
+    status = 504
+
+
+class JobWaitTimeoutError(TimedOutError):
+    """``job.wait(timeout)`` gave up before the job finished (the job itself goes on)."""
+
+    def __init__(self, job_id: str, state: str, timeout: float, hint: str = "") -> None:
+        self.job_id = job_id
+        self.state = state
+        self.timeout = timeout
+        message = f"job {job_id} still {state} after {timeout}s"
+        super().__init__(f"{message}; {hint}" if hint else message)
+
+
+class CacheTimeoutError(TimedOutError, CacheError):
+    """A ``get_or_set`` factory ran past its hard timeout and no stale value could stand in."""
+
+    def __init__(self, key: str, timeout: float) -> None:
+        self.key = key
+        self.timeout = timeout
+        super().__init__(f"computing cache key {key!r} took longer than {timeout}s")
+
+
+class JobTimeoutError(TimedOutError):
+    """An attempt ran past its task's ``timeout``; it counts as a failed attempt."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"attempt exceeded its timeout of {timeout}s")
+
+
+# -- how an attempt ended -------------------------------------------------------------
 
 
 class JobFailedError(OperationalError):
@@ -130,30 +248,96 @@ class JobFailedError(OperationalError):
         super().__init__(f"job {job_id} is {state}{detail}")
 
 
-class CacheError(OperationalError):
-    """The cache could not answer as asked (an outage alone never raises: it degrades)."""
-
-    status = 503
+class JobCancelledError(OperationalError):
+    """Raised by :meth:`JobContext.raise_if_cancelled` once the job is cancelled."""
 
 
-class CacheTimeoutError(CacheError):
-    """A ``get_or_set`` factory ran past its hard timeout and no stale value could stand in."""
+class SandboxCrashedError(OperationalError):
+    """The child process of a ``sandbox=True`` attempt died before it answered.
 
-    def __init__(self, key: str, timeout: float) -> None:
-        self.key = key
-        self.timeout = timeout
-        super().__init__(f"computing cache key {key!r} took longer than {timeout}s")
+    ``signal`` names the signal that killed it (``"SIGSEGV"``), else
+    ``exit_code`` says how it exited.
+    """
+
+    def __init__(self, returncode: int) -> None:
+        self.exit_code = returncode if returncode >= 0 else None
+        self.signal = _signal_name(-returncode) if returncode < 0 else None
+        how = f"killed by {self.signal}" if self.signal else f"exited with code {returncode}"
+        super().__init__(f"the sandboxed task's process {how} before it answered")
+
+
+class SandboxProtocolError(SandboxCrashedError):
+    """The child of a ``sandbox=True`` attempt sent a frame the worker refuses (larger
+    than ``max_payload_bytes`` allows, or not a message); the worker killed it."""
+
+    def __init__(self, what: str) -> None:
+        OperationalError.__init__(
+            self, f"the sandboxed task's process {what}; the worker killed it"
+        )
+        self.exit_code = None
+        self.signal = "SIGKILL"
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+# -- bugs ------------------------------------------------------------------------------
+
+
+class ProblemError(OperationalError):
+    """An application's own error, answered over HTTP as RFC 9457 problem details.
+
+    Subclass it and set ``status``, ``title`` and ``type_uri`` (a URI that
+    names the kind of problem); keyword arguments become extension members:
+
+    >>> class OutOfCredit(ProblemError):
+    ...     status = 403
+    ...     title = "Not enough credit"
+    ...     type_uri = "https://example.com/problems/out-of-credit"
+    >>> raise OutOfCredit("Your balance is 30, the price is 50.", balance=30)
+    """
+
+    status = 400
+    title: ClassVar[str | None] = None
+    """A short summary of the kind of problem (default: the status's reason phrase)."""
+    type_uri: ClassVar[str] = "about:blank"
+    RESERVED: ClassVar[frozenset[str]] = frozenset(
+        {"type", "title", "status", "detail", "instance", "request_id"}
+    )
+
+    def __init__(self, detail: str = "", **extensions: Any) -> None:
+        clash = self.RESERVED.intersection(extensions)
+        if clash:
+            raise ProgrammingError(
+                f"{type(self).__name__}: extension members may not be named {sorted(clash)}"
+            )
+        self.detail = detail
+        self.extensions = extensions
+        super().__init__(detail or self.title or type(self).__name__)
 
 
 class ProgrammingError(ConveyorError):
     """A bug in conveyor or in how it is used."""
 
 
-class NonRetryableError(Exception):
+class StoreRefusedError(ProgrammingError):
+    """The store refused a command for a reason other than an outage: a script error,
+    a key of the wrong type where conveyor keeps its data, a command the server's ACL
+    denies. Retrying does not help; someone has to look."""
+
+
+# -- raised by task code to steer the job ------------------------------------------
+
+
+class NonRetryableError(ConveyorError):
     """Raise (or subclass) from a task to fail the job without further retries."""
 
 
-class Retry(Exception):
+class Retry(ConveyorError):
     """Raise from a task to ask for another attempt after ``delay`` seconds.
 
     The attempt still counts against the task's ``retries``.
@@ -164,7 +348,7 @@ class Retry(Exception):
         super().__init__(reason or f"retry requested (delay={delay})")
 
 
-class QueueBackoff(Exception):
+class QueueBackoff(ConveyorError):
     """Raise from a task to stop its queue for ``seconds`` (e.g. a downstream 429).
 
     No worker claims a job of the queue before then; this job goes back to
@@ -191,40 +375,41 @@ MAX_BACKOFF_SECONDS = 7 * 86_400
 """The longest a queue may be backed off in one call."""
 
 
-class JobTimeoutError(TimeoutError):
-    """An attempt ran past its task's ``timeout``; it counts as a failed attempt."""
-
-    def __init__(self, timeout: float) -> None:
-        self.timeout = timeout
-        super().__init__(f"attempt exceeded its timeout of {timeout}s")
+# -- a sandboxed task's own exception, carried to the worker ---------------------------
 
 
-class SandboxCrashedError(Exception):
-    """The child process of a ``sandbox=True`` attempt died before it answered.
+class RemoteTaskError(ConveyorError):
+    """An exception raised by a task inside its sandbox, as the child reported it.
 
-    ``signal`` names the signal that killed it (``"SIGSEGV"``), else
-    ``exit_code`` says how it exited.
+    The job's error records ``type_name`` and the child's traceback, as if the
+    exception had been raised in the worker. Never raised to a caller.
     """
 
-    def __init__(self, returncode: int) -> None:
-        self.exit_code = returncode if returncode >= 0 else None
-        self.signal = _signal_name(-returncode) if returncode < 0 else None
-        how = f"killed by {self.signal}" if self.signal else f"exited with code {returncode}"
-        super().__init__(f"the sandboxed task's process {how} before it answered")
+    def __init__(self, type_name: str, message: str, traceback_text: str) -> None:
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+        super().__init__(message)
 
 
-class SandboxProtocolError(SandboxCrashedError):
-    """The child of a ``sandbox=True`` attempt sent a frame the worker refuses (larger
-    than ``max_payload_bytes`` allows, or not a message); the worker killed it."""
-
-    def __init__(self, what: str) -> None:
-        Exception.__init__(self, f"the sandboxed task's process {what}; the worker killed it")
-        self.exit_code = None
-        self.signal = "SIGKILL"
+class RemoteNonRetryableError(RemoteTaskError, NonRetryableError):
+    """A sandboxed task raised a ``NonRetryableError`` (or one its task lists as final)."""
 
 
-def _signal_name(number: int) -> str:
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"signal {number}"
+class RemoteRetry(RemoteTaskError, Retry):
+    """A sandboxed task raised ``Retry(delay)``."""
+
+    def __init__(
+        self, type_name: str, message: str, traceback_text: str, delay: float | None
+    ) -> None:
+        Retry.__init__(self, delay, message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text
+
+
+class RemoteQueueBackoff(RemoteTaskError, QueueBackoff):
+    """A sandboxed task raised ``QueueBackoff(seconds)``."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str, seconds: float) -> None:
+        QueueBackoff.__init__(self, seconds, message)
+        self.type_name = type_name
+        self.traceback_text = traceback_text

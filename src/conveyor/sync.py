@@ -11,122 +11,58 @@ done. The same code paths as the async API run, so behaviour is identical.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 import threading
-from collections.abc import Coroutine, Iterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from conveyor.jobs.client import Call, JobClient
-from conveyor.jobs.job import Job, JobError
-from conveyor.stores.base import CancelResult, JobState, LogLine, QueueInfo
+from conveyor.jobs.sync_job import LoopThread, SyncJob
+from conveyor.stores.base import CancelResult, JobState, QueueInfo
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.config import Settings
+    from conveyor.events.bus import EventBus
     from conveyor.events.envelope import EventMeta
     from conveyor.events.publisher import Publisher
+    from conveyor.jobs.retention import RetentionRules
     from conveyor.stores.backend import Backend
 
 R = TypeVar("R")
 T = TypeVar("T")
 
 
-class _LoopThread:
-    """An event loop in a daemon thread (never holds the interpreter open at exit)."""
+class SyncHost(Protocol):
+    """What the sync facade needs of its app (``Conveyor`` is one)."""
 
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="conveyor-sync", daemon=True
-        )
-        self._thread.start()
-
-    def call(self, coro: Coroutine[Any, Any, T]) -> T:
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError("the sync facade cannot be called from its own loop")
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join(timeout=5)
-        if not self._thread.is_alive():
-            self.loop.close()
-
-
-class SyncJob(Generic[R]):
-    """A :class:`Job` for sync code; actions block until done."""
-
-    __slots__ = ("_job", "_runner")
-
-    def __init__(self, runner: _LoopThread, job: Job[R]) -> None:
-        self._runner = runner
-        self._job = job
-
-    def __repr__(self) -> str:
-        return repr(self._job)
+    settings: Settings
+    backend: Backend
+    retention: RetentionRules
 
     @property
-    def id(self) -> str:
-        return self._job.id
-
-    @property
-    def status(self) -> JobState:
-        return self._job.status
-
-    @property
-    def attempts(self) -> int:
-        return self._job.attempts
-
-    @property
-    def progress(self) -> Any:
-        return self._job.progress
-
-    @property
-    def result(self) -> R | None:
-        return self._job.result
-
-    @property
-    def error(self) -> JobError | None:
-        return self._job.error
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._job.to_dict()
-
-    def refresh(self) -> SyncJob[R]:
-        self._runner.call(self._job.refresh())
-        return self
-
-    def wait(self, timeout: float | None = None) -> R:
-        return self._runner.call(self._job.wait(timeout))
-
-    def cancel(self) -> CancelResult:
-        return self._runner.call(self._job.cancel())
-
-    def logs(self) -> list[LogLine]:
-        return self._runner.call(self._job.logs())
+    def events(self) -> EventBus: ...
 
 
 class SyncClient:
     """``app.sync``: the blocking twin of ``app.jobs``."""
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: SyncHost) -> None:
         self._app = app
-        self._runner: _LoopThread | None = None
+        self._runner: LoopThread | None = None
         self._client: JobClient | None = None
         self._publisher: Publisher | None = None
         self._backend: Backend | None = None
         self._opened = False
         self._lock = threading.Lock()
 
-    def _ready(self) -> tuple[_LoopThread, JobClient]:
+    def _ready(self) -> tuple[LoopThread, JobClient]:
         with self._lock:
             if self._runner is None or self._client is None:
                 app = self._app
                 # Connections of its own for the facade's loop (a memory backend is shared).
                 self._backend = app.backend.twin()
                 client = JobClient(app.settings, self._backend, self._open, app.retention)
-                self._runner, self._client = _LoopThread(), client
+                self._runner, self._client = LoopThread(), client
             return self._runner, self._client
 
     async def _open(self) -> None:

@@ -72,6 +72,9 @@ def log_unclipped(n: int) -> str:
     """A child that breaks the protocol: sends a log frame over the worker's limit."""
     from conveyor import serialization
 
-    serialization.clip = lambda text, limit, tail=False: text  # type: ignore[assignment]
+    def unclipped(text: str, limit: int, *, tail: bool = False) -> str:
+        return text
+
+    serialization.clip = unclipped
     current_job().log("€" * n)
     return "never seen"

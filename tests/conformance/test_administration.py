@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import math
 
 import pytest
 
-from conveyor import ConflictError, JobState, NotFoundError, Retention
+from conveyor import BadInputError, ConflictError, JobState, NotFoundError, Retention
+from conveyor.jobs.queues import require_known_queue
 from conveyor.stores.base import now_ms
 from tests.conftest import AppFactory
 
@@ -126,6 +128,23 @@ async def test_clean_deletes_by_state_and_age(make_app: AppFactory) -> None:
         await app.jobs.clean("default", "active")
 
 
+async def test_clean_refuses_an_age_that_is_no_number_of_seconds_or_a_limit_below_one(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task
+    async def noop() -> None:
+        return None
+
+    await noop.enqueue()
+    await app.work(burst=True)
+    for older_than, limit in [(math.nan, 10), (math.inf, 10), (60.0, 0), (60.0, -1)]:
+        with pytest.raises(BadInputError, match="older_than must be a finite number"):
+            await app.jobs.clean("default", "completed", older_than=older_than, limit=limit)
+    assert (await app.jobs.counts())["default"][JobState.COMPLETED] == 1
+
+
 async def test_count_retention_keeps_the_newest_finished_jobs(make_app: AppFactory) -> None:
     app = make_app()
 
@@ -142,7 +161,8 @@ async def test_count_retention_keeps_the_newest_finished_jobs(make_app: AppFacto
         await numbered.enqueue(n)
         await app.work(burst=True)
     completed = await app.jobs.list("completed")
-    assert sorted(j.result for j in completed) == [5, 6, 7]
+    assert len(completed) == 3
+    assert {j.result for j in completed} == {5, 6, 7}
     failed = await app.jobs.list("failed")
     assert [j.args[0] for j in failed] == [[-2]]
 
@@ -236,3 +256,32 @@ async def test_a_long_page_of_jobs_lists_in_full(make_app: AppFactory) -> None:
     page = await app.jobs.list("waiting", limit=1000)
     assert len(page) == 250
     assert sorted(j.args[0][0] for j in page) == list(range(250))
+
+
+async def test_a_queue_is_known_once_a_job_task_schedule_worker_pause_or_limit_names_it(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="by-task")
+    async def noop() -> None:
+        return None
+
+    for queue in ("by-job", "by-schedule", "by-limit", "by-pause", "by-worker"):
+        with pytest.raises(NotFoundError, match=f"no queue named '{queue}'"):
+            await require_known_queue(app, queue)
+    await noop.options(queue="by-job").enqueue()
+    await app.schedules.add(noop.options(queue="by-schedule").call(), every=3600)
+    await app.jobs.set_queue_limits("by-limit", concurrency=2)
+    await app.jobs.pause("by-pause")
+    worker = app.worker(queues=["by-worker"])
+    running = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(10):
+            while not await app.store.workers():  # its first heartbeat
+                await asyncio.sleep(0.01)
+        for queue in ("by-task", "by-job", "by-schedule", "by-limit", "by-pause", "by-worker"):
+            await require_known_queue(app, queue)
+    finally:
+        worker.stop()
+        await running

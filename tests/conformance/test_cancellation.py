@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 
-from conveyor import CancelResult, Conveyor, JobCancelledError, JobState, Worker, current_job
+from conveyor import (
+    CancelResult,
+    Conveyor,
+    JobCancelledError,
+    JobState,
+    Retention,
+    Worker,
+    current_job,
+)
 from conveyor.stores.base import JobStore, Outcome, now_ms
 from tests.conftest import AppFactory
 
@@ -57,15 +65,18 @@ def _pause_lease_keeping(worker: Worker) -> asyncio.Event:
     """Hold the worker's renewals and lease checks (as in a long GC pause) until set."""
     resume = asyncio.Event()
 
-    def paused(step: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+    def paused(
+        step: Callable[[], Coroutine[Any, Any, None]],
+    ) -> Callable[[], Coroutine[Any, Any, None]]:
         async def wait_then_run() -> None:
             await resume.wait()
             await step()
 
         return wait_then_run
 
-    worker._renew = paused(worker._renew)  # type: ignore[method-assign]
-    worker._flush_progress = paused(worker._flush_progress)  # type: ignore[method-assign]
+    leases = worker._leases
+    leases.renew = paused(leases.renew)  # type: ignore[method-assign]
+    leases.flush_progress = paused(leases.flush_progress)  # type: ignore[method-assign]
     return resume
 
 
@@ -261,3 +272,55 @@ async def test_cancelling_a_job_that_is_not_running_ends_it_at_once(
     assert await job.cancel() is CancelResult.CANCELLED
     await job.refresh()
     assert (job.status, job.fence) == (JobState.CANCELLED, 0)
+
+
+KEPT_SECONDS = 60
+
+
+async def _assert_kept_for(app: Conveyor, job_id: str, seconds: int) -> None:
+    """The finished job outlives a purge a little before ``seconds``, not one a little after."""
+    await app.store.purge_expired(now_ms() + (seconds - 5) * 1000)
+    assert await app.store.get(job_id) is not None, "purged before its retention ran out"
+    await app.store.purge_expired(now_ms() + (seconds + 5) * 1000)
+    assert await app.store.get(job_id) is None, "kept longer than its retention says"
+
+
+@pytest.mark.parametrize(
+    ("path", "set_on"),
+    [("waiting", "task"), ("waiting", "queue"), ("running", "task"), ("released", "queue")],
+)
+async def test_a_cancelled_job_is_kept_as_long_as_its_retention_keeps_failed_jobs(
+    make_app: AppFactory, path: str, set_on: str
+) -> None:
+    app = make_app()
+    retention = Retention(failed_for=KEPT_SECONDS)
+    if set_on == "queue":
+        app.set_retention("reports", retention)
+    started = asyncio.Event()
+
+    @app.task(queue="reports", retention=retention if set_on == "task" else None)
+    async def endless() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    job = await endless.enqueue()
+    if path == "waiting":
+        assert await app.jobs.cancel(job.id) is CancelResult.CANCELLED
+    elif path == "running":
+        worker = asyncio.create_task(app.work(burst=True))
+        await started.wait()
+        assert await app.jobs.cancel(job.id) is CancelResult.REQUESTED
+        assert (await worker).cancelled == 1
+    else:  # the worker stops before it sees the cancel: it releases the job
+        held = app.worker()
+        resume = _pause_lease_keeping(held)
+        running = asyncio.create_task(held.run())
+        await started.wait()
+        assert await app.jobs.cancel(job.id) is CancelResult.REQUESTED
+        held.stop()
+        held.stop()  # at once
+        await _until(lambda: held.stats.released == 1)
+        resume.set()
+        assert (await running).cancelled == 0
+    assert (await job.refresh()).status is JobState.CANCELLED
+    await _assert_kept_for(app, job.id, KEPT_SECONDS)

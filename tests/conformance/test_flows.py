@@ -389,7 +389,7 @@ async def test_retrying_a_parent_failed_by_a_child_waits_for_its_other_children(
     make_app: AppFactory,
 ) -> None:
     app = make_app()
-    ran: list[list[JobState]] = []
+    ran: list[list[JobState | None]] = []
 
     @app.task(queue="bad")
     async def bad() -> int:

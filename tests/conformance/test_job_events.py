@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from conveyor import Backoff, CancelResult, JobEvent, JobEventKind, JobEvents, current_job
 from conveyor.stores.base import now_ms
 from tests.conftest import AppFactory
@@ -122,3 +124,31 @@ async def test_wait_returns_when_the_job_finishes_in_another_worker(make_app: Ap
     release.set()
     assert await waiter == "finished"
     await worker
+
+
+async def test_a_wait_that_times_out_says_when_no_worker_serves_the_queue(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task(queue="reports")
+    async def report() -> None:
+        return None
+
+    job = await report.enqueue()
+    with pytest.raises(TimeoutError, match="no worker is running for queue 'reports'"):
+        await job.wait(timeout=0.05)
+
+    await app.jobs.pause("reports")  # a worker serves the queue but runs nothing
+    worker = app.worker(queues=["reports"])
+    running = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(10):
+            while not await app.store.workers():  # its first heartbeat
+                await asyncio.sleep(0.01)
+        with pytest.raises(TimeoutError) as waited:
+            await job.wait(timeout=0.05)
+        assert str(waited.value) == f"job {job.id} still waiting after 0.05s"
+    finally:
+        worker.stop()
+        await running

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -10,15 +11,18 @@ import pytest
 
 from conveyor import (
     Backoff,
+    BadInputError,
     InvalidArgumentsError,
     JobFailedError,
     JobState,
+    JobWaitTimeoutError,
     NonRetryableError,
     PayloadTooLargeError,
     Retry,
     SerializationError,
     current_job,
 )
+from conveyor.clock import ManualClock
 from tests.conftest import AppFactory
 
 
@@ -30,8 +34,7 @@ async def test_enqueued_job_waits_then_completes_with_its_result(make_app: AppFa
         return a + b
 
     job = await add.enqueue(2, 3)
-    assert job.status is JobState.WAITING
-    assert job.attempts == 0
+    assert (job.status, job.attempts) == (JobState.WAITING, 0)
     stats = await app.work(burst=True)
     assert stats.completed == 1
     assert await job.wait(timeout=5) == 5
@@ -39,6 +42,26 @@ async def test_enqueued_job_waits_then_completes_with_its_result(make_app: AppFa
     assert job.attempts == 1
     assert job.started_at is not None and job.finished_at is not None
     assert job.finished_at >= job.started_at >= job.created_at
+
+
+async def test_waiting_past_its_timeout_raises_a_typed_timeout_and_the_job_goes_on(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.task
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    job = await add.enqueue(2, 3)
+    with pytest.raises(JobWaitTimeoutError, match=r"still waiting after 0\.05s") as raised:
+        await job.wait(timeout=0.05)
+    assert isinstance(raised.value, TimeoutError)
+    assert (raised.value.job_id, raised.value.state) == (job.id, "waiting")
+    with pytest.raises(BadInputError, match="nan"):
+        await job.wait(timeout=math.nan)
+    await app.work(burst=True)
+    assert await job.wait(timeout=5) == 5
 
 
 async def test_sync_task_runs_in_a_worker_thread(make_app: AppFactory) -> None:
@@ -57,7 +80,8 @@ async def test_sync_task_runs_in_a_worker_thread(make_app: AppFactory) -> None:
 
 
 async def test_delayed_job_stays_scheduled_until_due(make_app: AppFactory) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
 
     @app.task
     async def ping() -> str:
@@ -67,7 +91,7 @@ async def test_delayed_job_stays_scheduled_until_due(make_app: AppFactory) -> No
     assert job.status is JobState.SCHEDULED
     assert (await app.work(burst=True)).processed == 0
     assert (await job.refresh()).status is JobState.SCHEDULED
-    await asyncio.sleep(0.45)
+    clock.advance(0.45)
     assert (await app.work(burst=True)).completed == 1
     assert (await job.refresh()).status is JobState.COMPLETED
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+from typing import Any
 
 from conveyor import CancelResult, Conveyor, JobState, current_job
+from conveyor.clock import ManualClock
 from conveyor.stores.base import LeaseStatus, Outcome, ProgressUpdate, now_ms
 from tests.conftest import AppFactory
 
@@ -29,6 +32,41 @@ class _Endless:
                 raise
 
         self.task = endless
+
+
+class _SyncWatcher:
+    """A sync task that polls ``current_job().cancelled`` for up to 5 s, noting how it ended.
+
+    Its thread cannot be interrupted: the flag is the only way the worker can stop it.
+    """
+
+    def __init__(self, app: Conveyor, **options: Any) -> None:
+        self.started = asyncio.Event()
+        self.ended: list[str] = []
+        self._done = threading.Event()
+        loop = asyncio.get_running_loop()
+
+        @app.task(**options)
+        def watch() -> str:
+            ctx = current_job()
+            loop.call_soon_threadsafe(self.started.set)
+            try:
+                for _ in range(500):
+                    if ctx.cancelled:
+                        self.ended.append("saw the flag")
+                        return "stopped"
+                    time.sleep(0.01)
+                self.ended.append("ran out")
+                return "ran out"
+            finally:
+                self._done.set()
+
+        self.task = watch
+
+    async def how_it_ended(self) -> list[str]:
+        """Wait for the task's thread (which may outlive the worker) to return."""
+        await asyncio.to_thread(self._done.wait, 10)
+        return self.ended
 
 
 def _completed(job_id: str, token: str, queue: str = "default") -> Outcome:
@@ -61,7 +99,8 @@ async def test_claim_takes_at_most_the_asked_number_in_queue_order(
 async def test_expired_lease_returns_the_job_to_waiting_once_then_fails_it(
     make_app: AppFactory,
 ) -> None:
-    app = make_app(max_stalled=1)
+    clock = ManualClock()
+    app = make_app(max_stalled=1, clock=clock)
 
     @app.task
     async def work() -> None:
@@ -70,16 +109,16 @@ async def test_expired_lease_returns_the_job_to_waiting_once_then_fails_it(
     job = await work.enqueue()
     store = app.store
     _, (first,) = await store.exchange([], ["default"], 1, "w1", 1)
-    await asyncio.sleep(0.01)
-    stalled = await store.sweep_stalled(now_ms(), 60_000)
+    clock.advance(0.01)
+    stalled = await store.sweep_stalled(clock.now_ms(), 60_000)
     assert [(s.id, s.failed) for s in stalled] == [(job.id, False)]
     await job.refresh()
     assert (job.status, job.stalls, job.attempts) == (JobState.WAITING, 1, 0)
 
     _, (second,) = await store.exchange([], ["default"], 1, "w2", 1)
     assert second.token != first.token
-    await asyncio.sleep(0.01)
-    stalled = await store.sweep_stalled(now_ms(), 60_000)
+    clock.advance(0.01)
+    stalled = await store.sweep_stalled(clock.now_ms(), 60_000)
     assert [(s.id, s.failed) for s in stalled] == [(job.id, True)]
     await job.refresh()
     assert job.status is JobState.FAILED
@@ -101,7 +140,8 @@ async def test_a_live_lease_is_not_swept(make_app: AppFactory) -> None:
 async def test_a_stale_token_can_never_finish_renew_or_report_on_the_job(
     make_app: AppFactory,
 ) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
 
     @app.task
     async def work() -> None:
@@ -110,8 +150,8 @@ async def test_a_stale_token_can_never_finish_renew_or_report_on_the_job(
     job = await work.enqueue()
     store = app.store
     _, (old,) = await store.exchange([], ["default"], 1, "w1", 1)
-    await asyncio.sleep(0.01)
-    await store.sweep_stalled(now_ms(), 60_000)
+    clock.advance(0.01)
+    await store.sweep_stalled(clock.now_ms(), 60_000)
     _, (new,) = await store.exchange([], ["default"], 1, "w2", LEASE_MS)
 
     accepted, _ = await store.exchange([_completed(job.id, old.token)], [], 0, "w1", LEASE_MS)
@@ -220,25 +260,40 @@ async def test_cancelling_a_running_job_cancels_its_attempt(make_app: AppFactory
 
 async def test_a_sync_task_sees_the_cancel_flag(make_app: AppFactory) -> None:
     app = make_app(lease_seconds=0.3, sweep_interval=0.1)
-    started = asyncio.Event()
-    loop = asyncio.get_running_loop()
-
-    @app.task
-    def endless() -> str:
-        ctx = current_job()
-        loop.call_soon_threadsafe(started.set)
-        for _ in range(500):
-            if ctx.cancelled:
-                return "stopped"
-            time.sleep(0.01)
-        return "ran out"
-
-    job = await endless.enqueue()
+    watcher = _SyncWatcher(app)
+    job = await watcher.task.enqueue()
     worker = asyncio.create_task(app.work(burst=True))
-    await started.wait()
+    await watcher.started.wait()
     await job.cancel()
     await asyncio.wait_for(worker, 10)
     assert (await job.refresh()).status is JobState.CANCELLED
+    assert await watcher.how_it_ended() == ["saw the flag"]
+
+
+async def test_a_sync_task_past_its_timeout_sees_the_cancel_flag(make_app: AppFactory) -> None:
+    app = make_app()
+    watcher = _SyncWatcher(app, timeout=0.2, retries=0)
+    job = await watcher.task.enqueue()
+    await app.work(burst=True)
+    await job.refresh()
+    assert job.status is JobState.FAILED
+    assert job.error is not None and job.error.type == "JobTimeoutError"
+    assert await watcher.how_it_ended() == ["saw the flag"]
+
+
+async def test_a_sync_task_still_running_at_shutdown_sees_the_cancel_flag(
+    make_app: AppFactory,
+) -> None:
+    app = make_app(shutdown_timeout=0.1)
+    watcher = _SyncWatcher(app)
+    job = await watcher.task.enqueue()
+    worker = app.worker()
+    running = asyncio.create_task(worker.run())
+    await watcher.started.wait()
+    worker.stop()
+    assert (await running).released == 1
+    assert (await job.refresh()).status is JobState.WAITING
+    assert await watcher.how_it_ended() == ["saw the flag"]
 
 
 async def test_a_worker_that_loses_its_lease_abandons_the_attempt(

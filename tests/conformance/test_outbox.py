@@ -258,7 +258,7 @@ async def test_add_async_on_a_sqlalchemy_async_session(
     path = tmp_path / "async.db"
     engine = create_async_engine(f"sqlite+aiosqlite:///{path}")
     outbox = app.events.outbox()
-    with sqlite3.connect(path) as conn:
+    with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         outbox.create_table(conn)
     try:
         async with AsyncSession(engine) as session, session.begin():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -71,7 +72,7 @@ async def _started_ms(app: Conveyor, job_id: str) -> int:
     return record.started_at
 
 
-async def _declare(app: Conveyor, task: Task[..., object], concurrency: int | None) -> None:
+async def _declare(app: Conveyor, task: Task[Any, Any], concurrency: int | None) -> None:
     """Declare ``task``'s limit as a worker of code with ``concurrency=`` does."""
     task.concurrency = concurrency
     await app.jobs.controls.declare_tasks([task], ["q"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ async def test_a_sandboxed_task_runs_in_a_child_process_and_reports_back(
     [(sandboxed.segfault, "killed by SIGSEGV"), (sandboxed.exit_hard, "exited with code 3")],
 )
 async def test_a_crashing_sandboxed_task_is_retried_then_failed_and_the_worker_serves_on(
-    make_app: AppFactory, fn: object, expected: str
+    make_app: AppFactory, fn: Callable[[], None], expected: str
 ) -> None:
     app = make_app()
     crash = app.task(sandbox=True, retries=1, backoff=Backoff.fixed(0))(fn)
@@ -130,7 +131,7 @@ async def test_cancelling_a_sandboxed_job_kills_the_processes_its_task_started(
     ],
 )
 async def test_a_sandboxed_task_with_an_oversized_log_or_error_neither_hangs_nor_crashes(
-    make_app: AppFactory, fn: object, arg: int, status: JobState
+    make_app: AppFactory, fn: Callable[[int], object], arg: int, status: JobState
 ) -> None:
     app = make_app()
     task = app.task(sandbox=True, retries=0)(fn)

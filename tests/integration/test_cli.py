@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -36,6 +38,11 @@ async def greet(name: str) -> str:
 @app.task
 async def explode() -> None:
     raise RuntimeError("boom [red]markup[/red]")
+
+
+@app.task
+def export_monthly_report(month: str) -> str:
+    return f"reports/{{month}}.csv"
 """
 
 APP = "cli_app:app"
@@ -73,6 +80,15 @@ class Cli:
 
     def enqueue(self, task: str, *args: str) -> str:
         return self("enqueue", APP, task, *args).stdout.strip()
+
+    def create_store(self) -> None:
+        """Create the test store, as a producer or a worker would (admin commands never do)."""
+
+        async def open_and_close() -> None:
+            async with Conveyor(self.url, configure_logging=False):
+                pass
+
+        asyncio.run(open_and_close())
 
     def run_script(self, name: str) -> None:
         proc = subprocess.run(
@@ -154,6 +170,23 @@ def test_paused_queue_is_skipped_by_workers_until_resumed(cli: Cli) -> None:
     assert "1 completed" in cli.work()
 
 
+def test_pausing_an_unknown_queue_is_refused_and_creates_nothing(cli: Cli) -> None:
+    cli.enqueue("add", "--args", "[1, 2]")
+    proc = cli.admin("queues", "pause", "defualt", code=1)
+    assert_one_error_line(proc, "no queue named 'defualt'", "known queues: default")
+    assert_one_error_line(cli.admin("queues", "resume", "defualt", code=1), "'defualt'")
+    assert [q["name"] for q in cli.json("queues")] == ["default"]
+
+
+def test_a_known_queue_without_jobs_can_be_paused(cli: Cli) -> None:
+    cli.create_store()
+    cli("queues", "--app", APP, "pause", "default")  # named by the app's tasks
+    cli.admin("queues", "limit", "emails", "--concurrency", "5")  # named by its limits
+    cli.admin("queues", "pause", "emails")
+    paused = {q["name"]: q["paused"] for q in cli.json("queues")}
+    assert paused == {"default": True, "emails": True}
+
+
 def test_clean_deletes_finished_jobs_older_than_the_cutoff(cli: Cli) -> None:
     cli.enqueue("add", "--args", "[1, 2]")
     cli.work()
@@ -163,6 +196,48 @@ def test_clean_deletes_finished_jobs_older_than_the_cutoff(cli: Cli) -> None:
     cleaned = cli.admin("queues", "clean", "default", "--state", "completed")
     assert "removed 1 completed jobs" in cleaned.stdout
     assert cli.json("jobs", "list", "--state", "completed") == []
+
+
+def table_rows(out: str) -> list[list[str]]:
+    """The body rows of a rich table, each cell as its lines joined (a folded value whole).
+
+    A row starts where its last cell, a time that never folds, is not empty.
+    """
+    rows: list[list[str]] = []
+    body = False
+    for line in out.splitlines():
+        body = body or line.startswith("┡")
+        if not (body and line.startswith("│")):
+            continue
+        cells = [part.strip() for part in line.strip("│").split("│")]
+        if cells[-1]:
+            rows.append(cells)
+        else:
+            rows[-1] = [kept + more for kept, more in zip(rows[-1], cells, strict=True)]
+    return rows
+
+
+def test_jobs_list_shows_whole_ids_task_names_and_times_at_80_columns(cli: Cli) -> None:
+    cli.env["COLUMNS"] = "80"
+    monthly = "cli_app.export_monthly_report"
+    jobs = [  # newest last
+        (cli.enqueue("add", "--args", "[1, 2]", "--queue", "emails.high"), "cli_app.add"),
+        (cli.enqueue("export_monthly_report", "--args", '["2025-03"]'), monthly),
+        (cli.enqueue(monthly, "--args", '["2025-04"]', "--job-id", "invoice-2025-04-01"), monthly),
+    ]
+    queues = ["emails.high", "default", "default"]
+    for only_default in (False, True):
+        out = cli.admin("jobs", "list", *(["--queue", "default"] if only_default else [])).stdout
+        assert "…" not in out
+        assert max(len(line) for line in out.splitlines()) <= 80
+        listed = list(zip(jobs, queues, strict=True))[1 if only_default else 0 :]
+        rows = table_rows(out)
+        assert [row[0] for row in rows] == [job_id for (job_id, _), _ in reversed(listed)]
+        for row, ((_, task), queue) in zip(rows, reversed(listed), strict=True):
+            assert re.fullmatch(r"\d\d-\d\d \d\d:\d\d:\d\d", row[-1])
+            assert task in row[1]
+            # One queue: it is the table's title; several: each under its task's name.
+            assert ("queue default" in out) if only_default else (queue in row[1])
 
 
 def test_cancelled_job_can_be_removed(cli: Cli) -> None:
@@ -192,7 +267,18 @@ def test_bad_json_in_args_is_one_error_line(cli: Cli) -> None:
     assert proc.stdout == ""
 
 
+def test_arguments_that_do_not_fit_the_task_s_annotations_are_refused(cli: Cli) -> None:
+    proc = cli("enqueue", APP, "add", "--args", '["seven", 2]', code=1)
+    assert_one_error_line(proc, "cli_app.add", "argument a", "int", "str")
+    scheduled = cli("schedules", "add", APP, "greet", "--args", "[7]", "--every", "60", code=1)
+    assert_one_error_line(scheduled, "cli_app.greet", "argument name", "str", "int")
+    cli.create_store()
+    assert cli.json("jobs", "list") == []
+    assert cli.json("schedules", "list") == []
+
+
 def test_unknown_job_id_is_an_error(cli: Cli) -> None:
+    cli.create_store()
     assert_one_error_line(cli.admin("jobs", "show", "nope", code=1), "nope")
     assert_one_error_line(cli.admin("jobs", "cancel", "nope", code=1), "nope")
 
@@ -268,6 +354,7 @@ def test_jobs_wait_prints_the_result_or_fails_with_the_error(cli: Cli) -> None:
 
 
 def test_events_tail_prints_events_as_they_happen(cli: Cli, tmp_path: Path) -> None:
+    cli.create_store()
     tail = subprocess.Popen(
         cli.command("events", "tail", "--url", cli.url, "--json", "--count", "2"),
         cwd=cli.cwd,
@@ -294,6 +381,7 @@ def test_events_tail_prints_events_as_they_happen(cli: Cli, tmp_path: Path) -> N
 
 
 def test_queue_limits_are_set_shown_and_cleared(cli: Cli) -> None:
+    cli.create_store()
     cli("queues", "--url", cli.url, "limit", "emails", "--concurrency", "5", "--rate", "600/1m")
     shown = json.loads(cli("queues", "limit", "emails", "--url", cli.url, "--json").stdout)
     assert shown == {

@@ -10,6 +10,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import msgspec
@@ -84,7 +85,7 @@ async def test_an_event_survives_kills_before_and_during_the_relay(
 ) -> None:
     url = shared_store_url(request, kind, tmp_path)
     app_db = tmp_path / "app.db"
-    with sqlite3.connect(app_db) as conn:
+    with closing(sqlite3.connect(app_db)) as conn, conn:
         conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")
     app = Conveyor(url, log_level="WARNING")
     handled: list[tuple[int, str]] = []
@@ -94,7 +95,7 @@ async def test_an_event_survives_kills_before_and_during_the_relay(
         handled.append((event.order_id, meta.event_id))
 
     outbox = app.events.outbox()
-    with sqlite3.connect(app_db) as conn:
+    with closing(sqlite3.connect(app_db)) as conn, conn:
         outbox.create_table(conn)
     async with app:
         await app.events.declare()  # the children route to this group through the store
@@ -112,6 +113,6 @@ async def test_an_event_survives_kills_before_and_during_the_relay(
 
 
 def _rows(app_db: Path) -> int:
-    with sqlite3.connect(app_db) as conn:
+    with closing(sqlite3.connect(app_db)) as conn, conn:
         (count,) = conn.execute("SELECT COUNT(*) FROM conveyor_outbox").fetchone()
     return int(count)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from conveyor import Cache
+from conveyor import Cache, ProgrammingError
 
 
 def make_app(cache: Cache, calls: list[str]) -> Starlette:
@@ -125,3 +126,12 @@ def test_cookies_bypass_and_background_tasks_run_and_vary_is_sent() -> None:
     for header in (f"W/{etag}", f'"x", {etag}', "*"):
         assert client.get("/search?q=a", headers={"if-none-match": header}).status_code == 304
     assert client.get("/search?q=a", headers={"if-none-match": '"other"'}).status_code == 200
+
+
+async def test_a_cached_endpoint_without_the_request_among_its_arguments_is_refused() -> None:
+    @Cache().response(ttl=60)
+    async def no_request(page: int) -> Response:
+        return JSONResponse({"page": page})
+
+    with pytest.raises(ProgrammingError, match="needs the Request"):
+        await no_request(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -15,11 +16,12 @@ class _NotAConnection:
 
 
 def test_sqlite3_placeholders_and_rows() -> None:
-    sql = Sql(sqlite3.connect(":memory:"))
-    assert sql.dialect == "sqlite"
-    sql.execute("CREATE TABLE t (a INTEGER, b TEXT)")
-    sql.execute("INSERT INTO t VALUES (?, ?)", (1, "x"))
-    assert sql.execute("SELECT a, b FROM t WHERE a = ?", (1,)) == [(1, "x")]
+    with closing(sqlite3.connect(":memory:")) as conn:
+        sql = Sql(conn)
+        assert sql.dialect == "sqlite"
+        sql.execute("CREATE TABLE t (a INTEGER, b TEXT)")
+        sql.execute("INSERT INTO t VALUES (?, ?)", (1, "x"))
+        assert sql.execute("SELECT a, b FROM t WHERE a = ?", (1,)) == [(1, "x")]
 
 
 def test_an_unknown_connection_is_a_typed_error() -> None:

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
+import pytest
+
 import conveyor
 
 EXPECTED = {
+    "AuditRecord",
+    "AuditPage",
+    "AuditClient",
+    "HistoryRow",
+    "HistorySeries",
+    "HistoryClient",
+    "WorkerInfo",
+    "JobPage",
     "Backoff",
     "BadInputError",
     "Cache",
     "CacheError",
     "CacheStats",
     "CacheTimeoutError",
+    "CacheUnavailableError",
     "Call",
+    "Caller",
     "CancelResult",
     "CheckResult",
     "ChildResult",
@@ -37,6 +52,7 @@ EXPECTED = {
     "JobEvents",
     "JobFailedError",
     "JobTimeoutError",
+    "JobWaitTimeoutError",
     "JobState",
     "LogLine",
     "NonRetryableError",
@@ -44,25 +60,47 @@ EXPECTED = {
     "NotSupportedError",
     "OperationalError",
     "PayloadTooLargeError",
+    "ProblemError",
     "ProgrammingError",
     "QueueBackoff",
     "QueueLimits",
+    "Rate",
+    "RateDecision",
+    "RateLimitOptions",
+    "RateLimitUnavailableError",
+    "RateLimitedError",
+    "RateLimiter",
+    "RateLimits",
+    "RatePolicy",
+    "RateQuota",
     "Retention",
     "Retry",
     "SandboxCrashedError",
+    "SandboxProtocolError",
     "Schedule",
     "SerializationError",
+    "ServiceOptions",
     "Settings",
     "Status",
     "Step",
+    "StoreRefusedError",
     "StoreUnavailableError",
     "SyncJob",
     "Task",
     "TaskNotFoundError",
+    "TierLookup",
+    "TimedOutError",
+    "TrustedProxies",
+    "UnavailableError",
     "Worker",
     "WorkerStats",
     "__version__",
+    "api_version",
+    "as_service",
     "current_job",
+    "rate_key",
+    "rate_limit",
+    "request_timeout",
 }
 
 
@@ -77,25 +115,17 @@ def test_every_public_name_exists_and_is_documented() -> None:
             assert value.__doc__, f"{name} has no docstring"
 
 
-def test_errors_form_one_tree() -> None:
-    operational = [
-        conveyor.BadInputError,
-        conveyor.ConfigError,
-        conveyor.SerializationError,
-        conveyor.PayloadTooLargeError,
-        conveyor.InvalidArgumentsError,
-        conveyor.InvalidScheduleError,
-        conveyor.NotSupportedError,
-        conveyor.NotFoundError,
-        conveyor.TaskNotFoundError,
-        conveyor.ConflictError,
-        conveyor.StoreUnavailableError,
-        conveyor.JobFailedError,
-        conveyor.CacheError,
-        conveyor.CacheTimeoutError,
-    ]
-    for error in operational:
-        assert issubclass(error, conveyor.OperationalError)
-    assert issubclass(conveyor.OperationalError, conveyor.ConveyorError)
-    assert issubclass(conveyor.ProgrammingError, conveyor.ConveyorError)
-    assert not issubclass(conveyor.ProgrammingError, conveyor.OperationalError)
+def test_importing_conveyor_does_not_import_the_web_stack() -> None:
+    """A worker imports conveyor; FastAPI and uvicorn load only when the service layer is used."""
+    code = (
+        "import sys, conveyor, conveyor.cli\n"
+        "assert not {'fastapi', 'uvicorn', 'conveyor.web.service'} & set(sys.modules)\n"
+        "conveyor.as_service\n"
+        "assert 'fastapi' in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unknown_names_are_still_attribute_errors() -> None:
+    with pytest.raises(AttributeError):
+        conveyor.no_such_name

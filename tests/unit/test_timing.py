@@ -15,8 +15,8 @@ from conveyor.stores.schedules import ScheduleRecord
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def _ms(*args: int) -> int:
-    return round(datetime(*args, tzinfo=PARIS).timestamp() * 1000)  # type: ignore[misc]
+def _ms(year: int, month: int, day: int, hour: int, minute: int) -> int:
+    return round(datetime(year, month, day, hour, minute, tzinfo=PARIS).timestamp() * 1000)
 
 
 def _local(ms: int) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from conveyor.cache.cache import Cache
-from conveyor.cache.stats import CacheCollector
+from conveyor.cache.collector import CacheCollector
 from conveyor.clock import Clock
 from conveyor.config import Settings
 

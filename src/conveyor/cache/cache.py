@@ -17,62 +17,47 @@ within ``budget`` (see ``core.py``).
 from __future__ import annotations
 
 import asyncio
-import math
-import random
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 import msgspec
 
+from conveyor.cache import decorators, http
 from conveyor.cache.core import FAILED, CacheCore, glob_regex, new_origin
+from conveyor.cache.decoding import MISSING, decode, decoder_for
 from conveyor.cache.local import NEVER, LocalTier
 from conveyor.cache.options import (
     DEFAULT,
-    MISSING,
     TTL,
     CacheOptions,
     _Default,
-    resolve_ttl,
     validate,
 )
+from conveyor.cache.resolver import Resolver
 from conveyor.cache.serializer import (
     Serializer,
-    decode_body,
     encode_plain,
     has_header,
     open_envelope,
     with_expiry,
 )
-from conveyor.cache.stampede import Recipe, computation, encode_entry, is_fresh, store
+from conveyor.cache.stampede import encode_entry, is_fresh, store
 from conveyor.cache.stats import NamespaceStats, SharedStats
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.config import mask_url
-from conveyor.errors import BadInputError, ConfigError
+from conveyor.errors import BadInputError, CacheUnavailableError, ConfigError
 from conveyor.observability.health import CheckResult, Status
 from conveyor.stores.cache import NOT_A_COUNTER, SharedTier, TierOptions
 from conveyor.stores.registry import backend_type, url_problems
 
 T = TypeVar("T")
-_MISSING = MISSING
 P = ParamSpec("P")
 R = TypeVar("R")
 E = TypeVar("E", bound=Callable[..., Awaitable[Any]])
-RecipeSource = Recipe | Callable[[], Recipe]
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
 RESERVED_NAMESPACES = frozenset({"tag", "lock"})
 """Redis keeps tag sets under ``{prefix}tag:`` and stampede locks under ``{prefix}lock:``:
 a namespace of that name would read, overwrite or clear them."""
-
-
-def decoder_for(type_: Any) -> msgspec.json.Decoder[Any] | None:
-    """A (cached) typed JSON decoder; None for untyped decoding."""
-    if type_ is None or type_ is Any:
-        return None
-    found = _decoders.get(type_)
-    if found is None:
-        found = _decoders[type_] = msgspec.json.Decoder(type_)
-    return found
 
 
 def make_shared_tier(
@@ -148,10 +133,9 @@ class Cache:
         self.options = opts
         self._core = core
         self._prefix = f"{opts.prefix}{namespace}:"
+        self._resolver = Resolver(core, opts, namespace)
         self._stats = core.namespace_stats(namespace)
-        self._default_ttl = opts.default_ttl
         self._stale_ttl = opts.stale_ttl
-        self._presets = opts.presets
         self._local = core.local
 
     def namespace(self, name: str) -> Cache:
@@ -181,7 +165,7 @@ class Cache:
         return self._prefix + key
 
     def _tags(self, tags: Iterable[str]) -> list[str]:
-        return [f"{self.name}:{tag}" for tag in tags]
+        return self._resolver.tags(tags)
 
     def _bulk(self, count: int) -> float | None:
         """Many keys in one call: the budget grows with them, up to the bulk budget."""
@@ -190,7 +174,7 @@ class Cache:
         return min(self._core.bulk_budget, self._core.budget * count / 32)
 
     def _ttl(self, ttl: TTL | _Default) -> float | None:
-        return resolve_ttl(ttl, self._default_ttl, self._presets)
+        return self._resolver.ttl_seconds(ttl)
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -221,17 +205,17 @@ class Cache:
     ) -> Any:
         """The value of ``key`` (decoded as ``type`` if given), or ``default``."""
         found = await self._lookup(self._prefix + key, decoder_for(type), allow_stale)
-        return default if found is _MISSING else found
+        return default if found is MISSING else found
 
     async def _lookup(
         self, full: str, decoder: msgspec.json.Decoder[Any] | None, allow_stale: bool
     ) -> Any:
         stats = self._stats
         entry = self._local.get(full)
-        stale: Any = _MISSING
+        stale: Any = MISSING
         if entry is not None:
-            value = _decode(entry.body, decoder)
-            if value is not _MISSING:
+            value = decode(entry.body, decoder)
+            if value is not MISSING:
                 if entry.fresh_until > self._clock.now_ms() / 1000:
                     stats.local_hits += 1
                     return value
@@ -240,19 +224,19 @@ class Cache:
         data = await self._core.shared_call(lambda s: s.get(full))
         if isinstance(data, bytes):
             envelope = open_envelope(data)
-            value = _decode(envelope.body, decoder)
-            if value is not _MISSING:
+            value = decode(envelope.body, decoder)
+            if value is not MISSING:
                 if envelope.fresh_until == 0 or envelope.fresh_until > self._clock.now_ms():
                     if has_header(data):
                         self._local.fill(full, data, version)
                     stats.shared_hits += 1
                     return value
                 stale = value
-        if stale is not _MISSING and allow_stale:
+        if stale is not MISSING and allow_stale:
             stats.stale += 1
             return stale
         stats.misses += 1
-        return _MISSING
+        return MISSING
 
     async def get_many(self, keys: Sequence[str], *, type: Any = None) -> list[Any]:
         """Values of ``keys`` in order (None for a miss); the shared tier is asked once."""
@@ -262,8 +246,8 @@ class Cache:
         now = self._clock.now_ms() / 1000
         for i, key in enumerate(keys):
             entry = self._local.get(self._prefix + key)
-            value = _MISSING if entry is None else _decode(entry.body, decoder)
-            if value is not _MISSING and entry is not None and entry.fresh_until > now:
+            value = MISSING if entry is None else decode(entry.body, decoder)
+            if value is not MISSING and entry is not None and entry.fresh_until > now:
                 values[i] = value
                 self._stats.local_hits += 1
             else:
@@ -278,11 +262,11 @@ class Cache:
             datas: list[bytes | None] = [None] * len(fulls) if found is FAILED else found  # type: ignore[assignment]
             for i, full, data, version in zip(missing, fulls, datas, versions, strict=True):
                 value = (
-                    _MISSING
+                    MISSING
                     if data is None or not is_fresh(data, self._clock.now_ms())
-                    else _decode(open_envelope(data).body, decoder)
+                    else decode(open_envelope(data).body, decoder)
                 )
-                if value is _MISSING:
+                if value is MISSING:
                     self._stats.misses += 1
                     continue
                 if data is not None and has_header(data):
@@ -380,7 +364,7 @@ class Cache:
         result = await self._core.shared_write(lambda s: s.incr(full, by), keys=[full])
         self._local.delete(full)
         if result is FAILED:
-            raise BadInputError(f"cannot increment {key!r}: the shared tier is unreachable")
+            raise CacheUnavailableError(f"cannot increment {key!r}: the shared tier is unreachable")
         return result  # type: ignore[return-value]
 
     async def decr(self, key: str, by: int = 1) -> int:
@@ -388,7 +372,7 @@ class Cache:
 
     def _incr_local(self, full: str, by: int) -> int:
         entry = self._local.get(full)
-        current = 0 if entry is None else _decode(entry.body, None)
+        current = 0 if entry is None else decode(entry.body, None)
         if (
             not isinstance(current, int)
             or isinstance(current, bool)
@@ -477,113 +461,10 @@ class Cache:
     ) -> T:
         """The cached value, or ``await factory()`` stored under ``key`` (computed once
         across processes however many callers miss at once)."""
-        recipe = self.recipe(self._prefix + key, factory, ttl, tags, stale_ttl, hard_timeout)
-        result: T = await self.resolve(recipe, decoder_for(type), soft_timeout)
+        resolver = self._resolver
+        recipe = resolver.recipe(self._prefix + key, factory, ttl, tags, stale_ttl, hard_timeout)
+        result: T = await resolver.resolve(recipe, decoder_for(type), soft_timeout)
         return result
-
-    def recipe(
-        self,
-        full: str,
-        factory: Callable[[], Awaitable[Any]],
-        ttl: TTL | _Default,
-        tags: Iterable[str],
-        stale_ttl: float | None,
-        hard_timeout: float | None,
-    ) -> Recipe:
-        stale = self._stale_ttl if stale_ttl is None else stale_ttl
-        return Recipe(
-            full, factory, self._ttl(ttl), stale, self._tags(tags), hard_timeout, self._stats
-        )
-
-    def fresh_local(
-        self, full: str, decoder: msgspec.json.Decoder[Any] | None, recipe: RecipeSource
-    ) -> Any:
-        """The hot path: a fresh local value or ``MISSING`` (may start an early refresh)."""
-        entry = self._local.get(full)
-        if entry is None:
-            return _MISSING
-        now = self._clock.now_ms() / 1000
-        if entry.fresh_until <= now:
-            return _MISSING
-        value = _decode(entry.body, decoder)
-        if value is _MISSING:
-            return _MISSING
-        self._stats.local_hits += 1
-        if entry.compute_ms and self._core.early_refresh_beta:
-            # XFetch: refresh with a probability that grows as expiry nears, scaled by
-            # how long the value took to compute.
-            gap = entry.compute_ms / 1000 * self._core.early_refresh_beta
-            gap *= -math.log(random.random() or 1e-12)
-            if now + gap >= entry.fresh_until and full not in self._core.inflight:
-                self._stats.early_refreshes += 1
-                computation(
-                    self._core, recipe if isinstance(recipe, Recipe) else recipe(), wait=False
-                )
-        return value
-
-    async def resolve(
-        self, recipe: Recipe, decoder: msgspec.json.Decoder[Any] | None, soft_timeout: float | None
-    ) -> Any:
-        value = self.fresh_local(recipe.key, decoder, recipe)
-        if value is not _MISSING:
-            return value
-        return await self._resolve_slow(recipe, decoder, soft_timeout)
-
-    async def _resolve_slow(
-        self, recipe: Recipe, decoder: msgspec.json.Decoder[Any] | None, soft_timeout: float | None
-    ) -> Any:
-        stats = self._stats
-        task = self._core.inflight.get(recipe.key)
-        stale = _MISSING
-        if task is None:
-            found = await self._lookup_for_compute(recipe.key, decoder)
-            if found is not _MISSING and found[0]:
-                return found[1]
-            stale = _MISSING if found is _MISSING else found[1]
-            task = computation(self._core, recipe)
-        if stale is not _MISSING:
-            # Stale-while-revalidate: the task refreshes behind us. With a soft timeout,
-            # give the refresh that long first.
-            if soft_timeout is not None:
-                done, _ = await asyncio.wait({task}, timeout=soft_timeout)
-                refreshed = task.result() if done and not task.exception() else None
-                if refreshed is not None:
-                    return self._decoded(recipe.key, refreshed, decoder)
-            stats.stale += 1
-            return stale
-        stats.misses += 1
-        data = await asyncio.shield(task)
-        while data is None:  # an early refresh that found another process computing
-            data = await asyncio.shield(computation(self._core, recipe))
-        return self._decoded(recipe.key, data, decoder)
-
-    @staticmethod
-    def _decoded(full: str, data: bytes, decoder: msgspec.json.Decoder[Any] | None) -> Any:
-        value = _decode(open_envelope(data).body, decoder)
-        if value is _MISSING:
-            raise BadInputError(f"the value computed for {full!r} does not decode as asked")
-        return value
-
-    async def _lookup_for_compute(
-        self, full: str, decoder: msgspec.json.Decoder[Any] | None
-    ) -> Any:
-        """(fresh, value) from either tier, or _MISSING."""
-        entry = self._local.get(full)
-        stale: Any = _MISSING
-        if entry is not None:
-            stale = _decode(entry.body, decoder)
-        version = await self._core.read_version(full)
-        data = await self._core.coalesced_get(full)
-        if isinstance(data, bytes):
-            value = _decode(open_envelope(data).body, decoder)
-            if value is not _MISSING:
-                if is_fresh(data, self._clock.now_ms()):
-                    if has_header(data):
-                        self._local.fill(full, data, version)
-                    self._stats.shared_hits += 1
-                    return (True, value)
-                stale = value
-        return _MISSING if stale is _MISSING else (False, stale)
 
     # -- decorators ------------------------------------------------------------
 
@@ -603,10 +484,9 @@ class Cache:
         here. The result is decoded as the function's return annotation
         (dataclasses, Structs and datetimes come back as such).
         """
-        from conveyor.cache.decorators import cached
-
-        return cached(
+        return decorators.cached(
             self,
+            self._resolver,
             ttl,
             key=key,
             tags=tags,
@@ -619,9 +499,7 @@ class Cache:
         self, *, key: str | None = None, tags: Sequence[str] = ()
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """After the function returns, delete ``key`` (a template) and the ``tags``."""
-        from conveyor.cache.decorators import evict
-
-        return evict(self, key=key, tags=tags)
+        return decorators.evict(self, key=key, tags=tags)
 
     def put(
         self,
@@ -631,9 +509,7 @@ class Cache:
         tags: Sequence[str] = (),
     ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
         """Always run the function and store its result under ``key`` (a template)."""
-        from conveyor.cache.decorators import put
-
-        return put(self, ttl, key=key, tags=tags)
+        return decorators.put(self, self._resolver, ttl, key=key, tags=tags)
 
     def response(
         self,
@@ -647,10 +523,9 @@ class Cache:
         cache_authenticated: bool = False,
     ) -> Callable[[E], E]:
         """Cache a Starlette/FastAPI endpoint's responses (see ``conveyor.cache.http``)."""
-        from conveyor.cache.http import cached_response
-
-        return cached_response(
+        return http.cached_response(
             self,
+            self._resolver,
             ttl,
             vary_query=vary_query,
             vary_headers=vary_headers,
@@ -662,9 +537,7 @@ class Cache:
 
     def invalidates(self, *tags: str) -> Callable[[E], E]:
         """After a write endpoint answers 2xx, drop the cached responses tagged ``tags``."""
-        from conveyor.cache.http import invalidates
-
-        return invalidates(self, tags)
+        return http.invalidates(self, tags)
 
     # -- stats and health ------------------------------------------------------
 
@@ -696,10 +569,3 @@ class Cache:
         if core.breaker.is_open:
             return CheckResult(Status.DEGRADED, "circuit open; serving from the local tier")
         return CheckResult(Status.OK, mask_url(self.url))
-
-
-def _decode(body: bytes | memoryview, decoder: msgspec.json.Decoder[Any] | None) -> Any:
-    try:
-        return decode_body(body, decoder)
-    except msgspec.DecodeError:  # a value of an older shape: treat it as a miss
-        return _MISSING

@@ -15,12 +15,14 @@ import typing
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from conveyor.cache.decoding import decoder_for
 from conveyor.cache.keys import KeyBuilder, compile_key
 from conveyor.cache.options import DEFAULT, MISSING, TTL, _Default
 from conveyor.errors import ProgrammingError
 
 if TYPE_CHECKING:
-    from conveyor.cache.cache import Cache
+    from conveyor.cache.ops import CacheOps
+    from conveyor.cache.resolver import Resolver
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,8 +36,6 @@ def _require_async(fn: Callable[..., Any], decorator: str) -> None:
 
 
 def _return_decoder(fn: Callable[..., Any]) -> Any:
-    from conveyor.cache.cache import decoder_for
-
     try:
         hints = typing.get_type_hints(fn)
     except Exception:  # unresolvable forward references: decode as plain JSON
@@ -54,7 +54,8 @@ def _tag_builders(fn: Callable[..., Any], tags: Sequence[str]) -> list[KeyBuilde
 
 
 def cached(
-    cache: Cache,
+    cache: CacheOps,
+    resolver: Resolver,
     ttl: TTL | _Default = DEFAULT,
     *,
     key: str | None = None,
@@ -69,9 +70,9 @@ def cached(
         tag_builders = _tag_builders(fn, tags)
         decoder = _return_decoder(fn)
         prefix = cache.full_key("")
-        cache._ttl(ttl)  # a bad TTL fails at decoration, not at the first call
-        fresh_local = cache.fresh_local
-        resolve_slow = cache._resolve_slow
+        resolver.ttl_seconds(ttl)  # a bad TTL fails at decoration, not at the first call
+        fresh_local = resolver.fresh_local
+        resolve_slow = resolver.resolve_slow
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -79,7 +80,7 @@ def cached(
 
             def recipe() -> Any:
                 call_tags = [build(args, kwargs) for build in tag_builders]
-                return cache.recipe(
+                return resolver.recipe(
                     full, lambda: fn(*args, **kwargs), ttl, call_tags, stale_ttl, hard_timeout
                 )
 
@@ -95,7 +96,7 @@ def cached(
 
 
 def evict(
-    cache: Cache, *, key: str | None = None, tags: Sequence[str] = ()
+    cache: CacheOps, *, key: str | None = None, tags: Sequence[str] = ()
 ) -> Callable[[AsyncFn[P, R]], AsyncFn[P, R]]:
     def decorate(fn: AsyncFn[P, R]) -> AsyncFn[P, R]:
         _require_async(fn, "evict")
@@ -119,7 +120,8 @@ def evict(
 
 
 def put(
-    cache: Cache,
+    cache: CacheOps,
+    resolver: Resolver,
     ttl: TTL | _Default = DEFAULT,
     *,
     key: str | None = None,
@@ -129,7 +131,7 @@ def put(
         _require_async(fn, "put")
         build_key = compile_key(fn, key)
         tag_builders = _tag_builders(fn, tags)
-        cache._ttl(ttl)
+        resolver.ttl_seconds(ttl)  # a bad TTL fails at decoration
 
         @functools.wraps(fn)
         async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:

@@ -27,9 +27,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from conveyor.cache.options import DEFAULT, TTL, _Default
+from conveyor.errors import ProgrammingError
 
 if TYPE_CHECKING:
-    from conveyor.cache.cache import Cache
+    from conveyor.cache.ops import CacheOps
+    from conveyor.cache.resolver import Resolver
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
 _UNSAFE_HEADERS = frozenset({"set-cookie", "content-length", "x-cache", "etag"})
@@ -97,11 +99,12 @@ def _request_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
     for value in (*args, *kwargs.values()):
         if isinstance(value, Request):
             return value
-    raise TypeError("a cached endpoint needs the Request among its arguments")
+    raise ProgrammingError("a cached endpoint needs the Request among its arguments")
 
 
 def cached_response(
-    cache: Cache,
+    cache: CacheOps,
+    resolver: Resolver,
     ttl: TTL | _Default = DEFAULT,
     *,
     vary_query: Sequence[str] = (),
@@ -111,7 +114,7 @@ def cached_response(
     statuses: Sequence[int] = (200,),
     cache_authenticated: bool = False,
 ) -> Callable[[Endpoint], Endpoint]:
-    cache._ttl(ttl)  # a bad TTL fails at decoration
+    resolver.ttl_seconds(ttl)  # a bad TTL fails at decoration
     vary_headers = [h.lower() for h in vary_headers]
 
     def decorate(endpoint: Endpoint) -> Endpoint:
@@ -139,7 +142,7 @@ def cached_response(
 
             stale = await cache.get(key, type=StoredResponse, allow_stale=True)
             if stale is not None:
-                cache._core.spawn(refresh())
+                resolver.spawn(refresh())
                 return _render(request, stale, "STALE", vary_headers)
             response = await endpoint(*args, **kwargs)
             if not _cacheable(response, statuses):
@@ -156,7 +159,7 @@ def cached_response(
     return decorate
 
 
-def invalidates(cache: Cache, tags: Sequence[str]) -> Callable[[Endpoint], Endpoint]:
+def invalidates(cache: CacheOps, tags: Sequence[str]) -> Callable[[Endpoint], Endpoint]:
     """After a write endpoint answers 2xx, invalidate the cached responses of ``tags``."""
 
     def decorate(endpoint: Endpoint) -> Endpoint:

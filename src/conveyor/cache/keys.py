@@ -41,7 +41,7 @@ def _argument_getter(fn_name: str, sig: inspect.Signature, field: str) -> Callab
         else:
             value = kwargs.get(name, default)
             if value is inspect.Parameter.empty:
-                raise TypeError(f"{fn_name}() missing argument {name!r}")
+                raise ProgrammingError(f"{fn_name}() missing argument {name!r}")
         return pick_attr(value) if pick_attr is not None else value
 
     return get

@@ -19,7 +19,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from conveyor.errors import BadInputError, ProgrammingError
 from conveyor.events.audit import AuditLog
 from conveyor.events.deadletters import DeadLetters
-from conveyor.events.envelope import EventMeta, delivery_task, event_type, group_queue
+from conveyor.events.envelope import (
+    GROUP_QUEUE_PREFIX,
+    EventMeta,
+    delivery_task,
+    event_type,
+    group_queue,
+)
+from conveyor.events.metrics import EventMetrics
 from conveyor.events.outbox import Outbox
 from conveyor.events.publisher import Publisher, Route, decode_spec, encode_spec
 from conveyor.events.subscription import Subscription
@@ -28,7 +35,7 @@ from conveyor.stores.base import JobStore
 from conveyor.stores.events import EventStore
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.events.host import EventHost
 
 H = TypeVar("H", bound=Callable[..., Any])
 
@@ -43,8 +50,12 @@ REMEMBER_FOR = 7 * 86_400.0
 class EventBus:
     """The app's event bus; see the module docstring."""
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: EventHost) -> None:
         self._app = app
+        self.metrics = EventMetrics(app.metrics.registry)
+        app.metrics.scrape_hooks.append(
+            lambda counts: self.metrics.refresh(counts, GROUP_QUEUE_PREFIX)
+        )
         self.store: EventStore = app.backend.events
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         """(group, event type) -> subscription, for the handlers of this process."""
@@ -63,7 +74,7 @@ class EventBus:
             jobs,
             events,
             self._local_groups,
-            app.metrics.events,
+            self.metrics,
             opener,
             app.clock,
             app.jobs.wakeups,
@@ -121,11 +132,12 @@ class EventBus:
                 idempotent=idempotent,
                 remember_for=remember_for,
                 store=lambda: self.store,
-                metrics=self._app.metrics.events,
+                metrics=self.metrics,
                 clock=self._app.clock,
             )
             settings = self._app.settings
-            task = self._app.task(
+            task = self._app.register_task(
+                sub.deliver,
                 name=delivery_task(group, type_name),
                 queue=group_queue(group),
                 retries=retries,
@@ -136,7 +148,7 @@ class EventBus:
                     failed=settings.event_dead_letters,
                     failed_for=settings.event_dead_letters_seconds,
                 ),
-            )(sub.deliver)
+            )
             task.on_outcome = sub.on_outcome
             sub.route = Route(batch=batch, max_stalled=task.max_stalled)
             self.subscriptions[group, type_name] = sub

@@ -24,8 +24,11 @@ from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import QueueControls
+from conveyor.jobs.pages import JobPages, parse_state
 from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Retention
+from conveyor.jobs.search import search_keys
+from conveyor.jobs.tracing import RequestContext, capture_context
 from conveyor.stores.base import (
     CancelResult,
     JobEventKind,
@@ -74,6 +77,8 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
     retries: int | None = None
     timeout: float | None = None
     flow: FlowRole | None = None
+    context: RequestContext | None = None
+    """The request (or job) that enqueued it (``jobs/tracing.py``)."""
 
     def under(self, task: Task[Any, Any] | None) -> JobOptions:
         """These options with what they leave open taken from ``task``."""
@@ -85,6 +90,7 @@ class JobOptions(msgspec.Struct, frozen=True, omit_defaults=True):
             retries=self.retries if self.retries is not None else (task.retries if task else 0),
             timeout=self.timeout if self.timeout is not None else (task.timeout if task else None),
             flow=self.flow,
+            context=self.context,
         )
 
 
@@ -130,8 +136,8 @@ class Step(Generic[R]):
     options: EnqueueOptions
 
 
-class JobClient:
-    """Enqueue, read and administer jobs in one store."""
+class JobClient(JobPages):
+    """Enqueue, read and administer jobs in one store (paged reads: ``jobs/pages.py``)."""
 
     def __init__(
         self,
@@ -155,9 +161,15 @@ class JobClient:
     # -- enqueue -----------------------------------------------------------
 
     def build(
-        self, call: Call[Any], now: int, flow: FlowRole | None = None, job_id: str | None = None
+        self,
+        call: Call[Any],
+        now: int,
+        flow: FlowRole | None = None,
+        job_id: str | None = None,
+        context: RequestContext | None = None,
     ) -> NewJob:
-        """The job to insert for ``call`` (``flow``, ``job_id``: as a job of a flow)."""
+        """The job to insert for ``call`` (``flow``, ``job_id``: as a job of a flow;
+        ``context``: the request that enqueues it)."""
         task, opts = call.task, call.options
         _check_options(opts)
         priority = task.priority if opts.priority is None else opts.priority
@@ -169,11 +181,13 @@ class JobClient:
         elif opts.at is not None:
             run_at = int(opts.at.timestamp() * 1000)
         takes_input = flow is not None and flow.parent in ("previous", "results")
-        task.check_arguments((None, *call.args) if takes_input else call.args, call.kwargs)
+        args = (None, *call.args) if takes_input else call.args
+        task.check_arguments(args, call.kwargs)
         options = JobOptions(
             retries=task.retries if opts.retries is None else opts.retries,
             timeout=task.timeout if opts.timeout is None else opts.timeout,
             flow=flow,
+            context=context,
         )
         return NewJob(
             id=job_id or opts.job_id or new_job_id(),
@@ -187,6 +201,7 @@ class JobClient:
             run_at=run_at,
             created_at=now,
             max_stalled=task.max_stalled,
+            search_keys=search_keys(task.signature, task.search, args, call.kwargs),
         )
 
     async def enqueue(self, calls: Sequence[Call[Any]]) -> list[Job[Any]]:
@@ -195,7 +210,8 @@ class JobClient:
         Calls with a debounce or throttle key go in one more step of their own.
         """
         now = self.clock.now_ms()
-        new = [self.build(call, now) for call in calls]
+        context = capture_context()
+        new = [self.build(call, now, context=context) for call in calls]
         await self._open()
         if any(c.options.debounce is not None or c.options.throttle is not None for c in calls):
             keys = [
@@ -219,27 +235,15 @@ class JobClient:
 
     # -- reads -------------------------------------------------------------
 
+    def _job(self, record: JobRecord) -> Job[Any]:
+        return Job(self, record)
+
     async def get(self, job_id: str) -> Job[Any]:
         await self._open()
         record = await self.store.get(job_id)
         if record is None:
             raise NotFoundError(f"no job with id {job_id!r}")
         return Job(self, record)
-
-    async def list(
-        self,
-        state: JobState | str,
-        queue: str | None = None,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> builtins.list[Job[Any]]:
-        """Jobs in ``state``, newest first, ``limit`` (<= 1000) from ``offset``."""
-        if not 0 < limit <= 1000 or offset < 0:
-            raise BadInputError("limit must be 1..1000 and offset >= 0")
-        await self._open()
-        records = await self.store.list_jobs(queue, _state(state), offset, limit)
-        return [Job(self, r) for r in records]
 
     def events(
         self,
@@ -280,9 +284,18 @@ class JobClient:
     # -- administration ----------------------------------------------------
 
     async def cancel(self, job_id: str) -> CancelResult:
+        """Cancel a job: at once if it is not running, else by its worker.
+
+        A job cancelled here is kept as long as its task's (else its queue's)
+        retention keeps failed jobs, like one its worker cancels.
+        """
         await self._open()
-        result = await self.store.cancel(job_id, self.clock.now_ms(), self._keep_failed_ms(None))
-        if result is CancelResult.MISSING:
+        record = await self.store.get(job_id)
+        if record is None:
+            raise NotFoundError(f"no job with id {job_id!r}")
+        keep_ms = self.retention.keep_failed_ms(record.queue, record.task)
+        result = await self.store.cancel(job_id, self.clock.now_ms(), keep_ms)
+        if result is CancelResult.MISSING:  # removed meanwhile
             raise NotFoundError(f"no job with id {job_id!r}")
         if result is CancelResult.REQUESTED:  # a worker of this process may hold it: tell it now
             for wakeup in self.cancel_wakeups:
@@ -300,6 +313,31 @@ class JobClient:
                 f"job {job_id} is {record.state.value};"
                 " only failed or cancelled jobs can be retried"
             )
+        return await self.get(job_id)
+
+    async def retry_failed(self, queue: str, limit: int = 1_000) -> int:
+        """Send up to ``limit`` failed jobs of ``queue`` (the longest-failed first) back to
+        waiting, attempts reset; returns how many. Call again for more.
+
+        >>> while await app.jobs.retry_failed("emails", limit=1000):
+        ...     pass
+        """
+        _check_limit(limit)
+        await self._open()
+        return await self.store.retry_failed(queue, limit, self.clock.now_ms())
+
+    async def promote(self, job_id: str) -> Job[Any]:
+        """Run a scheduled job (delayed, or waiting out a retry's backoff) now."""
+        await self._open()
+        if not await self.store.promote(job_id, self.clock.now_ms()):
+            record = await self.store.get(job_id)
+            if record is None:
+                raise NotFoundError(f"no job with id {job_id!r}")
+            raise ConflictError(
+                f"job {job_id} is {record.state.value}; only scheduled jobs can be promoted"
+            )
+        for wakeup in self.wakeups:
+            wakeup.set()
         return await self.get(job_id)
 
     async def remove(self, job_id: str) -> None:
@@ -350,14 +388,31 @@ class JobClient:
         await self.controls.backoff_queue(queue, seconds)
 
     async def clean(
-        self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
+        self,
+        queue: str,
+        state: JobState | str,
+        older_than: float = 0.0,
+        limit: int = 10_000,
+        *,
+        dry_run: bool = False,
     ) -> int:
-        """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
-        wanted = _state(state)
+        """Delete up to ``limit`` jobs of ``queue`` in ``state`` that finished (or, unfinished,
+        were created) more than ``older_than`` s ago; returns how many.
+
+        With ``dry_run`` nothing is deleted: the answer is how many would be.
+        """
+        if not math.isfinite(older_than) or limit < 1:
+            raise BadInputError(
+                f"older_than must be a finite number of seconds and limit >= 1,"
+                f" got {older_than!r} and {limit!r}"
+            )
+        wanted = parse_state(state)
         if wanted is JobState.ACTIVE:
             raise ConflictError("active jobs cannot be cleaned; they are held by workers")
         await self._open()
         before = self.clock.now_ms() - int(older_than * 1000)
+        if dry_run:
+            return await self.store.count_clean(queue, wanted, before, limit)
         cleaned = await self.store.clean(queue, wanted, before, limit)
         if cleaned.pending_child is not None:
             raise _pending_child(cleaned.pending_child)
@@ -371,10 +426,6 @@ class JobClient:
 
     def retention_for(self, queue: str, task_retention: Retention | None) -> Retention:
         return self.retention.resolve(queue, task_retention)
-
-    def _keep_failed_ms(self, queue: str | None) -> int:
-        retention = self.retention_for(queue or "", None)
-        return int((retention.failed_for or 0) * 1000)
 
 
 def _pending_child(job_id: str) -> ConflictError:
@@ -431,12 +482,9 @@ def _number_in(value: object, low: float, high: float) -> bool:
     )
 
 
-def _state(state: JobState | str) -> JobState:
-    try:
-        return JobState(state)
-    except ValueError:
-        names = ", ".join(s.value for s in JobState)
-        raise BadInputError(f"unknown job state {state!r}; use one of {names}") from None
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
+        raise BadInputError(f"limit must be 1..100000, got {limit!r}")
 
 
 def _fresh_record(job: NewJob, now: int) -> JobRecord:

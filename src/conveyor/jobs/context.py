@@ -13,17 +13,13 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from conveyor import serialization
-from conveyor.errors import ProgrammingError
+from conveyor.errors import JobCancelledError, ProgrammingError
 from conveyor.stores.base import LogLine, ProgressUpdate
 
 if TYPE_CHECKING:
     from conveyor.jobs.flows import ChildResult
 
 _current: ContextVar[JobContext | None] = ContextVar("conveyor_job", default=None)
-
-
-class JobCancelledError(Exception):
-    """Raised by :meth:`JobContext.raise_if_cancelled` once the job is cancelled."""
 
 
 class JobContext:

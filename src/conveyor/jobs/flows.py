@@ -33,6 +33,7 @@ from conveyor import serialization
 from conveyor.errors import BadInputError, ConflictError, NotFoundError
 from conveyor.jobs.client import Call, FlowInput, FlowRole, Step, _fresh_record
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.tracing import capture_context
 from conveyor.stores.base import ClaimedJob, JobState, NewJob
 from conveyor.stores.flows import (
     ChildFailurePolicy,
@@ -42,7 +43,7 @@ from conveyor.stores.flows import (
 )
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
+    from conveyor.jobs.runtime import Runtime
 
 R = TypeVar("R")
 R1 = TypeVar("R1")
@@ -118,7 +119,7 @@ class _Node:
 class FlowClient:
     """Adds and reads flows (``app.flows``) on the app's store."""
 
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: Runtime) -> None:
         self._app = app
         self.store: FlowStore = app.backend.flows
 
@@ -224,7 +225,7 @@ class FlowClient:
         call = node.call
         as_call = Call(call.task, call.args, call.kwargs, call.options)
         role = FlowRole(child=parent is not None, parent=node.receives if node.children else None)
-        new: NewJob = self._app.jobs.build(as_call, now, role, job_id)
+        new: NewJob = self._app.jobs.build(as_call, now, role, job_id, capture_context())
         ids = [f"{new.id}.{i}" for i in range(len(node.children))]
         queues = [c.call.options.queue or c.call.task.queue for c in node.children]
         retention = self._app.jobs.retention_for(new.queue, call.task.retention)

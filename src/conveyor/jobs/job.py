@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -11,7 +12,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import msgspec
 
 from conveyor import serialization
-from conveyor.errors import JobFailedError, NotFoundError
+from conveyor.errors import BadInputError, JobFailedError, JobWaitTimeoutError, NotFoundError
+from conveyor.jobs.tracing import stored_context
 from conveyor.stores.base import CancelResult, JobRecord, JobState, LogLine
 
 if TYPE_CHECKING:
@@ -127,6 +129,18 @@ class Job(Generic[R]):
         return self._record.worker
 
     @property
+    def request_id(self) -> str | None:
+        """The id of the HTTP request that enqueued the job (if one did)."""
+        context = stored_context(self._record.options)
+        return None if context is None else context.request_id
+
+    @property
+    def traceparent(self) -> str | None:
+        """The W3C ``traceparent`` of the request that enqueued the job (if one did)."""
+        context = stored_context(self._record.options)
+        return None if context is None else context.traceparent
+
+    @property
     def record(self) -> JobRecord:
         return self._record
 
@@ -153,6 +167,8 @@ class Job(Generic[R]):
             "started_at": _iso(self.started_at),
             "finished_at": _iso(self.finished_at),
             "worker": self.worker,
+            "request_id": self.request_id,
+            "traceparent": self.traceparent,
         }
 
     async def refresh(self) -> Job[R]:
@@ -171,11 +187,15 @@ class Job(Generic[R]):
     async def wait(self, timeout: float | None = None) -> R:
         """Wait until the job finishes and return its result.
 
-        Raises ``JobFailedError`` if it failed or was cancelled, ``TimeoutError``
-        after ``timeout`` seconds. Listens to the job's events (no polling of
-        the job itself; it is read again when an event says it finished, and
-        every ``RECHECK_SECONDS`` in case it was removed).
+        Raises ``JobFailedError`` if it failed or was cancelled,
+        ``JobWaitTimeoutError`` (a ``TimeoutError``) after ``timeout`` seconds,
+        saying so when no worker serves the job's queue (nothing runs a job
+        but a worker). Listens to the job's events (no polling of the job itself; it is read
+        again when an event says it finished, and every ``RECHECK_SECONDS`` in
+        case it was removed).
         """
+        if timeout is not None and math.isnan(timeout):
+            raise BadInputError("timeout must be a number of seconds or None, got nan")
         deadline = None if timeout is None else time.monotonic() + timeout
         events = await self._client.events(job_id=self.id, queue=self.queue).start()
         await self.refresh()
@@ -183,7 +203,8 @@ class Job(Generic[R]):
         while not self.status.is_finished:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                raise TimeoutError(f"job {self.id} still {self.status.value} after {timeout}s")
+                hint = await self._no_worker_hint()
+                raise JobWaitTimeoutError(self.id, self.status.value, timeout or 0.0, hint)
             block = RECHECK_SECONDS if remaining is None else min(RECHECK_SECONDS, remaining)
             batch = await events.next_batch(block)
             if (
@@ -201,6 +222,21 @@ class Job(Generic[R]):
                 error.message if error else None,
             )
         return self.result  # type: ignore[return-value]
+
+    async def _no_worker_hint(self) -> str:
+        """What to do when :meth:`wait` gave up on a job no worker serves (else "")."""
+        if self.status not in (JobState.WAITING, JobState.SCHEDULED):
+            return ""
+        try:
+            workers = await self._client.store.workers()
+        except Exception:  # the store is failing: the timeout is the news
+            return ""
+        if any(self.queue in worker.queues for worker in workers):
+            return ""
+        return (
+            f"no worker is running for queue {self.queue!r}: start one"
+            " (`conveyor worker module:app`, or `await app.work()` in this process)"
+        )
 
 
 RECHECK_SECONDS = 2.0

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from conveyor.clock import Clock
 from conveyor.errors import MAX_BACKOFF_SECONDS, BadInputError
@@ -112,9 +112,7 @@ class QueueControls:
         store = await self._limits()
         return await store.backoff(job.queue, until, [(job.id, job.token)], keep_ms)
 
-    async def declare_tasks(
-        self, tasks: Iterable[Task[..., object]], queues: Sequence[str]
-    ) -> None:
+    async def declare_tasks(self, tasks: Iterable[Task[Any, Any]], queues: Sequence[str]) -> None:
         """Write the per-task limits of ``tasks`` in the queues served (what changed only)."""
         store = await self._limits()
         by_queue: dict[str, dict[str, int | None]] = {}

@@ -13,9 +13,8 @@ from typing import Any
 import msgspec
 
 from conveyor import serialization
-from conveyor.errors import NonRetryableError, Retry, SerializationError
+from conveyor.errors import NonRetryableError, RemoteTaskError, Retry, SerializationError
 from conveyor.jobs.retry import Backoff, Retention
-from conveyor.jobs.sandbox import RemoteTaskError
 from conveyor.observability.logging import mask_text
 from conveyor.stores.base import ClaimedJob, JobState, Outcome
 

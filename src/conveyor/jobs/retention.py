@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
 from conveyor.config import Settings
 from conveyor.jobs.retry import Retention
+
+if TYPE_CHECKING:
+    from conveyor.jobs.task import Task
 
 
 class RetentionRules:
     """Retention per queue over the app's settings; shared by every client of an app."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, tasks: Mapping[str, Task[Any, Any]] | None = None
+    ) -> None:
+        self._tasks: Mapping[str, Task[Any, Any]] = {} if tasks is None else tasks
+        """The app's task registry (read, never copied: tasks register later)."""
         self._default = Retention(
             settings.keep_completed,
             settings.keep_completed_seconds,
@@ -36,3 +46,12 @@ class RetentionRules:
             found = base if task_retention is None else task_retention.over(base)
             self._resolved[key] = found
         return found
+
+    def of_job(self, queue: str, task_name: str) -> Retention:
+        """The retention of a job of the task named ``task_name`` on ``queue``."""
+        task = self._tasks.get(task_name)
+        return self.resolve(queue, None if task is None else task.retention)
+
+    def keep_failed_ms(self, queue: str, task_name: str) -> int:
+        """How long such a job is kept once it failed or was cancelled, in ms."""
+        return int((self.of_job(queue, task_name).failed_for or 0) * 1000)

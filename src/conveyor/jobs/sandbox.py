@@ -19,7 +19,7 @@ talk over pipes in frames (4-byte big-endian length, then JSON):
 A child that ends without an answer is reported as
 :class:`~conveyor.errors.SandboxCrashedError` naming the signal or exit
 code; an exception in the task is recorded with its own type, message and
-traceback (:class:`RemoteTaskError`). Either is retried per the task's policy;
+traceback (:class:`~conveyor.errors.RemoteTaskError`). Either is retried per the task's policy;
 a ``QueueBackoff`` raised in the child backs the queue off, as in the worker.
 """
 
@@ -42,9 +42,12 @@ import msgspec
 from conveyor import serialization
 from conveyor.errors import (
     JobTimeoutError,
-    NonRetryableError,
     ProgrammingError,
     QueueBackoff,
+    RemoteNonRetryableError,
+    RemoteQueueBackoff,
+    RemoteRetry,
+    RemoteTaskError,
     Retry,
     SandboxCrashedError,
     SandboxProtocolError,
@@ -101,37 +104,6 @@ _Message = _Progress | _Log | _Returned | _Raised
 _message_decoder = msgspec.json.Decoder(_Message)
 _request_decoder = msgspec.json.Decoder(_Request)
 _encoder = msgspec.json.Encoder()
-
-
-class RemoteTaskError(Exception):
-    """An exception raised by a task inside its sandbox, as the child reported it.
-
-    The job's error records ``type_name`` and the child's traceback, as if the
-    exception had been raised in the worker.
-    """
-
-    def __init__(self, raised: _Raised) -> None:
-        self.type_name = raised.type
-        self.traceback_text = raised.traceback
-        super().__init__(raised.message)
-
-
-class _RemoteNonRetryable(RemoteTaskError, NonRetryableError):
-    pass
-
-
-class _RemoteRetry(RemoteTaskError, Retry):
-    def __init__(self, raised: _Raised) -> None:
-        Retry.__init__(self, raised.delay, raised.message)
-        self.type_name = raised.type
-        self.traceback_text = raised.traceback
-
-
-class _RemoteBackoff(RemoteTaskError, QueueBackoff):
-    def __init__(self, raised: _Raised) -> None:
-        QueueBackoff.__init__(self, raised.backoff or 0, raised.message)
-        self.type_name = raised.type
-        self.traceback_text = raised.traceback
 
 
 _FINAL_IN_CHILD = {
@@ -247,14 +219,16 @@ async def _end(child: asyncio.subprocess.Process) -> None:
 
 
 def _remote_error(raised: _Raised, task: Task[Any, Any]) -> RemoteTaskError:
+    """The worker's stand-in for what the child raised, steering retries as it would have."""
+    seen = (raised.type, raised.message, raised.traceback)
     if raised.backoff is not None:
-        return _RemoteBackoff(raised)
+        return RemoteQueueBackoff(*seen, raised.backoff)
     final = {f"{cls.__module__}.{cls.__qualname__}" for cls in task.non_retryable}
     if _FINAL_IN_CHILD.intersection(raised.mro) or final.intersection(raised.mro):
-        return _RemoteNonRetryable(raised)
+        return RemoteNonRetryableError(*seen)
     if "conveyor.errors.Retry" in raised.mro:
-        return _RemoteRetry(raised)
-    return RemoteTaskError(raised)
+        return RemoteRetry(*seen, raised.delay)
+    return RemoteTaskError(*seen)
 
 
 def _frame(body: bytes) -> bytes:

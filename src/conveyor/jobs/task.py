@@ -8,8 +8,10 @@
 from __future__ import annotations
 
 import inspect
+import sys
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from datetime import datetime
+from pathlib import Path
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -25,10 +27,11 @@ from conveyor.errors import InvalidArgumentsError
 from conveyor.jobs.client import Call, EnqueueOptions, Step
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention, as_backoff
+from conveyor.jobs.search import check_paths
 
 if TYPE_CHECKING:
-    from conveyor.app import Conveyor
-    from conveyor.sync import SyncJob
+    from conveyor.jobs.runtime import Runtime
+    from conveyor.jobs.sync_job import SyncJob
 
 P = ParamSpec("P")
 P2 = ParamSpec("P2")
@@ -92,13 +95,14 @@ class Task(_Caller[P, R]):
         "retention",
         "retries",
         "sandbox",
+        "search",
         "signature",
         "timeout",
     )
 
     def __init__(
         self,
-        app: Conveyor,
+        app: Runtime,
         fn: Callable[P, Awaitable[R]] | Callable[P, R],
         *,
         name: str,
@@ -112,6 +116,7 @@ class Task(_Caller[P, R]):
         non_retryable: tuple[type[BaseException], ...],
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Iterable[str] = (),
     ) -> None:
         super().__init__(self, _NO_OPTIONS)
         self.app = app
@@ -133,6 +138,8 @@ class Task(_Caller[P, R]):
         """At most this many jobs of the task run at once, across all workers (None: no limit)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        self.search = check_paths(self.signature, search, name)
+        """Payload paths indexed for ``app.jobs.search(field=...)`` (``jobs/search.py``)."""
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"
@@ -172,6 +179,37 @@ class Task(_Caller[P, R]):
             self.signature.bind(*args, **kwargs)
         except TypeError as exc:
             raise InvalidArgumentsError(f"task {self.name}: {exc}") from None
+
+
+def default_task_name(fn: Callable[..., Any]) -> str:
+    """``module.qualname``, the name a worker that imports the module gives the function.
+
+    A script run as ``python path/to/tasks.py`` or ``python -m pkg.tasks``
+    is the module ``__main__`` in its own process; its functions get the name
+    of the module a worker imports (``tasks``, ``pkg.tasks``), so a job
+    enqueued by the script finds its task in ``conveyor worker tasks:app``.
+    """
+    return f"{_module_name(fn)}.{fn.__qualname__}"
+
+
+def _module_name(fn: Callable[..., Any]) -> str:
+    module: str = fn.__module__
+    main = sys.modules.get("__main__")
+    if module != "__main__" or main is None:
+        return module
+    spec = getattr(main, "__spec__", None)
+    if spec is not None and spec.name:  # python -m pkg.tasks
+        return str(spec.name)
+    file = getattr(main, "__file__", None)
+    if not file:  # python -c, a REPL: nothing else imports it
+        return module
+    path = Path(file).resolve()
+    parts = [path.stem]
+    directory = path.parent
+    while (directory / "__init__.py").is_file():  # a module inside packages: pkg.sub.tasks
+        parts.insert(0, directory.name)
+        directory = directory.parent
+    return ".".join(parts) if all(part.isidentifier() for part in parts) else module
 
 
 class TaskDecorator(Protocol):

@@ -3,6 +3,12 @@
 Liveness never depends on a dependency (a dead store must not get the
 process restarted in a loop); readiness does. Later components (cache,
 events, HTTP) add their own checks with :meth:`Health.add_check`.
+
+Checks run in parallel, each within its own timeout (a check that does not
+answer in time is DOWN, never a hang). A report may be reused for a short
+while (``readiness(max_age=...)``): probes from several load balancers then
+cost the store one round of checks, and callers that arrive while a round
+is running wait for it instead of starting another.
 """
 
 from __future__ import annotations
@@ -24,7 +30,11 @@ class Status(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CheckResult:
-    """The result of one health check."""
+    """The result of one health check.
+
+    ``duration_ms`` is measured by :class:`Health` (it is the check's
+    observed latency); a check leaves it at 0.
+    """
 
     status: Status
     detail: str = ""
@@ -33,10 +43,13 @@ class CheckResult:
 
 @dataclass(frozen=True, slots=True)
 class HealthReport:
-    """Overall status and every check's result."""
+    """Overall status and every check's result, as of ``checked_at`` (Unix seconds)."""
 
     status: Status
     checks: dict[str, CheckResult] = field(default_factory=dict)
+    checked_at: float = field(default_factory=time.time)
+    critical: frozenset[str] = frozenset()
+    """Names of the checks whose failure makes the whole report DOWN."""
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -55,6 +68,7 @@ Check = Callable[[], Awaitable[CheckResult]]
 class _Registered:
     check: Check
     critical: bool
+    timeout: float | None
 
 
 class Health:
@@ -62,36 +76,64 @@ class Health:
 
     def __init__(self, timeout: float = 2.0) -> None:
         self.timeout = timeout
+        """Default time a check may take before it counts as DOWN."""
         self._checks: dict[str, _Registered] = {}
+        self._last: tuple[float, HealthReport] | None = None
+        self._running: asyncio.Future[HealthReport] | None = None
 
-    def add_check(self, name: str, check: Check, *, critical: bool = True) -> None:
-        """A critical check that fails makes readiness DOWN; others make it DEGRADED."""
-        self._checks[name] = _Registered(check, critical)
+    def add_check(
+        self, name: str, check: Check, *, critical: bool = True, timeout: float | None = None
+    ) -> None:
+        """A critical check that fails makes readiness DOWN; others make it DEGRADED.
+
+        ``timeout``: seconds this check may take (default: ``Health.timeout``).
+        """
+        self._checks[name] = _Registered(check, critical, timeout)
+        self._last = None
 
     async def liveness(self) -> HealthReport:
         return HealthReport(Status.OK)
 
-    async def readiness(self) -> HealthReport:
+    async def readiness(self, max_age: float = 0.0) -> HealthReport:
+        """Run every check in parallel; reuse a report younger than ``max_age`` seconds."""
+        last = self._last
+        if last is not None and time.monotonic() - last[0] < max_age:
+            return last[1]
+        if self._running is None:
+            self._running = asyncio.ensure_future(self._check_all())
+            self._running.add_done_callback(self._forget_round)
+        # shield: a caller that gives up (a probe's timeout) does not cancel the others' round
+        return await asyncio.shield(self._running)
+
+    def _forget_round(self, done: asyncio.Future[HealthReport]) -> None:
+        self._running = None
+        if not done.cancelled() and done.exception() is None:
+            self._last = (time.monotonic(), done.result())
+
+    async def _check_all(self) -> HealthReport:
         names = list(self._checks)
-        results = await asyncio.gather(*(self._run(self._checks[n].check) for n in names))
+        registered = [self._checks[n] for n in names]
+        results = await asyncio.gather(*(self._run(r) for r in registered))
         checks = dict(zip(names, results, strict=True))
         status = Status.OK
-        for name, result in checks.items():
+        for reg, result in zip(registered, results, strict=True):
             if result.status is Status.OK:
                 continue
-            if self._checks[name].critical and result.status is Status.DOWN:
+            if reg.critical and result.status is Status.DOWN:
                 status = Status.DOWN
             elif status is Status.OK:
                 status = Status.DEGRADED
-        return HealthReport(status, checks)
+        critical = frozenset(n for n, r in zip(names, registered, strict=True) if r.critical)
+        return HealthReport(status, checks, critical=critical)
 
-    async def _run(self, check: Check) -> CheckResult:
+    async def _run(self, registered: _Registered) -> CheckResult:
+        timeout = self.timeout if registered.timeout is None else registered.timeout
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await check()
+            async with asyncio.timeout(timeout):
+                result = await registered.check()
         except TimeoutError:
-            result = CheckResult(Status.DOWN, f"no answer within {self.timeout}s")
+            result = CheckResult(Status.DOWN, f"no answer within {timeout}s")
         except Exception as exc:  # a failing check is a result, not a crash
             result = CheckResult(Status.DOWN, f"{type(exc).__name__}: {exc}")
         elapsed = (time.perf_counter() - started) * 1000

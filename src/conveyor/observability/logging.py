@@ -30,15 +30,38 @@ _BEARER = re.compile(r"(?P<key>\bBearer\s+)(?P<value>[A-Za-z0-9._~+/-]+=*)")
 MASK = "***"
 
 
+_INLINE_KEYWORDS = ("pass", "secret", "token", "key", "authorization")
+"""Lower-case words one of which every ``_INLINE_SECRET`` match contains."""
+
+
 def mask_text(text: str) -> str:
     """Mask URL passwords, ``key=value`` secrets and bearer tokens in free text."""
-    text = mask_url(text)
-    text = _INLINE_SECRET.sub(lambda m: m["key"] + MASK, text)
-    return _BEARER.sub(lambda m: m["key"] + MASK, text)
+    # Substring checks first: every log line passes through here, and most values
+    # (ids, routes, timestamps) cannot match any of the patterns.
+    if "@" in text and "://" in text:
+        text = mask_url(text)
+    if ("=" in text or ":" in text) and any(k in text.lower() for k in _INLINE_KEYWORDS):
+        text = _INLINE_SECRET.sub(lambda m: m["key"] + MASK, text)
+    if "Bearer" in text:
+        text = _BEARER.sub(lambda m: m["key"] + MASK, text)
+    return text
+
+
+_secret_keys: dict[str, bool] = {}
+"""Whether a field name names a secret, remembered (field names are few)."""
+
+
+def _names_secret(key: str) -> bool:
+    found = _secret_keys.get(key)
+    if found is None:
+        found = _SECRET_KEY.search(key) is not None
+        if len(_secret_keys) < 10_000:
+            _secret_keys[key] = found
+    return found
 
 
 def _mask_value(key: str, value: Any) -> Any:
-    if isinstance(key, str) and _SECRET_KEY.search(key) and value not in (None, ""):
+    if isinstance(key, str) and _names_secret(key) and value not in (None, ""):
         return MASK
     if isinstance(value, str):
         return mask_text(value)

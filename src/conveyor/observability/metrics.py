@@ -9,12 +9,12 @@ age of the oldest waiting job) are refreshed from the store when scraped.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from conveyor.events.envelope import GROUP_QUEUE_PREFIX
-from conveyor.events.metrics import EventMetrics
 from conveyor.stores.base import JobState
 
 if TYPE_CHECKING:
@@ -108,6 +108,34 @@ class JobMetrics:
             self._series[key] = found
         return found
 
+    def history_totals(self) -> dict[tuple[str, tuple[str, ...]], int]:
+        """This process's totals since start, per queue, for the metrics history
+        (``observability/history.py``): outcomes, and wait and run times per bucket
+        (each bucket counts the observations above the edge below it, up to its ``le``)."""
+        totals: dict[tuple[str, tuple[str, ...]], int] = defaultdict(int)
+        counters = (
+            ("jobs_completed", self.completed),
+            ("jobs_failed", self.failed),
+            ("jobs_retried", self.retried),
+        )
+        for kind, counter in counters:
+            for family in counter.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        totals[kind, (sample.labels["queue"],)] += int(sample.value)
+        for kind, histogram in (("job_wait_bucket", self.wait), ("job_run_bucket", self.run)):
+            cumulative: dict[tuple[str, str], int] = defaultdict(int)
+            for family in histogram.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_bucket"):
+                        key = (sample.labels["queue"], sample.labels["le"])
+                        cumulative[key] += int(sample.value)
+            below: dict[str, int] = defaultdict(int)
+            for (queue, le), count in sorted(cumulative.items(), key=_by_edge):
+                totals[kind, (queue, le)] += count - below[queue]
+                below[queue] = count
+        return totals
+
     async def refresh(self, store: JobStore) -> dict[str, dict[JobState, int]]:
         """Refresh the store gauges; returns the job counts read (other gauges use them)."""
         counts = await store.counts()
@@ -123,17 +151,32 @@ class JobMetrics:
         return counts
 
 
+def _by_edge(item: tuple[tuple[str, str], int]) -> tuple[str, float]:
+    (queue, le), _ = item
+    return queue, float(le)
+
+
+ScrapeHook = Callable[[dict[str, dict[JobState, int]]], None]
+"""Called at each scrape with the job counts just read (per queue and state)."""
+
+
 class Metrics:
-    """``app.metrics``: the registry and the components' metric families."""
+    """``app.metrics``: the one registry every component reports into, and the job metrics.
+
+    Other components register their own families on :attr:`registry` (the
+    event bus, the cache, the service layer) and, when a gauge derives from
+    the job counts, a :data:`ScrapeHook` in :attr:`scrape_hooks`.
+    """
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs = JobMetrics(self.registry)
-        self.events = EventMetrics(self.registry)
+        self.scrape_hooks: list[ScrapeHook] = []
 
     async def exposition(self, store: JobStore | None = None) -> bytes:
         """Prometheus text format, with store gauges refreshed first."""
         if store is not None:
             counts = await self.jobs.refresh(store)
-            self.events.refresh(counts, GROUP_QUEUE_PREFIX)
+            for hook in self.scrape_hooks:
+                hook(counts)
         return generate_latest(self.registry)

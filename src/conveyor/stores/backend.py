@@ -19,15 +19,36 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from conveyor.clock import Clock
-    from conveyor.config import Settings
+    from conveyor.stores.audit import AuditStore
     from conveyor.stores.base import JobStore
     from conveyor.stores.cache import SharedTier, TierOptions
     from conveyor.stores.dedupe import DedupeStore
     from conveyor.stores.events import EventStore
     from conveyor.stores.flows import FlowStore
+    from conveyor.stores.history import MetricsHistory
     from conveyor.stores.limits import LimitsStore
+    from conveyor.stores.ratelimit import RateLimitStore
     from conveyor.stores.schedules import ScheduleStore
     from conveyor.stores.transactional import AppTransactionSql
+
+
+class BackendSettings(Protocol):
+    """The settings a backend is built with (``conveyor.config.Settings`` has them all)."""
+
+    @property
+    def store_timeout(self) -> float:
+        """Seconds a connection or call may take before it counts as failed."""
+        ...
+
+    @property
+    def sqlite_synchronous(self) -> str:
+        """SQLite's ``synchronous`` pragma: NORMAL or FULL."""
+        ...
+
+    @property
+    def rate_limit_budget(self) -> float | None:
+        """Seconds a rate-limit check may wait on the store (None: the backend's default)."""
+        ...
 
 
 class Backend(Protocol):
@@ -43,11 +64,14 @@ class Backend(Protocol):
     flows: FlowStore
     schedules: ScheduleStore
     limits: LimitsStore
+    rate_limits: RateLimitStore
     dedupe: DedupeStore
     events: EventStore
     app_transactions: AppTransactionSql | None
     """Statements that enqueue inside the application's own transaction (``app.within``);
     None when this backend's data is not in a database the application writes to."""
+    history: MetricsHistory
+    audit: AuditStore
 
     async def open(self, *, create: bool = True) -> None:
         """Connect (idempotent). With ``create=False`` a store that does not exist
@@ -71,7 +95,7 @@ class Backend(Protocol):
 class BackendType(Protocol):
     """What the registry needs of a backend class."""
 
-    def __call__(self, url: str, settings: Settings, clock: Clock) -> Backend: ...
+    def __call__(self, url: str, settings: BackendSettings, clock: Clock) -> Backend: ...
 
     def url_problems(self, url: str) -> list[str]:
         """What is wrong with ``url`` for this backend (its scheme is one of its own)."""

@@ -18,8 +18,7 @@ from conveyor.errors import ConfigError
 from conveyor.masking import mask_url
 
 if TYPE_CHECKING:
-    from conveyor.config import Settings
-    from conveyor.stores.backend import Backend, BackendType
+    from conveyor.stores.backend import Backend, BackendSettings, BackendType
 
 BACKENDS: dict[str, tuple[str, ...]] = {
     "conveyor.stores.memory.backend:MemoryBackend": ("memory",),
@@ -70,6 +69,6 @@ def _load(path: str) -> BackendType:
     return cast("BackendType", getattr(importlib.import_module(module), name))
 
 
-def make_backend(settings: Settings, clock: Clock = SYSTEM_CLOCK) -> Backend:
-    """The backend of ``settings.store_url`` with every store built (not yet opened)."""
-    return backend_type(settings.store_url)(settings.store_url, settings, clock)
+def make_backend(url: str, settings: BackendSettings, clock: Clock = SYSTEM_CLOCK) -> Backend:
+    """The backend serving ``url``, with every store built (not yet opened)."""
+    return backend_type(url)(url, settings, clock)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.config import Settings
+from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.memory.audit import MemoryAuditStore
 from conveyor.stores.memory.dedupe import MemoryDedupeStore
 from conveyor.stores.memory.events import MemoryEventStore
 from conveyor.stores.memory.flows import MemoryFlows, MemoryFlowStore
+from conveyor.stores.memory.history import MemoryHistory
 from conveyor.stores.memory.jobs import MemoryJobStore
 from conveyor.stores.memory.limits import MemoryLimitsStore
+from conveyor.stores.memory.ratelimit import MemoryRateLimitStore
 from conveyor.stores.memory.schedules import MemoryScheduleStore
 from conveyor.stores.memory.state import MemoryState
 from conveyor.stores.transactional import AppTransactionSql
@@ -18,7 +21,7 @@ from conveyor.stores.transactional import AppTransactionSql
 class MemoryBackend:
     """A :class:`~conveyor.stores.backend.Backend` whose data lives in one :class:`MemoryState`."""
 
-    def __init__(self, url: str, settings: Settings, clock: Clock) -> None:
+    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
         self.url = url
         self.clock = clock
         state = MemoryState(clock)
@@ -28,9 +31,12 @@ class MemoryBackend:
         self.flows = MemoryFlowStore(state, flows)
         self.schedules = MemoryScheduleStore(state)
         self.limits = MemoryLimitsStore(state)
+        self.rate_limits = MemoryRateLimitStore(state, settings.rate_limit_budget)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
         self.app_transactions: AppTransactionSql | None = None  # not the app's database
+        self.history = MemoryHistory(state)
+        self.audit = MemoryAuditStore(state)
 
     async def open(self, *, create: bool = True) -> None:
         return None  # nothing to connect; data lives as long as the backend

@@ -1,21 +1,25 @@
 """The Redis backend: every store on one Redis server or Redis Cluster.
 
-All stores share one :class:`~conveyor.stores.redis.connection.RedisConnection`;
-the cache's shared tier opens its own (it subscribes to invalidations and
-may live on another server, through ``cache_url``).
+All stores share one :class:`~conveyor.stores.redis.connection.RedisConnection`
+but two: the cache's shared tier opens its own (it subscribes to invalidations
+and may live on another server, through ``cache_url``), and so do the rate
+limits (their socket timeouts are their budget, tens of milliseconds).
 """
 
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.config import Settings
+from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.redis.audit import RedisAuditStore
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.dedupe import RedisDedupeStore
 from conveyor.stores.redis.events import RedisEventStore
 from conveyor.stores.redis.flows import RedisFlowStore
+from conveyor.stores.redis.history import RedisHistory
 from conveyor.stores.redis.jobs import RedisJobStore
 from conveyor.stores.redis.limits import RedisLimitsStore
+from conveyor.stores.redis.ratelimit import RedisRateLimitStore
 from conveyor.stores.redis.schedules import RedisScheduleStore
 from conveyor.stores.transactional import AppTransactionSql
 
@@ -23,7 +27,7 @@ from conveyor.stores.transactional import AppTransactionSql
 class RedisBackend:
     """A :class:`~conveyor.stores.backend.Backend` on Redis or Redis Cluster."""
 
-    def __init__(self, url: str, settings: Settings, clock: Clock) -> None:
+    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
         self.url = url
         self.clock = clock
         self._settings = settings
@@ -32,15 +36,19 @@ class RedisBackend:
         self.flows = RedisFlowStore(self.conn, clock)
         self.schedules = RedisScheduleStore(self.conn, clock)
         self.limits = RedisLimitsStore(self.conn, clock)
+        self.rate_limits = RedisRateLimitStore(url, clock, settings.rate_limit_budget)
         self.dedupe = RedisDedupeStore(self.conn, clock)
         self.events = RedisEventStore(self.conn)
         self.app_transactions: AppTransactionSql | None = None  # not the app's database
+        self.history = RedisHistory(self.conn)
+        self.audit = RedisAuditStore(self.conn, clock)
 
     async def open(self, *, create: bool = True) -> None:
         # A Redis database always exists; an admin command on an empty one finds nothing.
         await self.conn.open()
 
     async def close(self) -> None:
+        await self.rate_limits.close()
         await self.conn.close()
 
     async def ping(self) -> None:

@@ -33,8 +33,8 @@ from typing import Any
 import msgspec
 from redis.exceptions import ResponseError
 
-from conveyor.config import mask_url
 from conveyor.errors import BadInputError
+from conveyor.masking import mask_url
 from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.redis.connection import connect
 
@@ -190,6 +190,8 @@ class RedisCacheTier:
         try:
             replies = await self._execute(pipe, [("k", [key])])
         except ResponseError as exc:
+            if "not an integer" not in str(exc):
+                raise  # an outage (out of memory, read-only): the cache's breaker counts it
             raise BadInputError(f"cannot increment {key!r}: {NOT_A_COUNTER}") from exc
         value: int = replies[0]
         return value

@@ -18,12 +18,18 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from conveyor.errors import StoreUnavailableError
+from conveyor.errors import StoreRefusedError, StoreUnavailableError
 from conveyor.masking import mask_url
 from conveyor.stores.redis.keys import QUEUES_KEY, job_key, meta_key
 from conveyor.stores.redis.scripts import script_source
 
 T = TypeVar("T")
+_PASSING = (
+    redis_errors.OutOfMemoryError,
+    redis_errors.ReadOnlyError,
+    redis_errors.TryAgainError,
+)
+"""Server errors that a later try may not meet: an outage, not a refusal."""
 RedisClient = Redis | RedisCluster
 
 
@@ -100,8 +106,24 @@ class RedisConnection:
             raise StoreUnavailableError(
                 f"Redis store {mask_url(self.url)} is unreachable: {type(exc).__name__}: {exc}"
             ) from None
-        except redis_errors.ClusterError as exc:
+        except _PASSING as exc:  # full, a read-only replica, a slot moving, a busy script
+            raise StoreUnavailableError(
+                f"Redis store {mask_url(self.url)} refused for now: {type(exc).__name__}: {exc}"
+            ) from None
+        except (redis_errors.ClusterError, redis_errors.RedisClusterException) as exc:
+            # A cluster none of whose nodes answers (RedisClusterException is not a
+            # RedisError) is as unreachable as a server that refuses the connection.
             raise StoreUnavailableError(f"Redis cluster {mask_url(self.url)}: {exc}") from None
+        except redis_errors.ResponseError as exc:
+            if str(exc).startswith(("BUSY", "LOADING", "MASTERDOWN")):
+                raise StoreUnavailableError(
+                    f"Redis store {mask_url(self.url)} refused for now: {exc}"
+                ) from None
+            raise StoreRefusedError(f"Redis store {mask_url(self.url)} refused: {exc}") from None
+        except redis_errors.RedisError as exc:
+            raise StoreRefusedError(
+                f"Redis store {mask_url(self.url)} failed: {type(exc).__name__}: {exc}"
+            ) from None
 
     async def pipelined(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
         """Run one read command many times in one round trip (per node on a cluster)."""
@@ -131,15 +153,56 @@ class RedisConnection:
             return await self.call(script, keys=[meta_key(queue)], args=list(args))
         return await self.call(self._evalsha, script, meta_key(queue), args)
 
+    async def run_script_once(
+        self, name: str, keys: Sequence[str], args: Sequence[Any], *, what: str
+    ) -> Any:
+        """Run script ``name`` over ``keys`` (one slot on a cluster) at most once.
+
+        Unlike :meth:`call`, nothing is sent again after a connection error or a
+        timeout: the script may have run before the reply was lost, and a script
+        that counts (a rate-limit check) would count twice. Only ``NOSCRIPT`` (the
+        server restarted or was flushed: the script did not run) loads it and sends
+        it again. Failures become ``StoreUnavailableError`` naming ``what``.
+        """
+        script = self.script(name)
+        command = ["EVALSHA", script.sha, len(keys), *keys, *args]
+        try:
+            if self.is_cluster:
+                return await self._evalsha_on_node(script, command)
+            return await self._evalsha_packed(script, _pack_command(command))
+        except (redis_errors.RedisError, OSError) as exc:  # also OOM, READONLY, LOADING replies
+            raise StoreUnavailableError(
+                f"{what} on Redis {mask_url(self.url)}: {type(exc).__name__}: {exc}"
+            ) from None
+        except redis_errors.RedisClusterException as exc:
+            raise StoreUnavailableError(
+                f"{what} on Redis cluster {mask_url(self.url)}: {exc}"
+            ) from None
+
+    async def _evalsha_on_node(self, script: Any, command: list[Any]) -> Any:
+        # Naming the node turns off the cluster client's retries (it would send the
+        # script again after a connection error); MOVED and ASK are still followed.
+        node = self.client.get_node_from_key(command[3])
+        try:
+            return await self.client.execute_command(*command, target_nodes=node)
+        except redis_errors.NoScriptError:
+            await self.client.execute_command("SCRIPT LOAD", script.script, target_nodes=node)
+            return await self.client.execute_command(*command, target_nodes=node)
+
     async def _evalsha(self, script: Any, key: str, args: Sequence[Any]) -> Any:
         """EVALSHA on a pooled connection, skipping the client's per-command layers.
 
         On one server this is the hot path of every transition; redis-py's
         generic command path costs about a third of a loopback round trip.
         """
+        return await self._evalsha_packed(
+            script, _pack_command(["EVALSHA", script.sha, 1, key, *args])
+        )
+
+    async def _evalsha_packed(self, script: Any, command: bytes) -> Any:
+        """Send a packed EVALSHA on a pooled connection; on NOSCRIPT load and send it again."""
         pool = self.client.connection_pool
         conn = await pool.get_connection()
-        command = _pack_command(["EVALSHA", script.sha, 1, key, *args])
         try:
             await conn.send_packed_command(command, check_health=False)
             try:

@@ -30,16 +30,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import msgspec
+import structlog
 
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import BadInputError
-from conveyor.observability.logging import get_logger
 from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.sqlite import record_lock
 from conveyor.stores.sqlite.database import Database, path_from_url
 
 _LOCK_SLOTS = 2**30
-_log = get_logger("conveyor.cache")
+_log = structlog.get_logger("conveyor.cache")
 _SWEEP_EVERY = 30.0
 _encoder = msgspec.json.Encoder()
 _pair = msgspec.json.Decoder(list[str])

@@ -11,15 +11,27 @@ import sqlite3
 from collections.abc import Sequence
 
 from conveyor.clock import Clock
-from conveyor.stores.base import JobState
+from conveyor.stores.base import JobState, released_state
 from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
-from conveyor.stores.sqlite.rows import ensure_queues, insert_job
+from conveyor.stores.sqlite.rows import CHUNK, ensure_queues, insert_job
 
 
-class _Taken(Exception):
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
+def _taken(conn: sqlite3.Connection, job_ids: list[str]) -> str | None:
+    """One of ``job_ids`` that exists already, or is a child of another flow
+    (whose job was removed since)."""
+    for first in range(0, len(job_ids), CHUNK):
+        chunk = job_ids[first : first + CHUNK]
+        marks = ",".join("?" * len(chunk))
+        row = conn.execute(
+            f"SELECT id FROM jobs WHERE id IN ({marks})"
+            f" UNION ALL SELECT child_id FROM flow_children WHERE child_id IN ({marks}) LIMIT 1",
+            chunk + chunk,
+        ).fetchone()
+        if row is not None:
+            return str(row[0])
+    return None
 
 
 class SqliteFlowStore:
@@ -31,19 +43,22 @@ class SqliteFlowStore:
 
     @on_connection
     def add_flow(self, jobs: Sequence[FlowJob]) -> AddedFlow:
-        try:
-            with self.db.transaction() as conn:
-                if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (jobs[0].job.id,)).fetchone():
-                    return AddedFlow(created=False)
-                now = self.clock.now_ms()
-                ensure_queues(conn, {node.job.queue for node in jobs})
-                for node in jobs:
-                    if not insert_job(conn, node.job, now):
-                        raise _Taken(node.job.id)  # rolls the whole flow back
-                    if node.children:
-                        self._add_parent(conn, node)
-        except _Taken as taken:
-            return AddedFlow(created=False, taken=taken.job_id)
+        with self.db.transaction() as conn:  # the write lock: nothing changes between the looks
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (jobs[0].job.id,)).fetchone():
+                return AddedFlow(created=False)
+            taken = _taken(conn, [node.job.id for node in jobs])
+            if taken is not None:
+                return AddedFlow(created=False, taken=taken)
+            now = self.clock.now_ms()
+            ensure_queues(conn, {node.job.queue for node in jobs})
+            counts = Counts()
+            for node in jobs:
+                insert_job(conn, node.job, now, counts)
+                if node.children:
+                    self._add_parent(conn, node)
+                    state = released_state(node.job.run_at, now).value
+                    counts.move(node.job.queue, state, "waiting-children")
+            counts.apply(conn)
         return AddedFlow(created=True)
 
     def _add_parent(self, conn: sqlite3.Connection, node: FlowJob) -> None:
@@ -53,18 +68,10 @@ class SqliteFlowStore:
             "INSERT INTO flows (parent_id, policy, pending, keep_ms) VALUES (?,?,?,?)",
             (parent_id, node.policy, len(node.children), node.keep_failed_ms),
         )
-        try:
-            conn.executemany(
-                "INSERT INTO flow_children (child_id, parent_id, position, queue) VALUES (?,?,?,?)",
-                [(cid, parent_id, i, queue) for i, (queue, cid) in enumerate(node.children)],
-            )
-        except sqlite3.IntegrityError:  # a child of another flow (the job itself was removed)
-            taken = conn.execute(
-                "SELECT child_id FROM flow_children WHERE child_id IN"
-                f" ({','.join('?' * len(node.children))}) LIMIT 1",
-                [cid for _, cid in node.children],
-            ).fetchone()
-            raise _Taken(taken[0] if taken else parent_id) from None
+        conn.executemany(
+            "INSERT INTO flow_children (child_id, parent_id, position, queue) VALUES (?,?,?,?)",
+            [(cid, parent_id, i, queue) for i, (queue, cid) in enumerate(node.children)],
+        )
 
     @on_connection
     def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:

@@ -23,6 +23,7 @@ import sqlite3
 
 from conveyor.clock import Clock
 from conveyor.stores.limits import Gate, QueueLimits, open_gate
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.rows import release_leases
 
@@ -32,9 +33,9 @@ _TASK_INDEX = (
 )
 _WAITING_TASKS = (
     "WITH RECURSIVE t(task) AS ("
-    " SELECT (SELECT min(task) FROM jobs WHERE queue = ?1 AND state = 'waiting')"
+    " SELECT (SELECT min(task) FROM jobs WHERE queue = :queue AND state = 'waiting')"
     " UNION ALL SELECT (SELECT min(task) FROM jobs"
-    " WHERE queue = ?1 AND state = 'waiting' AND task > t.task)"
+    " WHERE queue = :queue AND state = 'waiting' AND task > t.task)"
     " FROM t WHERE t.task IS NOT NULL)"
     " SELECT task FROM t WHERE task IS NOT NULL"
 )
@@ -98,7 +99,7 @@ def pick_ready(conn: sqlite3.Connection, queue: str, gate: Gate) -> list[int]:
     """The seqs of up to ``gate.room`` ready jobs in claim order, within each task's room."""
     room = gate.task_room or {}
     candidates: list[tuple[int, int, int]] = []
-    for (task,) in conn.execute(_WAITING_TASKS, (queue,)).fetchall():
+    for (task,) in conn.execute(_WAITING_TASKS, {"queue": queue}).fetchall():
         cap = min(gate.room, room.get(task, gate.room))
         if cap > 0:
             candidates += conn.execute(
@@ -162,4 +163,7 @@ class SqliteLimitsStore:
                 " SET backoff_until = max(backoff_until, excluded.backoff_until)",
                 (queue, until),
             )
-            return release_leases(conn, leases, self.clock.now_ms(), keep_ms)
+            counts = Counts()
+            released = release_leases(conn, leases, self.clock.now_ms(), keep_ms, counts)
+            counts.apply(conn)
+            return released

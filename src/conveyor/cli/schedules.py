@@ -9,8 +9,6 @@
 ``add`` needs APP to check the arguments against TASK's signature; ``list``
 and ``remove`` find their store like the other admin commands.
 
-It uses the helpers of ``cli.py``, which imports it at its end and adds the
-group: import ``conveyor.cli``, not this module, first.
 """
 
 from __future__ import annotations
@@ -18,19 +16,10 @@ from __future__ import annotations
 import click
 from rich.table import Column, Table
 
-from conveyor.cli import (
-    admin_app,
-    cell,
-    console,
-    find_task,
-    json_option,
-    load_app,
-    parse_json,
-    print_json,
-    run,
-    short_time,
-    store_options,
-)
+from conveyor.cli.inputs import parse_json
+from conveyor.cli.loading import admin_app, find_task, load_app, run, store_options
+from conveyor.cli.output import cell, console, json_option, print_json, short_time
+from conveyor.jobs.arguments import validate_call_arguments
 from conveyor.jobs.schedule import MISSED_POLICIES, Missed, Schedule
 
 
@@ -122,7 +111,9 @@ def add_schedule(
     args = parse_json(args_json, list, "--args")
     kwargs = parse_json(kwargs_json, dict, "--kwargs")
     app = load_app(app_path)
-    call = find_task(app, task_name).options(queue=queue, priority=priority).call(*args, **kwargs)
+    task = find_task(app, task_name)
+    validate_call_arguments(task, args, kwargs)
+    call = task.options(queue=queue, priority=priority).call(*args, **kwargs)
     added = run(
         app,
         lambda a: a.schedules.add(

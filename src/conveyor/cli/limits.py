@@ -8,8 +8,7 @@
 ``--clear`` removes both. PERIOD is seconds, optionally with a unit s, m or h
 (``100/1``, ``100/1s``, ``600/1m``, ``600/m``, ``5/0.5s``).
 
-It uses the helpers of ``cli.py``, which imports it at its end and adds the
-commands to the ``queues`` group: import ``conveyor.cli``, not this module, first.
+``conveyor/cli/__init__.py`` adds both commands to the ``queues`` group.
 """
 
 from __future__ import annotations
@@ -19,7 +18,10 @@ from typing import Any
 
 import click
 
-from conveyor.cli import CliError, admin_app, json_option, print_json, queues, run, store_options
+from conveyor.app import Conveyor
+from conveyor.cli.errors import CliError
+from conveyor.cli.loading import admin_app, run, store_options
+from conveyor.cli.output import json_option, print_json
 from conveyor.stores.limits import QueueLimits
 
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -39,7 +41,7 @@ def parse_rate(text: str) -> tuple[int, float]:
     return int(count), period
 
 
-def describe(limits: QueueLimits) -> dict[str, Any]:
+def limits_dict(limits: QueueLimits) -> dict[str, Any]:
     return {
         "concurrency": limits.concurrency,
         "rate": None if limits.rate is None else f"{limits.rate}/{limits.period_ms / 1000:g}s",
@@ -48,7 +50,7 @@ def describe(limits: QueueLimits) -> dict[str, Any]:
     }
 
 
-@queues.command("limit")
+@click.command("limit")
 @click.argument("queue")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Jobs running at once, at most.")
 @click.option("--rate", metavar="N/PERIOD", help="Jobs started per period, at most (100/1s).")
@@ -70,13 +72,12 @@ def limit_queue(
     change = clear or concurrency is not None or rate is not None
     parsed = None if rate is None else parse_rate(rate)
 
-    async def apply(app: Any) -> QueueLimits:
+    async def apply(app: Conveyor) -> QueueLimits:
         if change:
             await app.jobs.set_queue_limits(queue, concurrency=concurrency, rate=parsed)
-        limits: QueueLimits = await app.jobs.queue_limits(queue)
-        return limits
+        return await app.jobs.queue_limits(queue)
 
-    shown = describe(run(admin_app(app_path, url), apply))
+    shown = limits_dict(run(admin_app(app_path, url), apply))
     if as_json:
         print_json(shown)
         return
@@ -84,7 +85,7 @@ def limit_queue(
         click.echo(f"{name}: {'-' if value in (None, {}) else value}")
 
 
-@queues.command("backoff")
+@click.command("backoff")
 @click.argument("queue")
 @click.argument("seconds", type=click.FloatRange(min=0))
 @store_options

@@ -1,12 +1,15 @@
-"""``conveyor events ...``: subscriber groups and dead letters, added to the CLI's
-``events`` group (which also holds ``tail``, for job events).
+"""``conveyor events ...``: job events as they happen, the event bus's groups and dead letters.
 
+conveyor events tail [--queue Q] [--job ID] [--kind K] [--count N]
 conveyor events groups
 conveyor events dlq list [--group G] | show ID | replay ID | replay --all | purge
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -15,21 +18,74 @@ from rich.table import Table
 from rich.text import Text
 
 from conveyor.app import Conveyor
-from conveyor.cli import (
-    admin_app,
+from conveyor.cli.loading import admin_app, run, store_options
+from conveyor.cli.output import (
     cell,
     compact_json,
     console,
-    events,
     json_option,
     print_json,
-    run,
     short_time,
-    store_options,
 )
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import group_queue
-from conveyor.stores.base import JobState
+from conveyor.stores.base import JobEvent, JobEventKind, JobState
+
+
+@click.group()
+def events() -> None:
+    """Follow job events; the event bus's groups and dead letters."""
+
+
+@events.command("tail")
+@click.option("--queue", help="Only events of this queue.")
+@click.option("--job", "job_id", metavar="ID", help="Only events of this job.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice([k.value for k in JobEventKind]))
+@click.option("--count", type=click.IntRange(min=1), help="Exit after this many events.")
+@store_options
+@json_option
+def tail_events(
+    queue: str | None,
+    job_id: str | None,
+    kinds: tuple[str, ...],
+    count: int | None,
+    as_json: bool,
+    app_path: str | None,
+    url: str | None,
+) -> None:
+    """Print job events as they happen, until Ctrl-C (or --count events).
+
+    One line per event: time, kind, queue, job id and its data (progress or
+    error). With --json, one JSON object per line.
+    """
+
+    async def tail(app: Conveyor) -> None:
+        subscription = await app.jobs.events(
+            job_id=job_id, queue=queue, kinds=list(kinds) or None
+        ).start()
+        click.echo(f"tailing job events of {app.settings.masked_url} (Ctrl-C stops)", err=True)
+        shown = 0
+        async for event in subscription:
+            print_event(event, as_json)
+            shown += 1
+            if count is not None and shown >= count:
+                return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        run(admin_app(app_path, url), tail)
+
+
+def print_event(event: JobEvent, as_json: bool) -> None:
+    data = None if event.data is None else json.loads(event.data)
+    when = datetime.fromtimestamp(event.at / 1000, UTC)
+    if as_json:
+        line = {"at": when.isoformat(), "kind": event.kind.value, "queue": event.queue}
+        click.echo(json.dumps({**line, "job_id": event.job_id, "data": data}))
+        return
+    fields = [short_time(when), f"{event.kind.value:<9}", event.queue, event.job_id]
+    if data is not None:
+        fields.append(compact_json(data))
+    click.echo("  ".join(fields))  # plain text: user data is never read as markup
 
 
 @events.command("groups")

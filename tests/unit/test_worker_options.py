@@ -1,0 +1,30 @@
+"""A worker's own options are checked before it touches the store."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from conveyor import BadInputError, Conveyor
+
+
+@pytest.mark.parametrize("concurrency", [-1, 0, 10_001, 2.5, True, "4"])
+async def test_a_worker_refuses_a_concurrency_that_is_not_1_to_10000(concurrency: object) -> None:
+    app = Conveyor("memory://", configure_logging=False)
+
+    @app.task
+    async def noop() -> None:
+        return None
+
+    await noop.enqueue()
+    async with asyncio.timeout(10):  # a negative one used to wait forever
+        with pytest.raises(BadInputError, match=r"concurrency must be an integer in 1\.\.10000"):
+            await app.work(concurrency=concurrency, burst=True)  # type: ignore[arg-type]
+    await app.close()
+
+
+async def test_a_worker_without_concurrency_takes_the_setting() -> None:
+    app = Conveyor("memory://", configure_logging=False, concurrency=3)
+    assert app.worker(queues=["default"]).concurrency == 3
+    assert app.worker(queues=["default"], concurrency=1).concurrency == 1
