@@ -21,15 +21,53 @@ from conveyor.stores.base import (
     WorkerInfo,
 )
 from conveyor.stores.notify import Notifier
-from conveyor.stores.postgres.connection import Conn, PostgresConnection
+from conveyor.stores.postgres.connection import Conn, PostgresConnection, Record
 from conveyor.stores.postgres.rows import RECORD_COLUMNS, job_record
 
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
+_FOLD_COUNTS = "SELECT {schema}.fold_counts()"
+_COUNTS = (
+    "SELECT q.name AS queue, c.state, c.n FROM {schema}.queues q LEFT JOIN ("
+    " SELECT queue, state, sum(n)::bigint AS n FROM ("
+    " SELECT queue, state, n FROM {schema}.job_counts"
+    " UNION ALL SELECT queue, state, n FROM {schema}.job_count_moves"
+    " ) m GROUP BY queue, state"
+    ") c ON c.queue = q.name"
+)
+# A flow parent some of whose children have not reported waits for them again; a failed
+# job leaves the error index.
+_RETRY = """
+WITH moved AS (
+    UPDATE {schema}.jobs j SET state = CASE WHEN EXISTS (SELECT 1 FROM {schema}.flows
+            WHERE parent_id = j.id AND pending > 0) THEN 'waiting-children' ELSE 'waiting' END,
+        attempts = 0, stalls = 0, run_at = $2, finished_at = NULL, expires_at = NULL,
+        result = NULL, error = NULL
+    FROM (SELECT id, state AS old FROM {schema}.jobs WHERE id = ANY ($1::text[])
+        AND state IN ('failed', 'cancelled') FOR UPDATE) o
+    WHERE j.id = o.id
+    RETURNING j.id, j.queue, j.state, o.old, j.keyed
+), unindexed AS (
+    SELECT {schema}.unindex_errors(array_agg(id)) FROM moved WHERE old = 'failed' AND keyed
+), woken AS (
+    SELECT {schema}.wake(array_agg(DISTINCT queue)) FROM moved WHERE state = 'waiting'
+)
+SELECT count(*) FROM moved, (SELECT count(*) FROM unindexed) u, (SELECT count(*) FROM woken) w
+"""
+
 _WAKE = "SELECT {schema}.wake(ARRAY[$1::text])"
 _PENDING_CHILD = (
     "SELECT child_id FROM {schema}.flow_children WHERE child_id = ANY ($1::text[])"
     " AND state IS NULL LIMIT 1"
 )
+
+
+def _cleanable(state: JobState) -> str:
+    """What ``clean`` deletes and ``count_clean`` counts ($1 queue, $2 state, $3 before):
+    jobs finished before a time (a seek of jobs_finished), or for an unfinished state
+    created before it (of jobs_page)."""
+    if state.is_finished:
+        return "queue = $1 AND state = $2 AND finished_at < $3"
+    return "queue = $1 AND state = $2 AND created_at < $3"
 
 
 class PostgresJobAdmin:
@@ -51,52 +89,27 @@ class PostgresJobAdmin:
         )
         return [LogLine(r["at"], r["line"]) for r in rows]
 
-    async def list_jobs(
-        self, queue: str | None, state: JobState, offset: int, limit: int
-    ) -> list[JobRecord]:
-        if queue is not None:
-            rows = await self.db.fetch(
-                f"SELECT {RECORD_COLUMNS} FROM {{schema}}.jobs WHERE queue = $1 AND state = $2"
-                " ORDER BY created_at DESC, seq DESC LIMIT $3 OFFSET $4",
-                queue,
-                state.value,
-                limit,
-                offset,
-            )
-        else:  # the newest of each queue (one index range each), merged
-            rows = await self.db.fetch(
-                f"SELECT {RECORD_COLUMNS} FROM {{schema}}.queues q CROSS JOIN LATERAL"
-                f" (SELECT {RECORD_COLUMNS}, seq FROM {{schema}}.jobs j"
-                " WHERE j.queue = q.name AND j.state = $1"
-                " ORDER BY j.created_at DESC, j.seq DESC LIMIT $2::bigint + $3::bigint) j"
-                " ORDER BY j.created_at DESC, j.seq DESC LIMIT $2 OFFSET $3",
-                state.value,
-                limit,
-                offset,
-            )
-        return [job_record(row) for row in rows]
-
     async def counts(self) -> dict[str, dict[JobState, int]]:
-        async def read(conn: Conn) -> dict[str, dict[JobState, int]]:
-            names = await conn.fetch(self.db.sql("SELECT name FROM {schema}.queues"))
-            counts = {r["name"]: dict.fromkeys(JobState, 0) for r in names}
-            rows = await conn.fetch(
-                self.db.sql(
-                    "SELECT queue, state, count(*) AS n FROM {schema}.jobs GROUP BY queue, state"
-                )
-            )
-            for r in rows:
-                counts.setdefault(r["queue"], dict.fromkeys(JobState, 0))[JobState(r["state"])] = r[
-                    "n"
-                ]
-            return counts
+        """``job_counts`` plus the moves not folded into it yet (``counts.sql``): a row per
+        queue and state, never the jobs. Folding first keeps the moves few."""
 
-        return await self.db.transaction(read)  # one snapshot for both reads
+        async def read(conn: Conn) -> list[Record]:
+            await conn.execute(self.db.sql(_FOLD_COUNTS))
+            return await conn.fetch(self.db.sql(_COUNTS))
+
+        rows = await self.db.transaction(read)
+        counts: dict[str, dict[JobState, int]] = {}
+        for r in rows:
+            by_state = counts.setdefault(r["queue"], dict.fromkeys(JobState, 0))
+            if r["state"] is not None:
+                by_state[JobState(r["state"])] = r["n"]
+        return counts
 
     async def oldest_waiting(self) -> dict[str, int]:
+        """Per queue, the run_at of its earliest-created waiting job: one seek per queue."""
         rows = await self.db.fetch(
-            "SELECT q.name, (SELECT min(run_at) FROM {schema}.jobs"
-            " WHERE queue = q.name AND state = 'waiting') AS at FROM {schema}.queues q"
+            "SELECT q.name, (SELECT run_at FROM {schema}.jobs WHERE queue = q.name"
+            " AND state = 'waiting' ORDER BY created_at, id LIMIT 1) AS at FROM {schema}.queues q"
         )
         return {r["name"]: r["at"] for r in rows if r["at"] is not None}
 
@@ -115,25 +128,37 @@ class PostgresJobAdmin:
             await self.db.execute(_WAKE, queue)
 
     async def retry(self, job_id: str, now: int) -> bool:
-        async def step(conn: Conn) -> bool:
-            # A flow parent some of whose children have not reported waits for them again.
-            row = await conn.fetchrow(
-                self.db.sql(
-                    "UPDATE {schema}.jobs j SET state = CASE WHEN EXISTS (SELECT 1"
-                    " FROM {schema}.flows WHERE parent_id = j.id AND pending > 0)"
-                    " THEN 'waiting-children' ELSE 'waiting' END, attempts = 0, stalls = 0,"
-                    " run_at = $1, finished_at = NULL, expires_at = NULL, result = NULL,"
-                    " error = NULL WHERE id = $2 AND state IN ('failed', 'cancelled')"
-                    " RETURNING queue, state"
-                ),
-                now,
-                job_id,
-            )
-            if row is not None and row["state"] == "waiting":
-                await conn.execute(self.db.sql(_WAKE), row["queue"])
-            return row is not None
+        moved = await self.db.fetchval(_RETRY, [job_id], now)
+        return bool(moved)
+
+    async def retry_failed(self, queue: str, limit: int, now: int) -> int:
+        # The longest-failed first: a seek of jobs_finished.
+        ids = (
+            "SELECT array_agg(id) FROM (SELECT id FROM {schema}.jobs WHERE queue = $1"
+            " AND state = 'failed' AND finished_at IS NOT NULL ORDER BY finished_at, seq"
+            " LIMIT $2) f"
+        )
+
+        async def step(conn: Conn) -> int:
+            found = await conn.fetchval(self.db.sql(ids), queue, limit)
+            if not found:
+                return 0
+            moved: int = await conn.fetchval(self.db.sql(_RETRY), found, now)
+            return moved
 
         return await self.db.transaction(step)
+
+    async def promote(self, job_id: str, now: int) -> bool:
+        moved = await self.db.fetchval(
+            "WITH p AS (UPDATE {schema}.jobs SET state = 'waiting', run_at = $1"
+            " WHERE id = $2 AND state = 'scheduled' RETURNING queue)"
+            " SELECT count(*) FROM p CROSS JOIN LATERAL (SELECT {schema}.wake(ARRAY[p.queue])) w",
+            now,
+            job_id,
+        )
+        if moved:
+            self.notifier.notify()
+        return bool(moved)
 
     async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
         async def step(conn: Conn) -> CancelResult:
@@ -202,9 +227,8 @@ class PostgresJobAdmin:
                 r["id"]
                 for r in await conn.fetch(
                     self.db.sql(
-                        "SELECT id FROM {schema}.jobs WHERE queue = $1 AND state = $2"
-                        " AND coalesce(finished_at, created_at) < $3 ORDER BY seq LIMIT $4"
-                        " FOR UPDATE SKIP LOCKED"
+                        f"SELECT id FROM {{schema}}.jobs WHERE {_cleanable(state)}"
+                        " ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED"
                     ),
                     queue,
                     state.value,
@@ -221,6 +245,17 @@ class PostgresJobAdmin:
             return Cleaned(len(ids))
 
         return await self.db.transaction(step)
+
+    async def count_clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        count = await self.db.fetchval(
+            f"SELECT count(*) FROM (SELECT 1 FROM {{schema}}.jobs WHERE {_cleanable(state)}"
+            " LIMIT $4) c",
+            queue,
+            state.value,
+            before,
+            limit,
+        )
+        return int(count)
 
     # -- the worker registry ---------------------------------------------------
 

@@ -27,17 +27,17 @@ import time
 from collections.abc import Sequence
 
 import msgspec
+import structlog
 
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.errors import BadInputError
 from conveyor.masking import mask_url
-from conveyor.observability.logging import get_logger
 from conveyor.stores.cache import NOT_A_COUNTER, Invalidation, InvalidationSink
 from conveyor.stores.postgres.connection import PostgresConnection
 from conveyor.stores.postgres.listener import Listener
 from conveyor.stores.postgres.migrations import migrate
 
-_log = get_logger("conveyor.cache")
+_log = structlog.get_logger("conveyor.cache")
 _message = msgspec.json.Decoder(tuple[str, list[tuple[str, list[str]]]])
 SWEEP_SECONDS = 30.0
 SWEEP_BATCH = 1_000

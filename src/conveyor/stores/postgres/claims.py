@@ -16,20 +16,21 @@ import secrets
 from collections.abc import Sequence
 
 from conveyor.clock import Clock
-from conveyor.stores.base import ClaimedJob, NewJob, Outcome
+from conveyor.stores.base import ClaimedJob, JobState, NewJob, Outcome
 from conveyor.stores.notify import Notifier
 from conveyor.stores.postgres.connection import PostgresConnection
 from conveyor.stores.postgres.listener import Listener
 from conveyor.stores.postgres.rows import ENQUEUE, created_flags, enqueue_args
+from conveyor.stores.search import error_keys, joined_keys
 
 IDLE_WAIT_SECONDS = 1.0
 """Longest an idle worker waits for a notification before it looks again."""
 
 _EXCHANGE = (
     "SELECT * FROM {schema}.exchange($1::text[], $2::text[], $3::text[], $4::bigint[],"
-    " $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[], $9::bytea[],"
-    " $10::text[], $11::text[], $12::integer[],"
-    " $13::text[], $14::integer, $15::text, $16::bigint, $17::text, $18::bigint)"
+    " $5::bytea[], $6::bytea[], $7::bigint[], $8::bigint[], $9::bytea[], $10::text[],"
+    " $11::text[], $12::text[], $13::integer[],"
+    " $14::text[], $15::integer, $16::text, $17::bigint, $18::text, $19::bigint)"
 )
 
 
@@ -103,6 +104,7 @@ class PostgresClaims:
             [o.run_at for o in finished],
             [o.expires_at for o in finished],
             [o.progress for o in finished],
+            [_error_keys(o) for o in finished],
             [queue for queue, _ in trims],
             [state for _, state in trims],
             list(trims.values()),
@@ -170,3 +172,10 @@ class PostgresClaims:
             await self.clock.sleep_or_wake(woken, timeout)
         finally:
             self.work.forget(woken)
+
+
+def _error_keys(outcome: Outcome) -> str:
+    """The index keys of a failing outcome's error, one a line ('' for any other outcome)."""
+    if outcome.state is not JobState.FAILED:
+        return ""
+    return joined_keys(error_keys(outcome.error))

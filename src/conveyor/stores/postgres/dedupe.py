@@ -15,6 +15,7 @@ from conveyor.stores.dedupe import Dedupe
 from conveyor.stores.postgres.connection import Conn, PostgresConnection
 from conveyor.stores.postgres.migrations import LOCK_CLASS
 from conveyor.stores.postgres.rows import insert_jobs
+from conveyor.stores.search import job_field_keys, joined_keys
 
 _LOCK_KEYS = (
     "SELECT pg_advisory_xact_lock($1, k) FROM (SELECT DISTINCT hashtext(q || chr(31) || key) AS k"
@@ -25,6 +26,8 @@ _REPLACE_PENDING = (
     " state = CASE WHEN $5::bigint <= $6::bigint THEN 'waiting' ELSE 'scheduled' END"
     " WHERE id = $1 AND state IN ('scheduled', 'waiting')"
 )
+_UNINDEX_FIELDS = "DELETE FROM {schema}.job_keys WHERE job_id = $1 AND key LIKE 'f:%'"
+_INDEX_KEYS = "SELECT {schema}.index_keys($1::text[], $2::text[])"
 _POINT = (
     "INSERT INTO {schema}.dedupe_keys (queue, key, job_id, expires_at) VALUES ($1, $2, $3, $4)"
     " ON CONFLICT (queue, key) DO UPDATE SET job_id = excluded.job_id,"
@@ -84,7 +87,14 @@ class PostgresDedupeStore:
             new.run_at,
             now,
         )
-        return status == "UPDATE 1"
+        if status != "UPDATE 1":
+            return False
+        # The job's searchable fields are the latest call's.
+        await conn.execute(self.db.sql(_UNINDEX_FIELDS), job_id)
+        await conn.execute(
+            self.db.sql(_INDEX_KEYS), [job_id], [joined_keys(job_field_keys(new.search_keys))]
+        )
+        return True
 
     async def _point(self, conn: Conn, queue: str, dedupe: Dedupe, job_id: str) -> None:
         await conn.execute(self.db.sql(_POINT), queue, dedupe.key, job_id, dedupe.until)

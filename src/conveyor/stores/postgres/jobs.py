@@ -2,9 +2,10 @@
 
 Its steps are grouped by concern: ``claims.py`` (enqueue, finish + claim, the
 idle wait), ``leases.py`` (renew, release, progress, stalls, expiry),
-``job_events.py`` and ``admin.py`` (reads, administration, the worker
-registry). The transitions themselves are PL/pgSQL functions
-(``sql/functions/``), so the worker's round trip is one call.
+``job_events.py``, ``admin.py`` (reads, administration, the worker
+registry) and ``pages.py`` (listings, searches, timelines). The transitions
+themselves are PL/pgSQL functions (``sql/functions/``), so the worker's round
+trip is one call.
 """
 
 from __future__ import annotations
@@ -19,9 +20,12 @@ from conveyor.stores.postgres.connection import PostgresConnection
 from conveyor.stores.postgres.job_events import PostgresJobEvents
 from conveyor.stores.postgres.leases import PostgresLeases
 from conveyor.stores.postgres.listener import Listener
+from conveyor.stores.postgres.pages import PostgresPages
 
 
-class PostgresJobStore(PostgresClaims, PostgresLeases, PostgresJobEvents, PostgresJobAdmin):
+class PostgresJobStore(
+    PostgresClaims, PostgresLeases, PostgresJobEvents, PostgresJobAdmin, PostgresPages
+):
     """A :class:`~conveyor.stores.base.JobStore` in a PostgreSQL schema."""
 
     def __init__(self, url: str, db: PostgresConnection, clock: Clock) -> None:

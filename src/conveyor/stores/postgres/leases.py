@@ -17,9 +17,11 @@ from conveyor.stores.base import (
     LeaseStatus,
     ProgressUpdate,
     StalledJob,
+    stalled_error,
 )
 from conveyor.stores.notify import Notifier
 from conveyor.stores.postgres.connection import PostgresConnection, Record
+from conveyor.stores.search import error_keys, joined_keys
 
 PURGE_BATCH = 1_000
 """Finished jobs deleted per statement, so no purge holds its locks for long."""
@@ -36,7 +38,10 @@ _PROGRESS = (
     " $5::bigint[], $6::text[], $7::integer, $8::bigint)"
 )
 _CHECK = "SELECT id, token, state, cancel_requested FROM {schema}.jobs WHERE id = ANY ($1::text[])"
-_SWEEP = "SELECT * FROM {schema}.sweep_stalled($1::bigint, $2::bigint, $3::text)"
+_SWEEP = "SELECT * FROM {schema}.sweep_stalled($1::bigint, $2::bigint, $3::text, $4::text)"
+_STALLED_KEYS = joined_keys(error_keys(stalled_error(2)))
+"""The index keys of a job failed by the sweep (its stall count is no word)."""
+_FOLD_COUNTS = "SELECT {schema}.fold_counts()"
 _TRIM_EVENTS = (
     "DELETE FROM {schema}.job_events WHERE seq <= (SELECT max(seq) FROM {schema}.job_events) - $1"
 )
@@ -124,7 +129,9 @@ class PostgresLeases:
     async def sweep_stalled(
         self, now: int, keep_failed_ms: int, exclusive_ms: int = 0
     ) -> list[StalledJob]:
-        rows = await self.db.fetch(_SWEEP, now, keep_failed_ms, STALLED_ERROR.decode())
+        rows = await self.db.fetch(
+            _SWEEP, now, keep_failed_ms, STALLED_ERROR.decode(), _STALLED_KEYS
+        )
         if rows:
             self.notifier.notify()
         return [StalledJob(r["id"], r["queue"], r["task"], r["failed"]) for r in rows]
@@ -132,6 +139,7 @@ class PostgresLeases:
     async def purge_expired(self, now: int) -> int:
         """Delete in batches of short transactions, never holding many row locks for long."""
         await self.db.execute(_TRIM_EVENTS, EVENTS_KEPT)  # keep the newest EVENTS_KEPT events
+        await self.db.execute(_FOLD_COUNTS)  # job_count_moves stays small though none reads
         purged = 0
         while True:
             status = await self.db.execute(_PURGE, now, PURGE_BATCH)

@@ -14,10 +14,11 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from conveyor.observability.logging import get_logger
+import structlog
+
 from conveyor.stores.postgres.connection import PostgresConnection
 
-_log = get_logger("conveyor.stores.postgres")
+_log = structlog.get_logger("conveyor.stores.postgres")
 PING_SECONDS = 5.0
 MAX_BACKOFF = 0.5
 

@@ -1,11 +1,11 @@
 """The PostgreSQL store's schema: versions, migrations applied on open, and its functions.
 
-``sql/migrations/NNNN_*.sql`` are the schema's versions, applied in order, each
-in its own transaction, and never edited once released (a store made by an
+``sql/migrations/NNNN_*.sql`` are the schema's versions, applied in order in
+one transaction with the functions, and never edited once released (a store made by an
 older conveyor is upgraded by the files it has not seen). ``sql/functions/*.sql``
 are the store's PL/pgSQL functions (its transitions, as the Lua scripts are on
-Redis): they hold no data, so they are dropped and created again, whole,
-whenever their text changes.
+Redis) and the triggers that call them: they hold no data, so they are dropped
+and created again, whole, whenever their text changes.
 
 ``{schema}.schema_version`` records both. Opening a store reads that row
 (one query) and is done when it is current; otherwise it takes an advisory
@@ -31,12 +31,14 @@ MIGRATIONS: tuple[str, ...] = tuple(
 SCHEMA_VERSION = len(MIGRATIONS)
 """The schema version this conveyor writes (and the newest it can read)."""
 FUNCTION_FILES = (
+    "counts.sql",
     "report.sql",
     "enqueue.sql",
     "claim.sql",
     "exchange.sql",
     "leases.sql",
     "cache.sql",
+    "ratelimit.sql",
 )
 LOCK_CLASS = 0x436F6E76
 """The first key of conveyor's advisory locks ('Conv'); the second is the schema's hash."""
@@ -57,7 +59,7 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
             WHERE p.pronamespace = '{schema}'::regnamespace LOOP
-        EXECUTE 'DROP FUNCTION ' || f;
+        EXECUTE 'DROP FUNCTION ' || f || ' CASCADE';  -- with the triggers that call it
     END LOOP;
 END $$;
 """
@@ -120,16 +122,16 @@ async def _upgrade(conn: Conn, db: PostgresConnection, now: int) -> None:
             f"the store in schema {db.schema!r} is at schema version {version}, newer than"
             f" this conveyor's {SCHEMA_VERSION}: upgrade conveyor"
         )
-    for number in range(version + 1, SCHEMA_VERSION + 1):
-        async with conn.transaction():
+    if (version, digest) == (SCHEMA_VERSION, FUNCTIONS_DIGEST):
+        return  # another process upgraded it while this one waited for the lock
+    # One transaction: the tables and the functions (and triggers) that write them change
+    # together, so no statement ever runs on new tables without the triggers that count.
+    async with conn.transaction():
+        for number in range(version + 1, SCHEMA_VERSION + 1):
             await conn.execute(db.sql(_read("migrations", MIGRATIONS[number - 1])))
-            await _record(conn, db, number, "", now)
-        digest = ""
-    if digest != FUNCTIONS_DIGEST:
-        async with conn.transaction():
-            await conn.execute(db.sql(_DROP_FUNCTIONS))
-            await conn.execute(db.sql(functions_source()))
-            await _record(conn, db, SCHEMA_VERSION, FUNCTIONS_DIGEST, now)
+        await conn.execute(db.sql(_DROP_FUNCTIONS))
+        await conn.execute(db.sql(functions_source()))
+        await _record(conn, db, SCHEMA_VERSION, FUNCTIONS_DIGEST, now)
 
 
 async def _record(conn: Conn, db: PostgresConnection, version: int, digest: str, now: int) -> None:

@@ -12,17 +12,20 @@ from typing import Any
 
 from conveyor.stores.base import JobRecord, JobState, NewJob
 from conveyor.stores.postgres.connection import Conn, PostgresConnection, Record
+from conveyor.stores.search import job_field_keys, joined_keys
 
 RECORD_COLUMNS = (
     "id, queue, task, state, priority, payload, options, attempts, stalls, max_stalled,"
     " created_at, run_at, started_at, finished_at, progress, result, error, worker,"
     " lease_until, cancel_requested, fence"
 )
+JOB_COLUMNS = ", ".join(f"j.{c}" for c in RECORD_COLUMNS.split(", "))
+""":data:`RECORD_COLUMNS` of a table aliased ``j``."""
 """The columns of a :class:`JobRecord`, in its field order."""
 
 ENQUEUE = (
     "SELECT {schema}.enqueue($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bytea[],"
-    " $6::integer[], $7::bigint[], $8::bigint[], $9::integer[], $10::bigint)"
+    " $6::integer[], $7::bigint[], $8::bigint[], $9::integer[], $10::text[], $11::bigint)"
 )
 
 
@@ -44,6 +47,7 @@ def enqueue_args(jobs: Sequence[NewJob], now: int) -> tuple[Any, ...]:
         [j.run_at for j in jobs],
         [j.created_at for j in jobs],
         [j.max_stalled for j in jobs],
+        [joined_keys(job_field_keys(j.search_keys)) for j in jobs],
         now,
     )
 

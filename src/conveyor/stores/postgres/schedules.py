@@ -14,10 +14,12 @@ from conveyor.stores.postgres.connection import Conn, PostgresConnection, Record
 from conveyor.stores.postgres.rows import insert_jobs
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
 
-_COLUMNS = (
+_PUT_COLUMNS = (
     "name, queue, task, timing, payload, options, priority, max_stalled, missed, grace_ms,"
     " next_fire, last_fire, version, updated_at"
 )
+_COLUMNS = _PUT_COLUMNS + ", paused"
+""":class:`ScheduleRecord`'s fields, in order (a schedule that exists keeps ``paused``)."""
 _DEFINITION = (
     "queue",
     "task",
@@ -35,7 +37,7 @@ _KEPT_IF_SAME_TIMING = ", ".join(
     for c in ("next_fire", "last_fire")
 )
 _PUT = (
-    f"INSERT INTO {{schema}}.schedules AS s ({_COLUMNS})"
+    f"INSERT INTO {{schema}}.schedules AS s ({_PUT_COLUMNS})"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1, $13)"
     " ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _DEFINITION if c != "timing")
@@ -86,6 +88,16 @@ class PostgresScheduleStore:
 
         return await self.db.transaction(step)
 
+    async def pause_schedule(self, name: str, paused: bool) -> bool:
+        status = await self.db.execute(
+            "UPDATE {schema}.schedules SET paused = $1, version = version + 1, updated_at = $2"
+            " WHERE name = $3",
+            paused,
+            self.clock.now_ms(),
+            name,
+        )
+        return status == "UPDATE 1"
+
     async def remove_schedule(self, name: str) -> bool:
         status = await self.db.execute("DELETE FROM {schema}.schedules WHERE name = $1", name)
         return status == "DELETE 1"
@@ -107,7 +119,7 @@ class PostgresScheduleStore:
             rows = await conn.fetch(
                 self.db.sql(
                     f"SELECT {_COLUMNS} FROM {{schema}}.schedules WHERE queue = ANY ($1::text[])"
-                    " AND next_fire <= $2 ORDER BY next_fire LIMIT $3"
+                    " AND next_fire <= $2 AND NOT paused ORDER BY next_fire LIMIT $3"
                 ),
                 list(queues),
                 now,
@@ -116,7 +128,7 @@ class PostgresScheduleStore:
             later = await conn.fetchval(
                 self.db.sql(
                     "SELECT min(next_fire) FROM {schema}.schedules"
-                    " WHERE queue = ANY ($1::text[]) AND next_fire > $2"
+                    " WHERE queue = ANY ($1::text[]) AND next_fire > $2 AND NOT paused"
                 ),
                 list(queues),
                 now,

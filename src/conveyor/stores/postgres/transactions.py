@@ -19,7 +19,7 @@ from conveyor.stores.postgres.rows import enqueue_args
 _ENQUEUE = (
     "SELECT {schema}.enqueue(CAST(? AS text[]), CAST(? AS text[]), CAST(? AS text[]),"
     " CAST(? AS bytea[]), CAST(? AS bytea[]), CAST(? AS integer[]), CAST(? AS bigint[]),"
-    " CAST(? AS bigint[]), CAST(? AS integer[]), CAST(? AS bigint))"
+    " CAST(? AS bigint[]), CAST(? AS integer[]), CAST(? AS text[]), CAST(? AS bigint))"
 )
 _GROUPS = "SELECT grp, spec FROM {schema}.event_groups"
 _NO_STORE = frozenset({"42883", "42P01", "3F000"})

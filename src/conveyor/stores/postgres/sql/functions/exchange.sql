@@ -8,15 +8,16 @@
 --    next_due: when nothing was claimed, the earliest time a job of these queues becomes
 --    due or a limit lets a claim through (the worker sleeps until then at most).
 --
--- A retry outcome (state waiting or scheduled) of a job whose cancellation was asked for
--- ends it cancelled instead. Each accepted outcome writes its job event; finished flow
+-- o_keys: per outcome, the index keys of its error (stores/search.py error_keys, one a
+-- line), written for the jobs that end failed. A retry outcome (state waiting or scheduled)
+-- of a job whose cancellation was asked for ends it cancelled instead. Each accepted outcome writes its job event; finished flow
 -- children report to their parents (report.sql) before anything is claimed, so a parent
 -- this made ready can be claimed by the same call.
 
 CREATE FUNCTION {schema}.exchange(
     o_ids text[], o_tokens text[], o_states text[], o_finished bigint[], o_results bytea[],
     o_errors bytea[], o_run_ats bigint[], o_expires bigint[], o_progress bytea[],
-    t_queues text[], t_states text[], t_keeps integer[],
+    o_keys text[], t_queues text[], t_states text[], t_keeps integer[],
     p_queues text[], p_want integer, p_worker text, p_lease_ms bigint, p_token text,
     p_now bigint,
     OUT accepted boolean[], OUT c_ids text[], OUT c_queues text[], OUT c_tasks text[],
@@ -35,9 +36,9 @@ BEGIN
     IF cardinality(o_ids) > 0 THEN
         WITH o AS (
             SELECT * FROM unnest(o_ids, o_tokens, o_states, o_finished, o_results, o_errors,
-                    o_run_ats, o_expires, o_progress)
+                    o_run_ats, o_expires, o_progress, o_keys)
                 WITH ORDINALITY AS o (id, token, state, finished_at, result, error, run_at,
-                    expires_at, progress, ord)
+                    expires_at, progress, keys, ord)
         ), finished AS (
             UPDATE {schema}.jobs j SET
                 state = CASE WHEN o.state NOT IN ('waiting', 'scheduled') THEN o.state
@@ -53,10 +54,17 @@ BEGIN
                     ELSE o.result END,
                 error = o.error,
                 progress = coalesce(o.progress, j.progress),
-                token = NULL, lease_until = NULL, cancel_requested = false
+                token = NULL, lease_until = NULL, cancel_requested = false,
+                keyed = j.keyed OR (o.state = 'failed' AND o.keys <> '')
             FROM o
             WHERE j.id = o.id AND j.token = o.token AND j.state = 'active'
-            RETURNING j.id, j.queue, j.state, o.error
+            RETURNING j.id, j.queue, j.state, o.error, o.keys, j.created_at
+        ), indexed AS (
+            INSERT INTO {schema}.job_keys (job_id, key, created_at)
+            SELECT f.id, key, f.created_at FROM finished f
+            CROSS JOIN LATERAL unnest(string_to_array(f.keys, E'\n')) AS key
+            WHERE f.state = 'failed' AND f.keys <> ''
+            ON CONFLICT (job_id, key) DO NOTHING
         ), events AS (
             INSERT INTO {schema}.job_events (queue, job_id, kind, at, data)
             SELECT f.queue, f.id,

@@ -9,10 +9,11 @@
 -- -> (lost, cancel): write the progress of held jobs (a progress event each) and append
 -- their new log lines, keeping the newest max_lines per job.
 --
--- sweep_stalled(now, keep_failed_ms, stalled_error) -> the jobs whose lease expired: back
--- to waiting (stalls + 1, the attempt not counted) or, past max_stalled, failed with
--- stalled_error (conveyor.stores.base.STALLED_ERROR: '{stalls}' is filled in here); a job
--- to cancel ends cancelled. Rows another sweep holds are skipped, not waited for.
+-- sweep_stalled(now, keep_failed_ms, stalled_error, stalled_keys) -> the jobs whose lease
+-- expired: back to waiting (stalls + 1, the attempt not counted) or, past max_stalled,
+-- failed with stalled_error (conveyor.stores.base.STALLED_ERROR: '{stalls}' is filled in
+-- here) and indexed under stalled_keys (its error keys, one a line: the count is no word);
+-- a job to cancel ends cancelled. Rows another sweep holds are skipped, not waited for.
 
 CREATE FUNCTION {schema}.release(
     p_ids text[], p_tokens text[], p_now bigint, p_keep_ms bigint
@@ -93,7 +94,7 @@ BEGIN
 END $$;
 
 CREATE FUNCTION {schema}.sweep_stalled(
-    p_now bigint, p_keep_failed_ms bigint, p_stalled_error text
+    p_now bigint, p_keep_failed_ms bigint, p_stalled_error text, p_stalled_keys text
 ) RETURNS TABLE (id text, queue text, task text, failed boolean)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -119,9 +120,17 @@ BEGIN
             error = CASE WHEN NOT j.cancel_requested AND j.stalls >= j.max_stalled
                 THEN convert_to(replace(p_stalled_error, '{stalls}', (j.stalls + 1)::text),
                     'UTF8')
-                ELSE j.error END
+                ELSE j.error END,
+            keyed = j.keyed OR (NOT j.cancel_requested AND j.stalls >= j.max_stalled
+                AND p_stalled_keys <> '')
         FROM expired WHERE j.id = expired.id
-        RETURNING j.id, j.queue, j.task, j.state, j.error
+        RETURNING j.id, j.queue, j.task, j.state, j.error, j.created_at
+    ), indexed AS (
+        INSERT INTO {schema}.job_keys (job_id, key, created_at)
+        SELECT s.id, key, s.created_at FROM stalled s
+        CROSS JOIN LATERAL unnest(string_to_array(p_stalled_keys, E'\n')) AS key
+        WHERE s.state = 'failed' AND p_stalled_keys <> ''
+        ON CONFLICT (job_id, key) DO NOTHING
     ), events AS (  -- 'stalled' for each, then 'failed' or 'cancelled' for those that ended
         INSERT INTO {schema}.job_events (queue, job_id, kind, at, data)
         SELECT s.queue, s.id, 'stalled', p_now, NULL::bytea FROM stalled s

@@ -5,7 +5,8 @@
 -- finished, unreported flow children record their result (or error) on their parent; the
 -- last one makes the parent waiting; under 'fail' a failed or cancelled child fails the
 -- parent at once, which in a nested flow reports that parent to its own parent in turn.
--- A call with no pending child anywhere costs one probe of flow_children_pending.
+-- A call with no pending child anywhere costs one probe of flow_children_pending. A
+-- parent failed here is indexed under its error's keys (error_keys, counts.sql).
 -- Parents are updated in parent id order, so two transactions never wait on each other's.
 
 CREATE FUNCTION {schema}.child_failed_error(
@@ -77,6 +78,8 @@ BEGIN
                 IF FOUND THEN
                     INSERT INTO {schema}.job_events (queue, job_id, kind, at, data)
                         VALUES (v_queue, r.parent_id, 'failed', v_at, v_error);
+                    PERFORM {schema}.index_keys(ARRAY[r.parent_id],
+                        ARRAY[{schema}.error_keys(v_error)]);
                     v_failed := v_failed || r.parent_id;
                 END IF;
             ELSIF v_flow.pending <= 0 THEN
