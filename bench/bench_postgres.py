@@ -264,8 +264,8 @@ def fresh_database(admin_dsn: str, name: str) -> str:
     import psycopg
 
     with psycopg.connect(admin_dsn, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name}")  # type: ignore[arg-type]
-        conn.execute(f"CREATE DATABASE {name}")  # type: ignore[arg-type]
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
     return admin_dsn.rsplit("/", 1)[0] + f"/{name}"
 
 

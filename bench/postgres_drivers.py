@@ -112,14 +112,14 @@ class Psycopg(Driver):
         await self.conn.close()
 
     async def script(self, sql: str) -> None:
-        await self.conn.execute(sql, prepare=False)  # type: ignore[arg-type]
+        await self.conn.execute(sql, prepare=False)
 
     async def insert(self, ids: list[str], now: int) -> None:
-        await self.conn.execute(_ps(INSERT), _named(ids, now, b"[[1],{}]"))  # type: ignore[arg-type]
+        await self.conn.execute(_ps(INSERT), _named(ids, now, b"[[1],{}]"))
 
     async def exchange(self, ids: list[str], token: str, now: int, n: int, new: str) -> list[Any]:
         cur = self.conn.cursor(binary=True)
-        await cur.execute(_ps(EXCHANGE), _named(ids, token, now, n, new))  # type: ignore[arg-type]
+        await cur.execute(_ps(EXCHANGE), _named(ids, token, now, n, new))
         return await cur.fetchall()
 
 

@@ -86,12 +86,12 @@ class PostgresServer:
             # The job counts last: deleting jobs appends their moves (the counting triggers).
             names = sorted((name for (name,) in tables), key=lambda n: n.startswith("job_count"))
             statements = "; ".join(f"DELETE FROM {schema}.{name}" for name in names)
-            self._admin.execute(statements)  # type: ignore[arg-type]
+            self._admin.execute(statements)
         return self.store_url(schema)
 
     def drop_schema(self, schema: str) -> None:
         with psycopg.connect(self.store_dsn, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")  # type: ignore[arg-type]
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
     @property
     def store_dsn(self) -> str:
