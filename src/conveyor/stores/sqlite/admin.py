@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 import msgspec
 
 from conveyor.clock import Clock
@@ -18,6 +21,7 @@ from conveyor.stores.base import (
 from conveyor.stores.notify import Notifier
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
+from conveyor.stores.sqlite.keys import unindex_failed
 from conveyor.stores.sqlite.rows import (
     CHUNK,
     RECORD_COLUMNS,
@@ -27,6 +31,14 @@ from conveyor.stores.sqlite.rows import (
 )
 
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
+
+
+def _cleanable(state: JobState) -> str:
+    """What ``clean`` deletes and ``count_clean`` counts: jobs finished before a time (a
+    seek of jobs_finished), or for an unfinished state created before it (of jobs_page)."""
+    if state.is_finished:
+        return "queue = ? AND state = ? AND finished_at < ?"
+    return "queue = ? AND state = ? AND created_at < ?"
 
 
 class SqliteJobAdmin:
@@ -51,20 +63,6 @@ class SqliteJobAdmin:
         return [LogLine(at, line) for at, line in rows]
 
     @on_connection
-    def list_jobs(
-        self, queue: str | None, state: JobState, offset: int, limit: int
-    ) -> list[JobRecord]:
-        where, params = "state = ?", [state.value]
-        if queue is not None:
-            where, params = "queue = ? AND state = ?", [queue, state.value]
-        rows = self.db.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM jobs WHERE {where}"
-            " ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        ).fetchall()
-        return [job_record(row) for row in rows]
-
-    @on_connection
     def counts(self) -> dict[str, dict[JobState, int]]:
         conn = self.db.conn
         counts = {
@@ -78,9 +76,10 @@ class SqliteJobAdmin:
 
     @on_connection
     def oldest_waiting(self) -> dict[str, int]:
+        """Per queue, the run_at of its earliest-created waiting job: one seek per queue."""
         rows = self.db.conn.execute(
-            "SELECT q.name, (SELECT min(run_at) FROM jobs"
-            " WHERE queue = q.name AND state = 'waiting') FROM queues q"
+            "SELECT q.name, (SELECT run_at FROM jobs WHERE queue = q.name AND state = 'waiting'"
+            " ORDER BY created_at, id LIMIT 1) FROM queues q"
         ).fetchall()
         return {name: at for name, at in rows if at is not None}
 
@@ -101,16 +100,29 @@ class SqliteJobAdmin:
     @on_connection
     def retry(self, job_id: str, now: int) -> bool:
         with self.db.transaction() as conn:
-            # A flow parent some of whose children have not reported waits for them again.
+            return _retry(conn, "id = ? AND state IN ('failed', 'cancelled')", [job_id], now) == 1
+
+    @on_connection
+    def retry_failed(self, queue: str, limit: int, now: int) -> int:
+        with self.db.transaction() as conn:
+            # The longest-failed first: a seek of jobs_finished.
+            which = (
+                "seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'failed'"
+                " AND finished_at IS NOT NULL ORDER BY finished_at, seq LIMIT ?)"
+            )
+            return _retry(conn, which, [queue, limit], now)
+
+    @on_connection
+    def promote(self, job_id: str, now: int) -> bool:
+        with self.db.transaction() as conn:
             cursor = conn.execute(
-                "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
-                " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
-                " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
-                " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
-                " WHERE id = ? AND state IN ('failed', 'cancelled')",
+                "UPDATE jobs SET state = 'waiting', run_at = ?"
+                " WHERE id = ? AND state = 'scheduled'",
                 (now, job_id),
             )
-            return cursor.rowcount == 1
+        if cursor.rowcount == 1:
+            self.notifier.notify()
+        return cursor.rowcount == 1
 
     @on_connection
     def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
@@ -150,8 +162,7 @@ class SqliteJobAdmin:
     def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
         with self.db.transaction() as conn:
             doomed = conn.execute(
-                "SELECT id FROM jobs WHERE queue = ? AND state = ?"
-                " AND coalesce(finished_at, created_at) < ? ORDER BY seq LIMIT ?",
+                f"SELECT id FROM jobs WHERE {_cleanable(state)} ORDER BY seq LIMIT ?",
                 (queue, state.value, before, limit),
             ).fetchall()
             ids = [row[0] for row in doomed]
@@ -163,6 +174,14 @@ class SqliteJobAdmin:
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
             return Cleaned(len(ids))
+
+    @on_connection
+    def count_clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        (count,) = self.db.conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {_cleanable(state)} LIMIT ?)",
+            (queue, state.value, before, limit),
+        ).fetchone()
+        return int(count)
 
     # -- the worker registry ---------------------------------------------------
 
@@ -189,3 +208,20 @@ class SqliteJobAdmin:
             "SELECT info FROM workers WHERE expires_at >= ? ORDER BY id", (self.clock.now_ms(),)
         ).fetchall()
         return [_WORKER_DECODER.decode(info) for (info,) in rows]
+
+
+def _retry(conn: sqlite3.Connection, which: str, params: list[Any], now: int) -> int:
+    """Send the failed or cancelled jobs ``which`` selects back, attempts reset; how many.
+
+    A flow parent some of whose children have not reported waits for them again.
+    """
+    rows = conn.execute(
+        "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
+        " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
+        " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
+        " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
+        f" WHERE {which} RETURNING id",
+        [now, *params],
+    ).fetchall()
+    unindex_failed(conn, [row[0] for row in rows])
+    return len(rows)

@@ -19,6 +19,7 @@ from conveyor.stores.limits import earliest
 from conveyor.stores.notify import Notifier
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
+from conveyor.stores.sqlite.keys import index_failed
 from conveyor.stores.sqlite.limits import claim_gate, log_claims, pick_ready
 from conveyor.stores.sqlite.rows import Event, ensure_queues, insert_events, insert_job
 
@@ -63,6 +64,7 @@ class SqliteClaims:
             events: list[Event] = []
             accepted = [self._finish(conn, outcome, now, events) for outcome in finished]
             insert_events(conn, events)
+            index_failed(conn, [(e[1], e[4]) for e in events if e[2] == "failed"])
             done = [o.id for o, ok in zip(finished, accepted, strict=True) if ok]
             report_finished(conn, done, now)
             if any(o.keep is not None for o in finished):

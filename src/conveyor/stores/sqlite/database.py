@@ -137,7 +137,10 @@ def on_connection(
     return run
 
 
-ADDED_COLUMNS = {("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {
+    ("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0",
+    ("schedules", "paused"): "INTEGER NOT NULL DEFAULT 0",
+}
 """Columns added to a table after its first release: a file made before gets them on open."""
 
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from conveyor.clock import Clock
 from conveyor.stores.base import NewJob, released_state
 from conveyor.stores.dedupe import Dedupe
+from conveyor.stores.search import job_field_keys
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.rows import ensure_queues, insert_job
 
@@ -60,7 +61,16 @@ class SqliteDedupeStore:
                 job_id,
             ),
         )
-        return cursor.rowcount == 1
+        if cursor.rowcount != 1:
+            return False
+        # Its fields are the latest call's (a pending job has no error keys).
+        conn.execute("DELETE FROM job_keys WHERE job_id = ?", (job_id,))
+        conn.executemany(
+            "INSERT INTO job_keys (job_id, key, created_at)"
+            " SELECT ?, ?, created_at FROM jobs WHERE id = ?",
+            [(job_id, key, job_id) for key in job_field_keys(new.search_keys)],
+        )
+        return True
 
     def _point(self, conn: sqlite3.Connection, queue: str, dedupe: Dedupe, job_id: str) -> None:
         conn.execute(

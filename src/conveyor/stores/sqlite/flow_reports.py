@@ -18,6 +18,7 @@ import sqlite3
 from collections.abc import Sequence
 
 from conveyor.stores.flows import child_failed_error
+from conveyor.stores.sqlite.keys import index_failed
 
 _ANY_PENDING = "SELECT 1 FROM flow_children WHERE state IS NULL LIMIT 1"
 _CHUNK = 500
@@ -87,4 +88,5 @@ def _fail_parent(
         "INSERT INTO job_events (queue, job_id, kind, at, data) VALUES (?,?,?,?,?)",
         (row[0], parent_id, "failed", now, error),
     )
+    index_failed(conn, [(parent_id, error)])
     return True

@@ -17,6 +17,7 @@ from conveyor.stores.base import (
 from conveyor.stores.notify import Notifier
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
+from conveyor.stores.sqlite.keys import index_failed
 from conveyor.stores.sqlite.rows import CHUNK, Event, insert_events, release_leases
 
 _PURGE_BATCH = 1_000
@@ -124,6 +125,7 @@ class SqliteLeases:
             errors = dict((job_id, error) for error, job_id in failed)
             events += [(r[1], r[0], r[3], now, errors.get(r[0])) for r in rows if r[3] != "waiting"]
             insert_events(conn, events)
+            index_failed(conn, [(job_id, error) for error, job_id in failed])
             report_finished(conn, [r[0] for r in rows if r[3] != "waiting"], now)
         if rows:
             self.notifier.notify()

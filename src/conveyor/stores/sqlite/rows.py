@@ -10,6 +10,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from conveyor.stores.base import JobRecord, JobState, NewJob, released_state
+from conveyor.stores.search import job_field_keys
 from conveyor.stores.sqlite.flow_reports import report_finished
 
 RECORD_COLUMNS = (
@@ -50,7 +51,7 @@ def ensure_queues(conn: sqlite3.Connection, names: Collection[str]) -> None:
 
 
 def insert_job(conn: sqlite3.Connection, job: NewJob, now: int) -> bool:
-    """Insert one job unless its id exists."""
+    """Insert one job (and its search keys) unless its id exists."""
     cursor = conn.execute(
         "INSERT INTO jobs (id, queue, task, state, priority, run_at, created_at,"
         " payload, options, max_stalled) VALUES (?,?,?,?,?,?,?,?,?,?)"
@@ -68,7 +69,14 @@ def insert_job(conn: sqlite3.Connection, job: NewJob, now: int) -> bool:
             job.max_stalled,
         ),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return False
+    if job.search_keys:
+        conn.executemany(
+            "INSERT OR IGNORE INTO job_keys (job_id, key, created_at) VALUES (?,?,?)",
+            [(job.id, key, job.created_at) for key in job_field_keys(job.search_keys)],
+        )
+    return True
 
 
 def release_leases(

@@ -33,11 +33,31 @@ CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (queue, priority DESC, run_at, seq
     WHERE state = 'waiting';
 CREATE INDEX IF NOT EXISTS jobs_scheduled ON jobs (queue, run_at) WHERE state = 'scheduled';
 CREATE INDEX IF NOT EXISTS jobs_leases ON jobs (lease_until) WHERE state = 'active';
-CREATE INDEX IF NOT EXISTS jobs_listing ON jobs (queue, state, created_at);
-CREATE INDEX IF NOT EXISTS jobs_listing_all ON jobs (state, created_at, seq);
+-- Listings page by (created_at, id), newest first, from a cursor (stores/sqlite/pages.py).
+-- (Replaces jobs_listing and jobs_listing_all, which ended in seq: id is the tie-break
+-- every store shares.)
+DROP INDEX IF EXISTS jobs_listing;
+DROP INDEX IF EXISTS jobs_listing_all;
+CREATE INDEX IF NOT EXISTS jobs_page ON jobs (queue, state, created_at, id);
+CREATE INDEX IF NOT EXISTS jobs_page_all ON jobs (state, created_at, id);
+-- Searching by task; task and created_at never change, so only inserts and deletes touch it.
+CREATE INDEX IF NOT EXISTS jobs_task ON jobs (task, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_finished ON jobs (queue, state, finished_at)
     WHERE finished_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_expiry ON jobs (expires_at) WHERE expires_at IS NOT NULL;
+
+-- Index keys of a job (stores/search.py): its searchable payload fields ('f:name=value',
+-- written with the job) and, while it is failed, its error type and message words ('e:',
+-- 'w:'). A queue whose tasks declare no search field and whose jobs do not fail writes
+-- none; a deleted job takes its keys with it.
+CREATE TABLE IF NOT EXISTS job_keys (
+    job_id     TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    key        TEXT    NOT NULL,
+    created_at INTEGER NOT NULL, -- the job's: a search by key pages like a listing
+    PRIMARY KEY (job_id, key)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS job_keys_seek ON job_keys (key, created_at, job_id);
 
 CREATE TABLE IF NOT EXISTS job_logs (
     job_id TEXT    NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
@@ -99,7 +119,8 @@ CREATE TABLE IF NOT EXISTS schedules (
     next_fire   INTEGER NOT NULL,
     last_fire   INTEGER,
     version     INTEGER NOT NULL,
-    updated_at  INTEGER NOT NULL
+    updated_at  INTEGER NOT NULL,
+    paused      INTEGER NOT NULL DEFAULT 0
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS schedules_due ON schedules (queue, next_fire);
@@ -124,6 +145,32 @@ CREATE TABLE IF NOT EXISTS job_events (
     kind   TEXT    NOT NULL,
     at     INTEGER NOT NULL,
     data   BLOB
+);
+
+-- A job's timeline (events_of); progress events, the many, are left out of it.
+CREATE INDEX IF NOT EXISTS job_events_job ON job_events (job_id, seq) WHERE kind != 'progress';
+
+-- Minute counts of the metrics history (stores/sqlite/history.py), added to by each
+-- process once per flush; labels joined by \x1f.
+CREATE TABLE IF NOT EXISTS history (
+    kind   TEXT    NOT NULL,
+    minute INTEGER NOT NULL,
+    labels TEXT    NOT NULL,
+    value  INTEGER NOT NULL,
+    PRIMARY KEY (kind, minute, labels)
+) WITHOUT ROWID;
+
+CREATE INDEX IF NOT EXISTS history_minute ON history (minute);
+
+-- Destructive actions (stores/sqlite/audit.py), trimmed by count and age on each append.
+CREATE TABLE IF NOT EXISTS audit (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    at         INTEGER NOT NULL,
+    actor      TEXT    NOT NULL,
+    action     TEXT    NOT NULL,
+    target     TEXT    NOT NULL,
+    counts     BLOB    NOT NULL,
+    request_id TEXT
 );
 
 -- Flows (stores/sqlite/flows.py, flow_reports.py): a parent waits in 'waiting-children'
