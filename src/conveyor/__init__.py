@@ -2,7 +2,7 @@
 
 Only the names in ``__all__`` are public; every submodule is private. The
 service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
-``api_version``) are imported on first use, so a worker that imports
+``api_version``, ``AdminOptions``, ``ApiKey``, ``new_api_key``) are imported on first use, so a worker that imports
 ``conveyor`` never imports FastAPI or uvicorn.
 """
 
@@ -71,6 +71,7 @@ from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState,
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
+    from conveyor.web.admin.options import AdminOptions, ApiKey, new_api_key
     from conveyor.web.options import ServiceOptions
     from conveyor.web.service import as_service
     from conveyor.web.timeouts import request_timeout
@@ -79,6 +80,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AdminOptions": "conveyor.web.admin.options",
+    "ApiKey": "conveyor.web.admin.options",
+    "new_api_key": "conveyor.web.admin.options",
     "as_service": "conveyor.web.service",
     "ServiceOptions": "conveyor.web.options",
     "request_timeout": "conveyor.web.timeouts",
@@ -99,6 +103,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdminOptions",
+    "ApiKey",
     "Backoff",
     "BadInputError",
     "Cache",
@@ -175,6 +181,7 @@ __all__ = [
     "api_version",
     "as_service",
     "current_job",
+    "new_api_key",
     "rate_key",
     "request_timeout",
 ]

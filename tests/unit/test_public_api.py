@@ -10,6 +10,8 @@ import pytest
 import conveyor
 
 EXPECTED = {
+    "AdminOptions",
+    "ApiKey",
     "Backoff",
     "BadInputError",
     "Cache",
@@ -86,6 +88,7 @@ EXPECTED = {
     "api_version",
     "as_service",
     "current_job",
+    "new_api_key",
     "rate_key",
     "request_timeout",
 }

@@ -87,6 +87,7 @@ def install_docs(web_app: Starlette, enabled: bool) -> None:
     if not isinstance(web_app, FastAPI):
         return
     dropped = {web_app.docs_url, web_app.redoc_url, web_app.swagger_ui_oauth2_redirect_url}
+    dropped.discard(None)  # routes without a path (included routers) have None
     web_app.router.routes[:] = [
         r for r in web_app.router.routes if getattr(r, "path", None) not in dropped
     ]

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from conveyor.errors import ConfigError
+from conveyor.web.admin.options import AdminOptions
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
 
@@ -55,6 +56,10 @@ class ServiceOptions:
     health_cache_seconds: float = 1.0
     """How long a readiness report is reused (probes from many sources cost one round)."""
     request_id_header: str = "X-Request-ID"
+    admin: AdminOptions = field(default_factory=AdminOptions)
+    """The management API (``/api/v1``) and the dashboard (``/dashboard``): prefixes, keys
+    and roles, trusted proxies (see ``docs/dashboard.md``); ``AdminOptions(enabled=False)``
+    leaves both out."""
     settings: type[BaseSettings] | Callable[[], Any] | None = field(default=None, repr=False)
     """The application's own settings class (e.g. a pydantic ``BaseSettings``): built first
     thing at startup, so a bad configuration stops the service with every problem listed.
@@ -100,6 +105,9 @@ class ServiceOptions:
         for name in ("title", "version", "environment"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
                 found.append(f"{name} must be a non-empty string")
+        admin: object = self.admin
+        if not isinstance(admin, AdminOptions):
+            found.append("admin must be an AdminOptions")
         settings: object = self.settings
         if settings is not None and not callable(settings):
             found.append("settings must be a class or a callable that builds the settings")
