@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +25,7 @@ from conveyor.web.dashboard import pages
 from conveyor.web.dashboard.render import SECURITY_HEADERS, environment, page, static_response
 from conveyor.web.dashboard.stream import job_stream
 
+MAX_FORM_BYTES = 4096
 Page = Callable[[AdminState, Request], Awaitable[dict[str, Any]]]
 PAGES: list[tuple[str, str, Page, str]] = [
     ("/", "overview.html", pages.overview, "overview"),
@@ -76,8 +77,7 @@ def dashboard_routes(admin: AdminState) -> list[BaseRoute]:
         context = common(request, None, "sign-in") | {"title": "Sign in", "problem": None}
         if request.method == "POST":
             check_same_origin(request, "POST")
-            form = await request.form()
-            token = str(form.get("token", "")).strip()
+            token = await _posted_token(request)
             if token and admin.auth.key_for(token) is not None:
                 response = RedirectResponse(prefix + "/", 303, SECURITY_HEADERS)
                 response.set_cookie(
@@ -118,6 +118,17 @@ def dashboard_routes(admin: AdminState) -> list[BaseRoute]:
         Route(prefix + "/static/{name}", asset, include_in_schema=False),
     ]
     return routes
+
+
+async def _posted_token(request: Request) -> str:
+    """The ``token`` field of the sign-in form (urlencoded, read without a form library)."""
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise HTTPException(413, "The form is too large.")
+    values = parse_qs(body.decode("utf-8", "replace"), max_num_fields=10).get("token", [""])
+    return values[0].strip()
 
 
 def _principal(admin: AdminState, request: Request) -> Principal | None:
