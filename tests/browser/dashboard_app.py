@@ -59,6 +59,11 @@ async def mail_invoice(event: InvoiceSent) -> None:
         raise RuntimeError(f"smtp refused invoice {event.invoice_id}")
 
 
+@app.task(every=3600, queue="billing")
+async def nightly_digest() -> None:
+    """A schedule, so the schedules page has one to show (and to act on)."""
+
+
 api = FastAPI(title="dashboard test service")
 
 

@@ -85,10 +85,13 @@ def environment(api_prefix: str, dashboard_prefix: str) -> Environment:
     env.globals["static"] = lambda name: (
         f"{dashboard_prefix}/static/{name}?v={static_version(name)}"
     )
-    env.globals["action"] = lambda name, label=None, **params: action_button(
-        api_prefix, name, params, label
+    # Positional-only: an action's own parameters may be called "name" (a schedule's).
+    env.globals["action"] = lambda action_name, /, label=None, **params: action_button(
+        api_prefix, action_name, params, label
     )
-    env.globals["action_attrs"] = lambda name, **params: action_attributes(api_prefix, name, params)
+    env.globals["action_attrs"] = lambda action_name, /, **params: action_attributes(
+        api_prefix, action_name, params
+    )
     env.filters["ago"] = seconds_text
     env.filters["since"] = since
     env.filters["when"] = when_text
