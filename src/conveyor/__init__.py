@@ -2,8 +2,8 @@
 
 Only the names in ``__all__`` are public; every submodule is private. The
 service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
-``api_version``, ``AdminOptions``, ``ApiKey``, ``new_api_key``) are imported on first use, so a worker that imports
-``conveyor`` never imports FastAPI or uvicorn.
+``api_version``, ``AdminOptions``, ``ApiKey``, ``new_api_key``) are imported on first
+use, so a worker that imports ``conveyor`` never imports FastAPI or uvicorn.
 """
 
 from typing import TYPE_CHECKING, Any

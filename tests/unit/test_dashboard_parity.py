@@ -63,9 +63,7 @@ def test_the_parity_table_is_every_dashboard_action() -> None:
 
 
 @pytest.mark.parametrize(("name", "call"), sorted(PARITY.items()))
-def test_each_action_is_an_operation_of_the_api_document(
-    name: str, call: tuple[str, str]
-) -> None:
+def test_each_action_is_an_operation_of_the_api_document(name: str, call: tuple[str, str]) -> None:
     method, path = call
     operation = document()["paths"].get(path, {}).get(method.lower())
     assert operation is not None, f"{name}: {method} {path} is not in the OpenAPI document"

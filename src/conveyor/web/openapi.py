@@ -154,9 +154,21 @@ def with_service_parts(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if "422" in responses:
+                # The schema's own check (with ``errors``), or the app's (a conveyor
+                # InvalidArgumentsError, say: arguments that do not fit a task's signature).
                 responses["422"] = {
-                    "description": "The request does not match the schema",
-                    "content": _content(PROBLEM_TYPE, "ValidationProblem"),
+                    "description": "The request does not match the schema, or its content"
+                    " cannot be processed",
+                    "content": {
+                        PROBLEM_TYPE: {
+                            "schema": {
+                                "anyOf": [
+                                    {"$ref": "#/components/schemas/ValidationProblem"},
+                                    {"$ref": "#/components/schemas/Problem"},
+                                ]
+                            }
+                        }
+                    },
                 }
             responses.setdefault("default", {"description": "Problem details", "content": problem})
     for unused in ("HTTPValidationError", "ValidationError"):

@@ -7,14 +7,33 @@ masked (``views.py``). Times are ISO 8601 in UTC.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from conveyor.stores.base import JobState
 
 Json = Any
 NAME = Field(min_length=1, max_length=200)
+
+
+def _integral(value: Any) -> Any:
+    """JSON's ``5.0`` is the integer 5 (JSON Schema says so); ``"5"`` and ``true`` are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+INTEGRAL = BeforeValidator(_integral)
+Count = Annotated[int, Field(ge=1, le=1_000_000), INTEGRAL]
+Limit = Annotated[int, Field(ge=1, le=100_000), INTEGRAL]
+Priority = Annotated[int, Field(ge=-1000, le=1000), INTEGRAL]
+
+
+class Body(BaseModel):
+    """A request body: strict (``0`` is no boolean, ``"5"`` no number) and closed."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
 
 
 class Counts(BaseModel):
@@ -69,16 +88,16 @@ class QueueLimitsOut(BaseModel):
     backoff_until: datetime | None
 
 
-class QueueLimitsIn(BaseModel):
-    concurrency: int | None = Field(None, ge=1, le=1_000_000)
-    rate_limit: int | None = Field(None, ge=1, le=1_000_000)
-    rate_period_seconds: float | None = Field(None, gt=0, le=86_400)
+class QueueLimitsIn(Body):
+    concurrency: Count | None = None
+    rate_limit: Count | None = None
+    rate_period_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = None
 
 
-class CleanIn(BaseModel):
+class CleanIn(Body):
     state: Literal["completed", "failed", "cancelled", "waiting", "scheduled", "waiting-children"]
     older_than_seconds: float = Field(0.0, ge=0, le=10 * 366 * 86_400)
-    limit: int = Field(10_000, ge=1, le=100_000)
+    limit: Limit = 10_000
     dry_run: bool = False
 
 
@@ -90,15 +109,15 @@ class CleanOut(BaseModel):
     """Deleted, or with ``dry_run`` how many would be."""
 
 
-class RetryFailedIn(BaseModel):
-    limit: int = Field(1_000, ge=1, le=100_000)
+class RetryFailedIn(Body):
+    limit: Limit = 1_000
 
 
 class CountOut(BaseModel):
     count: int
 
 
-class JobIn(BaseModel):
+class JobIn(Body):
     """A job of a registered task; ``args``/``kwargs`` are checked against its signature."""
 
     task: str = NAME
@@ -106,7 +125,7 @@ class JobIn(BaseModel):
     kwargs: dict[str, Json] = Field(default_factory=dict)
     job_id: str | None = Field(None, min_length=1, max_length=200)
     delay_seconds: float | None = Field(None, ge=0, le=10 * 366 * 86_400)
-    priority: int | None = Field(None, ge=-1000, le=1000)
+    priority: Priority | None = None
 
 
 class JobErrorOut(BaseModel):
@@ -199,7 +218,7 @@ class ScheduleOut(BaseModel):
     kwargs: dict[str, Json]
 
 
-class ScheduleIn(BaseModel):
+class ScheduleIn(Body):
     task: str = NAME
     name: str | None = Field(None, min_length=1, max_length=150)
     cron: str | None = Field(None, min_length=1, max_length=200)
@@ -239,7 +258,7 @@ class DeadLetterPage(BaseModel):
     next: str | None
 
 
-class ReplayAllIn(BaseModel):
+class ReplayAllIn(Body):
     group: str | None = Field(None, min_length=1, max_length=200)
 
 
@@ -265,13 +284,13 @@ class CacheOut(BaseModel):
     circuit_open: bool
 
 
-class InvalidateIn(BaseModel):
-    """Exactly one of ``key``, ``tag`` or ``pattern`` (a glob such as ``user:*``)."""
+class InvalidateIn(Body):
+    """Delete cached values of ``namespace`` by one key, one tag, or a glob pattern
+    (``user:*``)."""
 
-    namespace: str = Field("default", min_length=1, max_length=200)
-    key: str | None = Field(None, min_length=1, max_length=1000)
-    tag: str | None = Field(None, min_length=1, max_length=1000)
-    pattern: str | None = Field(None, min_length=1, max_length=1000)
+    namespace: str = Field("default", min_length=1, max_length=200, pattern=r"^[^:]+$")
+    by: Literal["key", "tag", "pattern"]
+    value: str = Field(min_length=1, max_length=1000)
 
 
 class RatePolicyOut(BaseModel):
@@ -296,7 +315,7 @@ class RateUsageOut(BaseModel):
     retry_after_seconds: float | None
 
 
-class RateResetIn(BaseModel):
+class RateResetIn(Body):
     key: str = Field(min_length=1, max_length=500)
 
 
