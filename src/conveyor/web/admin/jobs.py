@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from conveyor.errors import BadInputError
@@ -12,7 +14,12 @@ from conveyor.web.admin.queues import CURSOR, LIMIT
 from conveyor.web.admin.state import AdminState, guards
 
 JOB = Path(alias="jobId", min_length=1, max_length=200)
-TEXT = Query(None, min_length=1, max_length=200)
+
+
+def text() -> Any:
+    """A fresh optional text parameter: FastAPI keeps per-parameter state (its alias) in the
+    object, so one shared among parameters would make them all read the same name."""
+    return Query(None, min_length=1, max_length=200)
 
 
 def job_routes(admin: AdminState) -> APIRouter:
@@ -23,7 +30,7 @@ def job_routes(admin: AdminState) -> APIRouter:
     @router.get("", summary="Jobs in one state (of every queue, or of one), newest first")
     async def list_jobs(
         state: JobState = Query(JobState.WAITING),
-        queue: str | None = TEXT,
+        queue: str | None = text(),
         cursor: str | None = CURSOR,
         limit: int = LIMIT,
         _: Principal = Depends(viewer),
@@ -42,13 +49,13 @@ def job_routes(admin: AdminState) -> APIRouter:
         ),
     )
     async def search(
-        id: str | None = TEXT,
-        id_prefix: str | None = TEXT,
-        task: str | None = TEXT,
-        error_type: str | None = TEXT,
-        error_word: str | None = TEXT,
+        id: str | None = text(),
+        id_prefix: str | None = text(),
+        task: str | None = text(),
+        error_type: str | None = text(),
+        error_word: str | None = text(),
         field: str | None = Query(None, min_length=3, max_length=500, pattern=r"^[^=]+=.+$"),
-        queue: str | None = TEXT,
+        queue: str | None = text(),
         state: JobState | None = None,
         cursor: str | None = CURSOR,
         limit: int = LIMIT,
