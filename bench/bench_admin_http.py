@@ -178,15 +178,11 @@ def measure(base: str, sample: dict[str, list[str]], samples: int, seed: int) ->
     print(f"\n{'call':<36} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}  budget")
     with httpx.Client(base_url=base, timeout=30) as client:
         for name, target in calls(sample, rng):
-
-            def path() -> str:
-                return target() if callable(target) else str(target)
-
-            client.get(path()).raise_for_status()  # warm the path once
+            client.get(_path(target)).raise_for_status()  # warm the path once
             times = []
             for _ in range(samples):
                 started = time.perf_counter()
-                response = client.get(path())
+                response = client.get(_path(target))
                 times.append((time.perf_counter() - started) * 1000)
                 if response.status_code >= 400:
                     raise SystemExit(f"{name}: {response.status_code} {response.text[:300]}")
@@ -194,10 +190,8 @@ def measure(base: str, sample: dict[str, list[str]], samples: int, seed: int) ->
             p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
             verdict = "ok" if p95 <= BUDGET_MS else "OVER"
             within = within and p95 <= BUDGET_MS
-            print(
-                f"{name:<36} {statistics.median(times):>8.1f} {p95:>8.1f} {times[-1]:>8.1f}  {verdict}",
-                flush=True,
-            )
+            p50 = statistics.median(times)
+            print(f"{name:<36} {p50:>8.1f} {p95:>8.1f} {times[-1]:>8.1f}  {verdict}", flush=True)
     return within
 
 
