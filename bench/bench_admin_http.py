@@ -211,7 +211,8 @@ def main() -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     print(f"store {args.url.split('@')[-1]}, {args.jobs:,} jobs")
     sample = asyncio.run(fill(args.url, args.jobs, random.Random(args.seed)))
-    env = {**os.environ, "BENCH_ADMIN_URL": args.url, "PYTHONPATH": str(ROOT)}
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(ROOT)) if p)
+    env = {**os.environ, "BENCH_ADMIN_URL": args.url, "PYTHONPATH": path}
     command = [sys.executable, "-m", "conveyor", "serve", "bench.admin_http_app:app"]
     server = subprocess.Popen(
         [*command, "--port", str(args.port), "--no-worker"],

@@ -54,11 +54,15 @@ SERIES_FIELDS = {
 }
 
 
+Counts = dict[str, dict[JobState, int]]
+
+
 async def queues_metrics(
-    app: Conveyor, minutes: int = 60, only: str | None = None
+    app: Conveyor, minutes: int = 60, only: str | None = None, counts: Counts | None = None
 ) -> schemas.QueuesMetrics:
-    """Per queue: counts, age of the oldest waiting job, per-minute outcomes, percentiles."""
-    counts = await app.jobs.counts()
+    """Per queue: counts, age of the oldest waiting job, per-minute outcomes, percentiles
+    (``counts``: the job counts when the caller read them already)."""
+    counts = await app.jobs.counts() if counts is None else counts
     paused = {q.name: q.paused for q in await app.jobs.queues()}
     oldest = await app.jobs.oldest_waiting()
     names = sorted(set(counts) | set(paused) | set(app.queue_names()))
@@ -139,9 +143,9 @@ async def job_detail(app: Conveyor, job_id: str, queue: str | None = None) -> sc
     return views.job_detail(app, job, logs, timeline, flow)
 
 
-async def event_groups(app: Conveyor) -> list[schemas.GroupOut]:
+async def event_groups(app: Conveyor, counts: Counts | None = None) -> list[schemas.GroupOut]:
     groups = await app.events.groups()
-    counts = await app.jobs.counts()
+    counts = await app.jobs.counts() if counts is None else counts
     found = []
     for group in sorted(set(groups) | {q[len(GROUP_QUEUE_PREFIX) :] for q in counts if _grp(q)}):
         by_state = counts.get(GROUP_QUEUE_PREFIX + group, {})

@@ -22,13 +22,14 @@ JOB_STATES = [s.value for s in JobState]
 
 async def overview(admin: AdminState, request: Request) -> dict[str, Any]:
     app = admin.app
-    metrics = await reads.queues_metrics(app, CHART_MINUTES)
+    counts = await app.jobs.counts()  # read once for the queues and the dead letters
+    metrics = await reads.queues_metrics(app, CHART_MINUTES, counts=counts)
     completed = [sum(q.completed[i] for q in metrics.queues) for i in range(CHART_MINUTES)]
     failed = [sum(q.failed[i] for q in metrics.queues) for i in range(CHART_MINUTES)]
     cache = reads.cache_stats(app)
     hits = sum(n.hits for n in cache.namespaces)
     lookups = hits + sum(n.misses for n in cache.namespaces)
-    groups = await reads.event_groups(app)
+    groups = await reads.event_groups(app, counts)
     limits = await reads.rate_limits(app, CHART_MINUTES)
     return {
         "title": "Overview",
