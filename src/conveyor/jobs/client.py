@@ -277,6 +277,11 @@ class JobClient(JobPages):
         await self._open()
         return await self.store.counts()
 
+    async def oldest_waiting(self) -> dict[str, int]:
+        """Per queue, when its longest-waiting ready job became due (ms since the epoch)."""
+        await self._open()
+        return await self.store.oldest_waiting()
+
     async def queues(self) -> builtins.list[QueueInfo]:
         await self._open()
         return await self.store.queues()
