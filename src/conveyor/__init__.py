@@ -49,11 +49,11 @@ from conveyor.errors import (
 from conveyor.events.bus import EventBus
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import EventMeta
-from conveyor.jobs.client import Call, Step
 from conveyor.jobs.context import JobContext, current_job
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.options import Call, Step
 from conveyor.jobs.pages import JobPage
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from conveyor.errors import NotFoundError
 from conveyor.jobs.arguments import validate_call_arguments
-from conveyor.jobs.client import Call, EnqueueOptions
+from conveyor.jobs.options import Call, EnqueueOptions
 from conveyor.jobs.queues import require_known_queue
 from conveyor.stores.base import JobState
 from conveyor.web.admin import reads, schemas, views

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Path, Request, Response
 
 from conveyor.errors import BadInputError, NotFoundError
 from conveyor.jobs.arguments import validate_call_arguments
-from conveyor.jobs.client import Call, EnqueueOptions
+from conveyor.jobs.options import Call, EnqueueOptions
 from conveyor.web.admin import reads, schemas, views
 from conveyor.web.admin.auth import Principal
 from conveyor.web.admin.state import AdminState, guards

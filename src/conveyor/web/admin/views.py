@@ -19,8 +19,8 @@ import msgspec
 
 from conveyor.app import Conveyor
 from conveyor.events.deadletters import DeadLetter
-from conveyor.jobs.client import options_decoder
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.options import options_decoder
 from conveyor.jobs.schedule import Schedule
 from conveyor.observability.logging import mask_data, mask_text
 from conveyor.stores.base import JobEvent, JobState, LogLine, WorkerInfo
