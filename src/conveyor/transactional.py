@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from conveyor.errors import BadInputError, NotFoundError, NotSupportedError
 from conveyor.events.envelope import EventMeta
 from conveyor.events.sql import Sql
-from conveyor.jobs.client import Call
+from conveyor.jobs.options import Call
 from conveyor.masking import mask_url
 from conveyor.stores.base import NewJob
 
