@@ -157,12 +157,15 @@ class PostgresConnection:
         reconnected = False
         for conflicts in range(CONFLICT_RETRIES + 1):
             try:
-                return await self.call(attempt)
-            except _Conflict:
+                async with asyncio.timeout(self.timeout):
+                    return await attempt()
+            except ConveyorError:
+                raise
+            except pg_errors.TransactionRollbackError:  # 40001, 40P01: run it again
                 if conflicts == CONFLICT_RETRIES:
                     break
                 await asyncio.sleep(random.uniform(0.001, 0.005) * 2 ** min(conflicts, 5))
-            except _Reconnect:
+            except (pg_errors.ConnectionDoesNotExistError, pg_errors.AdminShutdownError):
                 # A pooled connection died with a server restart; the pool replaces it,
                 # and one more try gets a fresh one. (Every step is token-checked or
                 # idempotent, so one that committed before its answer was lost does no harm.)
@@ -171,6 +174,8 @@ class PostgresConnection:
                         f"PostgreSQL store {mask_url(self.url)} lost its connection"
                     ) from None
                 reconnected = True
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+                raise translate(exc, self.url) from None
         raise StoreUnavailableError(
             f"PostgreSQL store {mask_url(self.url)}: conflicting transactions kept rolling back"
         )
@@ -183,10 +188,6 @@ class PostgresConnection:
                 return await fn()
         except ConveyorError:
             raise
-        except pg_errors.TransactionRollbackError as exc:  # 40001, 40P01
-            raise _Conflict from exc
-        except (pg_errors.ConnectionDoesNotExistError, pg_errors.AdminShutdownError) as exc:
-            raise _Reconnect from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
             raise translate(exc, self.url) from None
 
@@ -197,14 +198,6 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     advisory locks) is one more round trip per store call, and conveyor's statements
     change no session state on pooled connections (listeners and the migrations'
     session lock use connections of their own)."""
-
-
-class _Conflict(Exception):
-    """A transaction rolled back by a deadlock or a serialization failure: run it again."""
-
-
-class _Reconnect(Exception):
-    """The connection went away under the call: one more try on a fresh one."""
 
 
 def translate(exc: BaseException, url: str) -> ConveyorError:

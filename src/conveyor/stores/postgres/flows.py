@@ -18,11 +18,6 @@ from conveyor.stores.postgres.connection import Conn, PostgresConnection
 from conveyor.stores.postgres.rows import insert_jobs
 
 
-class _Taken(Exception):
-    def __init__(self, job_id: str) -> None:
-        self.job_id = job_id
-
-
 class PostgresFlowStore:
     """A :class:`~conveyor.stores.flows.FlowStore` in the PostgreSQL schema."""
 
@@ -37,21 +32,36 @@ class PostgresFlowStore:
             )
             if exists:
                 return AddedFlow(created=False)
-            created = await insert_jobs(conn, self.db, [n.job for n in jobs], self.clock.now_ms())
-            for node, ok in zip(jobs, created, strict=True):
-                if not ok:
-                    raise _Taken(node.job.id)  # rolls the whole flow back
-            for node in jobs:
-                if node.children:
-                    await self._add_parent(conn, node)
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                taken = await self._add(conn, jobs)
+            except BaseException:
+                await transaction.rollback()
+                raise
+            if taken is not None:
+                await transaction.rollback()  # the whole flow: nothing of it is kept
+                return AddedFlow(created=False, taken=taken)
+            await transaction.commit()
             return AddedFlow(created=True)
 
-        try:
-            return await self.db.transaction(step)
-        except _Taken as taken:
-            return AddedFlow(created=False, taken=taken.job_id)
+        return await self.db.run(step)
 
-    async def _add_parent(self, conn: Conn, node: FlowJob) -> None:
+    async def _add(self, conn: Conn, jobs: Sequence[FlowJob]) -> str | None:
+        """Insert the flow's jobs and links; the id of a job or child already taken, if one
+        is (the caller then rolls everything back)."""
+        created = await insert_jobs(conn, self.db, [n.job for n in jobs], self.clock.now_ms())
+        for node, ok in zip(jobs, created, strict=True):
+            if not ok:
+                return node.job.id
+        for node in jobs:
+            if node.children:
+                taken = await self._add_parent(conn, node)
+                if taken is not None:
+                    return taken
+        return None
+
+    async def _add_parent(self, conn: Conn, node: FlowJob) -> str | None:
         parent_id = node.job.id
         await conn.execute(
             self.db.sql("UPDATE {schema}.jobs SET state = 'waiting-children' WHERE id = $1"),
@@ -68,7 +78,7 @@ class PostgresFlowStore:
             node.keep_failed_ms,
         )
         child_ids = [cid for _, cid in node.children]
-        taken = await conn.fetchval(
+        taken: str | None = await conn.fetchval(
             self.db.sql(
                 "SELECT child_id FROM {schema}.flow_children WHERE child_id = ANY ($1::text[])"
                 " LIMIT 1"
@@ -76,7 +86,7 @@ class PostgresFlowStore:
             child_ids,
         )
         if taken is not None:  # a child of another flow (the job itself was removed)
-            raise _Taken(taken)
+            return taken
         try:
             await conn.execute(
                 self.db.sql(
@@ -89,7 +99,8 @@ class PostgresFlowStore:
                 [queue for queue, _ in node.children],
             )
         except pg_errors.UniqueViolationError:  # added by a concurrent flow meanwhile
-            raise _Taken(parent_id) from None
+            return parent_id
+        return None
 
     async def children(self, queue: str, parent_id: str) -> list[ChildRecord] | None:
         async def read(conn: Conn) -> list[ChildRecord] | None:
