@@ -1,10 +1,11 @@
 """Shared fixtures: every store the conformance suite runs against.
 
-The Redis stores run against real servers that this session starts on free
-loopback ports (tests/redis_servers.py): one standalone ``redis-server`` and
-one 3-master Redis Cluster, each started the first time a test needs it and
-stopped when the session ends. Every test gets an empty store (FLUSHALL on
-the server, or on every cluster master, before the test).
+The Redis and PostgreSQL stores run against real servers that this session
+starts on free loopback ports (tests/redis_servers.py, tests/postgres_server.py):
+one standalone ``redis-server``, one 3-master Redis Cluster and one PostgreSQL,
+each started the first time a test needs it and stopped when the session ends.
+Every test gets an empty store (FLUSHALL on the server, or on every cluster
+master; every row of the store's tables deleted on PostgreSQL) before the test.
 """
 
 from __future__ import annotations
@@ -20,8 +21,13 @@ from tests.postgres_server import PostgresServer, running_postgres
 from tests.redis_servers import RedisCluster, RedisServer, running_cluster, running_server
 from tests.web_server import ADMIN_KEYS, ServiceProcess, running_service
 
-STORES = ["memory", "sqlite", "redis", "redis-cluster"]
+STORES = ["memory", "sqlite", "redis", "redis-cluster", "postgres"]
 REDIS_STORES = {"redis", "redis-cluster"}
+SERVER_MARKS = {
+    "redis": pytest.mark.redis,
+    "redis-cluster": pytest.mark.redis,
+    "postgres": pytest.mark.postgres,
+}
 
 RedisDeployment = RedisServer | RedisCluster
 
@@ -30,10 +36,22 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "redis: needs real Redis servers, started by the test session"
     )
+    config.addinivalue_line(
+        "markers", "postgres: needs a real PostgreSQL server, started by the test session"
+    )
 
 
-def store_url_for(kind: str, tmp_path: Path, redis: RedisDeployment | None = None) -> str:
-    """The URL of a store of ``kind``; a Redis kind needs its running ``redis`` deployment."""
+def store_url_for(
+    kind: str,
+    tmp_path: Path,
+    redis: RedisDeployment | None = None,
+    postgres: PostgresServer | None = None,
+) -> str:
+    """The URL of an empty store of ``kind``; a server kind needs its running server."""
+    if kind == "postgres":
+        if postgres is None:
+            raise ValueError("the postgres store needs a running server (the store_url fixture)")
+        return postgres.empty_store()
     if kind == "memory":
         return "memory://"
     if kind == "sqlite":
@@ -73,16 +91,22 @@ def _redis_deployment(request: pytest.FixtureRequest, kind: str) -> RedisDeploym
     return deployment
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(kind, marks=pytest.mark.redis) if kind in REDIS_STORES else kind
-        for kind in STORES
-    ]
-)
+def server_param(kind: str) -> Any:
+    """``kind`` as a pytest parameter, marked with the server it needs (if any)."""
+    mark = SERVER_MARKS.get(kind)
+    return kind if mark is None else pytest.param(kind, marks=mark)
+
+
+@pytest.fixture(params=[server_param(kind) for kind in STORES])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    kind: str = request.param
+    return shared_store_url(request, request.param, tmp_path)
+
+
+def shared_store_url(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> str:
+    """An empty store of ``kind`` that several processes can share (its server started)."""
     redis = _redis_deployment(request, kind) if kind in REDIS_STORES else None
-    return store_url_for(kind, tmp_path, redis)
+    postgres = request.getfixturevalue("postgres_server") if kind == "postgres" else None
+    return store_url_for(kind, tmp_path, redis, postgres)
 
 
 AppFactory = Callable[..., Conveyor]

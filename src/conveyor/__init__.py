@@ -29,6 +29,7 @@ from conveyor.errors import (
     JobWaitTimeoutError,
     NonRetryableError,
     NotFoundError,
+    NotSupportedError,
     OperationalError,
     PayloadTooLargeError,
     ProblemError,
@@ -81,6 +82,7 @@ from conveyor.stores.base import (
 )
 from conveyor.stores.history import HistoryRow
 from conveyor.stores.limits import QueueLimits
+from conveyor.transactional import InTransaction
 
 if TYPE_CHECKING:
     from conveyor.web.admin.options import AdminOptions, ApiKey, new_api_key
@@ -150,6 +152,7 @@ __all__ = [
     "HistoryClient",
     "HistoryRow",
     "HistorySeries",
+    "InTransaction",
     "InvalidArgumentsError",
     "InvalidScheduleError",
     "Job",
@@ -167,6 +170,7 @@ __all__ = [
     "LogLine",
     "NonRetryableError",
     "NotFoundError",
+    "NotSupportedError",
     "OperationalError",
     "PayloadTooLargeError",
     "ProblemError",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from conveyor.ratelimit.service import RateLimits
     from conveyor.stores.backend import Backend
     from conveyor.sync import SyncClient
+    from conveyor.transactional import InTransaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -401,6 +402,25 @@ class Conveyor:
         if self._rate_limits is None:
             return CheckResult(Status.OK, "not in use")
         return await self._rate_limits.check_health()
+
+    # -- the application's own transaction -------------------------------------
+
+    def within(self, conn: Any) -> InTransaction:
+        """Enqueue and publish in the open transaction of the application's ``conn``.
+
+        On a PostgreSQL store the jobs exist if and only if that transaction commits:
+
+        >>> async with pool.connection() as conn, conn.transaction():
+        ...     await conn.execute("INSERT INTO orders (id) VALUES (%s)", (7,))
+        ...     await app.within(conn).enqueue(send_receipt.call(7))
+
+        ``conn``: a psycopg or asyncpg connection, or a SQLAlchemy connection or
+        session, on the store's database (``enqueue_sync`` / ``publish_sync`` for
+        sync ones). ``NotSupportedError`` on any other store.
+        """
+        from conveyor.transactional import InTransaction
+
+        return InTransaction(self, conn)
 
     # -- sync facade -----------------------------------------------------------
 

@@ -55,7 +55,8 @@ class Settings(BaseSettings):
     )
 
     url: str | None = Field(default=None, repr=False)
-    """Store URL: None (embedded SQLite), ``memory://``, ``sqlite:///path``."""
+    """Store URL: None (embedded SQLite), ``memory://``, ``sqlite:///path``, ``redis://...``,
+    ``postgresql://...``."""
 
     lease_seconds: float = Field(default=30.0, gt=0, le=86_400)
     """How long a claim holds a job before it counts as stalled; renewed at a third of it."""
@@ -111,7 +112,7 @@ class Settings(BaseSettings):
     cache_local_max_entries: int = Field(default=10_000, ge=0)
     cache_local_max_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     cache_budget: float | None = Field(default=None, gt=0, le=60)
-    """Longest a cache call waits on the shared tier (None: 50 ms on Redis, 2 s on SQLite)."""
+    """Longest a cache call waits on the shared tier (None: 2 s on SQLite, else 50 ms)."""
 
     rate_limits: dict[str, str | RatePolicySettings] = Field(default_factory=dict)
     """Rate-limit policies by name: ``{"login": "5/minute", "api": {"tiers": {"free":

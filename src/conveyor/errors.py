@@ -7,7 +7,9 @@
     │   │   ├── SerializationError      a value is not JSON-serializable
     │   │   ├── PayloadTooLargeError 413
     │   │   ├── InvalidArgumentsError   arguments do not fit the task's signature
-    │   │   └── InvalidScheduleError    a bad cron expression, time zone or interval
+    │   │   ├── InvalidScheduleError    a bad cron expression, time zone or interval
+    │   │   └── NotSupportedError       the store cannot do what was asked (``app.within``
+    │   │                               needs a PostgreSQL store and connection)
     │   ├── NotFoundError           404 no such job, task, queue or schedule
     │   │   └── TaskNotFoundError
     │   ├── ConflictError           409 the job is in a state that forbids the request
@@ -108,6 +110,11 @@ class InvalidArgumentsError(BadInputError):
 
 class InvalidScheduleError(BadInputError):
     """A schedule's cron expression, time zone, interval or policy is invalid."""
+
+
+class NotSupportedError(BadInputError):
+    """The store (or the connection given) cannot do what was asked, e.g. enqueueing in
+    the application's own transaction (``app.within(conn)``) needs a PostgreSQL store."""
 
 
 # -- not found, conflict -------------------------------------------------------------

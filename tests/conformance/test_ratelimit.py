@@ -1,8 +1,8 @@
 """Rate limits on every store, on a manual clock.
 
-The rule is written twice (Python for memory, SQLite and the per-process
-limiter; Lua for Redis): every test here runs on each store, so the two stay
-one rule. Times are chosen against windows aligned to the clock's start.
+The rule is written three times (Python for memory, SQLite and the per-process
+limiter; Lua for Redis; PL/pgSQL for PostgreSQL): every test here runs on each
+store, so they stay one rule. Times are chosen against windows aligned to the clock's start.
 """
 
 from __future__ import annotations
@@ -165,6 +165,21 @@ async def test_a_crashed_holders_slot_comes_back_when_its_lease_ends(app: Convey
     assert not (await limiter.check("acct")).allowed
     clock_of(app).advance(0.001)
     assert (await limiter.check("acct")).allowed
+
+
+async def test_a_token_that_holds_a_slot_takes_it_again_and_renews_its_lease(
+    app: Conveyor,
+) -> None:
+    store = app.backend.rate_limits
+    hit = Hit("acct", "exports", Algorithm.CONCURRENCY, 1, 30_000, 0, 0, 1)
+    assert (await store.check([hit], "t1")).admitted
+    clock_of(app).advance(20)
+    again = await store.check([hit], "t1")  # the same holder: its one slot, a new lease
+    assert again.admitted and again.states[0].value == 1
+    assert again.states[0].extra == START_MS + 50_000
+    assert not (await store.check([hit], "t2")).admitted
+    clock_of(app).advance(20)  # past the first lease, within the second
+    assert not (await store.check([hit], "t2")).admitted
 
 
 async def test_hold_releases_its_slot_however_the_block_ends(app: Conveyor) -> None:

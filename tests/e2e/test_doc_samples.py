@@ -2,7 +2,8 @@
 
 Each ```python block is saved as a file in a fresh directory and run with
 ``python sample.py``, as a reader would, with no ``CONVEYOR_*`` variable
-set (so ``Conveyor()`` is the embedded SQLite store there). It must exit
+set (so ``Conveyor()`` is the embedded SQLite store there); a sample that
+reads ``DATABASE_URL`` gets the test session's PostgreSQL server there. It must exit
 with 0, and a ``print(...)`` line whose comment is a Python literal
 (``print(await job.wait())  # "reports/7.xlsx"``) must print that value.
 
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.postgres_server import PostgresServer
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -90,12 +93,17 @@ def test_the_readme_has_runnable_samples() -> None:
 
 
 @pytest.mark.parametrize("sample", SAMPLES, ids=lambda s: s.name)
-def test_a_sample_runs_as_written(sample: Sample, tmp_path: Path) -> None:
+def test_a_sample_runs_as_written(
+    sample: Sample, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     compile(sample.code, sample.name, "exec")
     if sample.program is None:
         return
     (tmp_path / "sample.py").write_text(sample.program)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONVEYOR_")}
+    if "DATABASE_URL" in sample.program:  # a PostgreSQL sample: the test session's server
+        server: PostgresServer = request.getfixturevalue("postgres_server")
+        env["DATABASE_URL"] = server.dsn
     proc = subprocess.run(
         [sys.executable, "sample.py"],
         cwd=tmp_path,

@@ -1,6 +1,6 @@
-"""An app for the multi-process Redis tests: each run of a job appends its number to a file.
+"""An app for the multi-process server tests: each run of a job appends its number to a file.
 
-Configured by environment: CONVEYOR_URL (the shared Redis server), RUNS_DIR
+Configured by environment: CONVEYOR_URL (the shared Redis or PostgreSQL store), RUNS_DIR
 (where each process writes ``runs-<pid>.txt``, and ``starts-<pid>.txt`` with
 the number of every job it began), and the knobs below.
 Run a worker with ``python -m tests.integration.redis_worker_app [--burst]``.

@@ -1,6 +1,6 @@
 """An app for the multi-process tests: each run of a job appends its number to a file.
 
-Configured by environment: CONVEYOR_URL (the shared SQLite file) and
+Configured by environment: CONVEYOR_URL (the shared store: a SQLite file, PostgreSQL) and
 RUNS_DIR (where each process writes ``runs-<pid>.txt``).
 """
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisDeployment, store_url_for
+from tests.conftest import server_param, shared_store_url
 
 pytestmark = pytest.mark.slow
 
@@ -18,15 +18,11 @@ PROCESSES = 4
 CALLERS = 250  # per process: 1,000 concurrent misses in all
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("kind", ["sqlite", server_param("redis"), server_param("postgres")])
 def test_a_thousand_misses_across_four_processes_compute_once(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    redis: RedisDeployment | None = None
-    if kind == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.flush()
-    url = store_url_for(kind, tmp_path, redis)
+    url = shared_store_url(request, kind, tmp_path)
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(

@@ -1,6 +1,6 @@
 """Consumer processes SIGKILLed at random while they handle 10,000 events: none is lost.
 
-Runs on one SQLite file and on a real Redis server. Every event must end
+Runs on one SQLite file, on a real Redis server and on PostgreSQL. Every event must end
 handled by each group or, for the poison ones, dead-lettered after exactly
 its attempts; nothing may stay waiting or running.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState
-from tests.conftest import store_url_for
+from tests.conftest import server_param, shared_store_url
 from tests.integration.events_consumer_app import POISON_EVERY, OrderEvent
 
 pytestmark = pytest.mark.slow
@@ -31,11 +31,9 @@ KILLS = 4
 GROUPS = ("audit", "notify")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=["sqlite", server_param("redis"), server_param("postgres")])
 def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "redis":
-        return str(request.getfixturevalue("redis_url"))
-    return store_url_for("sqlite", tmp_path)
+    return shared_store_url(request, request.param, tmp_path)
 
 
 def _handled(runs: Path) -> dict[str, Counter[int]]:

@@ -1,7 +1,7 @@
 """The outbox across real crashes: processes SIGKILLed between commit and relay, and
 between the relay's publish and its delete. The event is delivered once either way.
 
-The application's database is a SQLite file; the bus is a SQLite store.
+The application's database is a SQLite file; the bus is a SQLite or a PostgreSQL store.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import msgspec
 import pytest
 
 from conveyor import Conveyor, EventMeta
+from tests.conftest import server_param, shared_store_url
 
 pytestmark = pytest.mark.slow
 
@@ -78,8 +79,11 @@ def _child(tmp_path: Path, url: str, app_db: Path, step: str) -> int:
     return proc.returncode
 
 
-async def test_an_event_survives_kills_before_and_during_the_relay(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'bus.db'}"
+@pytest.mark.parametrize("kind", ["sqlite", server_param("postgres")])
+async def test_an_event_survives_kills_before_and_during_the_relay(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url = shared_store_url(request, kind, tmp_path)
     app_db = tmp_path / "app.db"
     with closing(sqlite3.connect(app_db)) as conn, conn:
         conn.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY)")

@@ -1,4 +1,5 @@
-"""Global concurrency across worker processes on one SQLite file and on one Redis server."""
+"""Global concurrency across worker processes on one SQLite file, one Redis server and
+one PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState
-from tests.conftest import RedisDeployment, store_url_for
+from tests.conftest import server_param, shared_store_url
 from tests.integration.limits_worker_app import hold
 
 pytestmark = pytest.mark.slow
@@ -36,15 +37,11 @@ def _most_at_once(runs: Path) -> int:
     return most
 
 
-@pytest.mark.parametrize("kind", ["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.mark.parametrize("kind", ["sqlite", server_param("redis"), server_param("postgres")])
 async def test_global_concurrency_holds_across_three_processes(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    redis: RedisDeployment | None = None
-    if kind == "redis":
-        redis = request.getfixturevalue("redis_server")
-        redis.flush()
-    url = store_url_for(kind, tmp_path, redis)
+    url = shared_store_url(request, kind, tmp_path)
     runs = tmp_path / "runs"
     runs.mkdir()
     jobs, limit = 30, 2

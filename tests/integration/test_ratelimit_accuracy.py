@@ -15,6 +15,7 @@ import pytest
 
 from tests.conftest import RedisDeployment, store_url_for
 from tests.integration.ratelimit_hammer import POLICY
+from tests.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.slow
 
@@ -59,15 +60,25 @@ def hammer(url: str) -> list[dict[str, int]]:
     return results
 
 
-@pytest.mark.parametrize("kind", [pytest.param("redis", marks=pytest.mark.redis), "sqlite"])
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("redis", marks=pytest.mark.redis),
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
 def test_admitted_requests_stay_within_one_percent_of_a_perfect_limiter(
     request: pytest.FixtureRequest, tmp_path: Path, kind: str
 ) -> None:
     redis: RedisDeployment | None = None
+    postgres: PostgresServer | None = None
     if kind == "redis":
         redis = request.getfixturevalue("redis_server")
         redis.flush()
-    results = hammer(store_url_for(kind, tmp_path, redis))
+    if kind == "postgres":
+        postgres = request.getfixturevalue("postgres_server")
+    results = hammer(store_url_for(kind, tmp_path, redis, postgres))
 
     assert all(r["errors"] == 0 and r["degraded"] == 0 for r in results), results
     checks = sum(r["checks"] for r in results)

@@ -1,4 +1,5 @@
-"""Worker processes on one real Redis server: SIGKILL loses no job, leases hold long jobs."""
+"""Worker processes on one real server (Redis, PostgreSQL): SIGKILL loses no job, leases
+hold long jobs."""
 
 from __future__ import annotations
 
@@ -14,15 +15,22 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState
+from tests.conftest import server_param, shared_store_url
 from tests.integration.redis_worker_app import record, slow_record
 
-pytestmark = [pytest.mark.slow, pytest.mark.redis]
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = [sys.executable, "-m", "tests.integration.redis_worker_app"]
 CONCURRENCY = 20
 FINISHED = (JobState.COMPLETED, JobState.FAILED, JobState.CANCELLED)
 FAST_LEASE = {"LEASE_SECONDS": "1", "SWEEP_INTERVAL": "0.2", "CONCURRENCY": str(CONCURRENCY)}
+
+
+@pytest.fixture(params=[server_param("redis"), server_param("postgres")])
+def server_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store on a real server that every worker process reaches."""
+    return shared_store_url(request, request.param, tmp_path)
 
 
 def _env(url: str, runs: Path, **extra: str) -> dict[str, str]:
@@ -55,12 +63,12 @@ def _duplicates(runs_per_job: Counter[int]) -> int:
     return sum(n - 1 for n in runs_per_job.values())
 
 
-async def test_killing_a_worker_repeatedly_loses_no_job(redis_url: str, tmp_path: Path) -> None:
+async def test_killing_a_worker_repeatedly_loses_no_job(server_url: str, tmp_path: Path) -> None:
     jobs, kills = 10_000, 3
     runs = tmp_path / "runs"
     runs.mkdir()
-    env = _env(redis_url, runs, **FAST_LEASE, MAX_STALLED=str(kills + 1), SHUTDOWN_TIMEOUT="5")
-    async with Conveyor(redis_url, log_level="WARNING", keep_completed=1_000_000) as producer:
+    env = _env(server_url, runs, **FAST_LEASE, MAX_STALLED=str(kills + 1), SHUTDOWN_TIMEOUT="5")
+    async with Conveyor(server_url, log_level="WARNING", keep_completed=1_000_000) as producer:
         producer_record = producer.task(name="record")(record.fn)
         for start in range(0, jobs, 1_000):
             await producer.enqueue_many(
@@ -71,8 +79,11 @@ async def test_killing_a_worker_repeatedly_loses_no_job(redis_url: str, tmp_path
         interrupted: list[set[int]] = []
         try:
             for _ in range(kills):
-                # Kill only a worker that is busy (it has run 200 jobs), mid-run.
+                # Kill only a worker that is busy (it has run 200 jobs), mid-run: preferably
+                # with a job begun and not finished (between two round trips it holds none,
+                # and on PostgreSQL a round trip is a good part of a worker's time).
                 await _wait_for(lambda v=victim: _runs_of(runs, v) >= 200, 30)  # type: ignore[misc]
+                await _soon(lambda v=victim: bool(_interrupted(runs, v)), 0.5)  # type: ignore[misc]
                 victim.kill()
                 victim.wait(timeout=10)
                 assert sum(_runs(runs).values()) < jobs, "the run ended before the kill"
@@ -101,13 +112,13 @@ async def test_killing_a_worker_repeatedly_loses_no_job(redis_url: str, tmp_path
 
 
 async def test_without_kills_no_job_runs_twice_even_ten_leases_long(
-    redis_url: str, tmp_path: Path
+    server_url: str, tmp_path: Path
 ) -> None:
     quick, slow, slow_seconds = 2_000, 4, 10.0  # slow jobs run 10x LEASE_SECONDS
     runs = tmp_path / "runs"
     runs.mkdir()
-    env = _env(redis_url, runs, **FAST_LEASE)
-    async with Conveyor(redis_url, log_level="WARNING", keep_completed=1_000_000) as producer:
+    env = _env(server_url, runs, **FAST_LEASE)
+    async with Conveyor(server_url, log_level="WARNING", keep_completed=1_000_000) as producer:
         producer_record = producer.task(name="record")(record.fn)
         producer_slow = producer.task(name="slow_record")(slow_record.fn)
         slow_jobs = await producer.enqueue_many(
@@ -145,6 +156,16 @@ async def _wait_for_completed(app: Conveyor, jobs: int, timeout: float) -> None:
     failed = await app.jobs.list("failed", limit=20)
     errors = [(job.args, job.stalls, job.error and job.error.message) for job in failed]
     assert counts.get(JobState.COMPLETED, 0) == jobs, f"{dict(counts)}; failed: {errors}"
+
+
+async def _soon(predicate: Callable[[], bool], timeout: float) -> bool:
+    """Whether ``predicate`` holds within ``timeout`` seconds (polled every 2 ms)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.002)
+    return True
 
 
 async def _wait_for(predicate: Callable[[], bool], timeout: float) -> None:

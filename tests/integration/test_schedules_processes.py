@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState
+from tests.conftest import server_param, shared_store_url
 from tests.integration.schedule_worker_app import tick
 
 pytestmark = pytest.mark.slow
@@ -83,11 +84,11 @@ async def test_three_sqlite_workers_fire_each_tick_exactly_once(tmp_path: Path) 
     _check_every_tick_once(ticks, first)
 
 
-@pytest.mark.redis
-async def test_three_redis_workers_fire_each_tick_exactly_once(
-    redis_url: str, tmp_path: Path
+@pytest.mark.parametrize("kind", [server_param("redis"), server_param("postgres")])
+async def test_three_workers_on_a_server_fire_each_tick_exactly_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     runs = tmp_path / "runs"
     runs.mkdir()
-    ticks, first = await _fire_with_three_workers(redis_url, runs)
+    ticks, first = await _fire_with_three_workers(shared_store_url(request, kind, tmp_path), runs)
     _check_every_tick_once(ticks, first)

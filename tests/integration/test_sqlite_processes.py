@@ -1,4 +1,5 @@
-"""Several worker processes on one SQLite file, and a worker killed with SIGKILL."""
+"""Several worker processes on one store (a SQLite file, PostgreSQL), and processes killed
+with SIGKILL: a worker holding a job, a producer right after its enqueue returned."""
 
 from __future__ import annotations
 
@@ -14,11 +15,18 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState
+from tests.conftest import server_param, shared_store_url
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = [sys.executable, "-m", "tests.integration.sqlite_worker_app"]
+
+
+@pytest.fixture(params=["sqlite", server_param("postgres")])
+def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store that every process of the test reaches."""
+    return shared_store_url(request, request.param, tmp_path)
 
 
 def _env(url: str, runs: Path, **extra: str) -> dict[str, str]:
@@ -32,8 +40,10 @@ def _runs(runs: Path) -> Counter[int]:
     return counts
 
 
-async def test_three_worker_processes_complete_every_job_exactly_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+async def test_three_worker_processes_complete_every_job_exactly_once(
+    shared_url: str, tmp_path: Path
+) -> None:
+    url = shared_url
     runs = tmp_path / "runs"
     runs.mkdir()
     from tests.integration.sqlite_worker_app import record
@@ -55,8 +65,10 @@ async def test_three_worker_processes_complete_every_job_exactly_once(tmp_path: 
     assert counts["default"][JobState.WAITING] == 0
 
 
-async def test_a_job_held_by_a_killed_worker_completes_after_its_lease(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+async def test_a_job_held_by_a_killed_worker_completes_after_its_lease(
+    shared_url: str, tmp_path: Path
+) -> None:
+    url = shared_url
     runs = tmp_path / "runs"
     runs.mkdir()
     env = _env(url, runs, LEASE_SECONDS="1", SWEEP_INTERVAL="0.2", SHUTDOWN_TIMEOUT="0.5")
@@ -86,8 +98,10 @@ async def test_a_job_held_by_a_killed_worker_completes_after_its_lease(tmp_path:
     assert _runs(runs) == Counter({7: 1})
 
 
-async def test_an_acknowledged_enqueue_survives_kill_9_of_the_producer(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+async def test_an_acknowledged_enqueue_survives_kill_9_of_the_producer(
+    shared_url: str, tmp_path: Path
+) -> None:
+    url = shared_url
     script = (
         "import asyncio, os, signal\n"
         "from tests.integration.sqlite_worker_app import app, record\n"

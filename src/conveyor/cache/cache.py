@@ -78,7 +78,8 @@ class Cache:
 
     ``url``: ``memory://`` (the local tier alone), ``sqlite:///path.db`` (local +
     a SQLite file shared by the processes of one machine), ``redis://``,
-    ``rediss://``, ``redis+cluster://`` (local + Redis). Options: see
+    ``rediss://``, ``redis+cluster://`` (local + Redis), ``postgresql://`` (local +
+    tables in the store's schema, invalidations by NOTIFY). Options: see
     :class:`~conveyor.cache.options.CacheOptions`.
     """
 

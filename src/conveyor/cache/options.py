@@ -45,7 +45,7 @@ class CacheOptions:
     local_max_entries: int = 10_000
     local_max_bytes: int = 64 * 1024 * 1024
     budget: float | None = None
-    """Longest a call waits on the shared tier (None: 50 ms on Redis, 2 s on SQLite)."""
+    """Longest a call waits on the shared tier (None: 2 s on SQLite, else 50 ms)."""
     lock_ttl: float = 30.0
     """Longest a computation holds the stampede lock (and others wait for it)."""
     early_refresh_beta: float = 1.0

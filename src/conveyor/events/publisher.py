@@ -83,15 +83,19 @@ class Publisher:
         The store's record merged with this process's own subscriptions.
         """
         if time.monotonic() - self._routes_at > self.settings.event_route_ttl:
-            recorded = {g: decode_spec(spec) for g, spec in (await self._events.groups()).items()}
-            merged: dict[str, dict[str, Route]] = {}
-            for groups in (recorded, self._local()):  # this process's own win
-                for group, types in groups.items():
-                    for type_name, route in types.items():
-                        merged.setdefault(type_name, {})[group] = route
-            self._routes = {t: sorted(groups.items()) for t, groups in merged.items()}
+            self._routes = self.merge_routes(await self._events.groups())
             self._routes_at = time.monotonic()
         return self._routes
+
+    def merge_routes(self, recorded: dict[str, bytes]) -> Routes:
+        """Routes from the store's record of groups (group -> spec) and this process's own."""
+        merged: dict[str, dict[str, Route]] = {}
+        stored = {g: decode_spec(spec) for g, spec in recorded.items()}
+        for source in (stored, self._local()):  # this process's own win
+            for group, types in source.items():
+                for type_name, route in types.items():
+                    merged.setdefault(type_name, {})[group] = route
+        return {t: sorted(by_group.items()) for t, by_group in merged.items()}
 
     async def publish(
         self,
@@ -141,7 +145,14 @@ class Publisher:
     async def publish_envelopes(self, envelopes: Sequence[Envelope], now: int) -> None:
         """Enqueue the deliveries of ready-made envelopes in one store step."""
         await self._open()
-        routes = await self.routes()
+        jobs = self.deliveries(envelopes, await self.routes(), now)
+        if jobs:
+            await self._jobs.enqueue(jobs)
+            for wakeup in self._wakeups:
+                wakeup.set()
+
+    def deliveries(self, envelopes: Sequence[Envelope], routes: Routes, now: int) -> list[NewJob]:
+        """The delivery jobs of ``envelopes`` (counted as published) under ``routes``."""
         by_type: dict[str, list[Envelope]] = {}
         for envelope in envelopes:
             by_type.setdefault(envelope.type, []).append(envelope)
@@ -153,10 +164,7 @@ class Publisher:
                 self._metrics.unrouted.labels(type_name).inc(len(of_type))
                 continue
             jobs += self._deliveries(type_name, of_type, groups, now)
-        if jobs:
-            await self._jobs.enqueue(jobs)
-            for wakeup in self._wakeups:
-                wakeup.set()
+        return jobs
 
     def _deliveries(
         self, type_name: str, envelopes: list[Envelope], groups: list[tuple[str, Route]], now: int

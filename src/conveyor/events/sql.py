@@ -1,10 +1,12 @@
 """One way to run a statement on the application's own database connection.
 
-The outbox and the audit handler write through whatever the application
-already holds: a DB-API connection (``sqlite3``, ``psycopg``, ``psycopg2``)
-or a SQLAlchemy ``Connection`` / ``Session`` (sync), or an ``AsyncConnection``
-/ ``AsyncSession``. Statements here are written with ``?`` placeholders and
-rewritten once per connection kind; they never contain a literal ``?``.
+The outbox, the audit handler and ``app.within(conn)`` write through whatever
+the application already holds: a DB-API connection (``sqlite3``, ``psycopg``,
+``psycopg2``) or a SQLAlchemy ``Connection`` / ``Session`` (sync), or a
+psycopg ``AsyncConnection``, an asyncpg ``Connection`` or a SQLAlchemy
+``AsyncConnection`` / ``AsyncSession`` (async). Statements here are written
+with ``?`` placeholders and rewritten once per connection kind; they never
+contain a literal ``?``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,10 @@ class Sql:
         if self.is_sqlalchemy:
             self.dialect = _dialect(_sqlalchemy_dialect(conn))
             self._placeholder = ""
+        elif _async_placeholder(conn) is not None:
+            self.is_async = True
+            self.dialect = "postgresql"
+            self._placeholder = _async_placeholder(conn) or ""
         else:
             driver = sys.modules.get(module.split(".")[0])
             style = getattr(driver, "paramstyle", None)
@@ -43,6 +49,10 @@ class Sql:
             self._placeholder = _PLACEHOLDERS[style]
 
     def _statement(self, sql: str, params: Sequence[Any]) -> tuple[Any, Any]:
+        if self._placeholder == "$":
+            parts = sql.split("?")
+            numbered = parts[0] + "".join(f"${i}{part}" for i, part in enumerate(parts[1:], 1))
+            return numbered, tuple(params)
         if not self.is_sqlalchemy:
             return sql.replace("?", self._placeholder), tuple(params)
         from sqlalchemy import text
@@ -69,10 +79,31 @@ class Sql:
             cursor.close()
 
     async def execute_async(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        """``execute`` on a SQLAlchemy AsyncConnection or AsyncSession."""
+        """``execute`` on an async connection or session."""
+        if not self.is_async:
+            raise BadInputError(
+                f"{type(self.conn).__qualname__} is not async: use the sync method instead"
+            )
         statement, bound = self._statement(sql, params)
+        if self._placeholder == "$":  # asyncpg
+            return [tuple(row) for row in await self.conn.fetch(statement, *bound)]
+        if not self.is_sqlalchemy:  # psycopg's AsyncConnection
+            async with self.conn.cursor() as cursor:
+                await cursor.execute(statement, bound)
+                return [tuple(r) for r in await cursor.fetchall()] if cursor.description else []
         result = await self.conn.execute(statement, bound)
         return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def _async_placeholder(conn: Any) -> str | None:
+    """The placeholder of an async PostgreSQL driver's connection (``$``: ``$1, $2, ...``)."""
+    cls = type(conn)
+    driver = cls.__module__.split(".")[0]
+    if driver == "asyncpg":  # a Connection, or a pool's proxy of one
+        return "$"
+    if driver == "psycopg" and any(c.__name__ == "AsyncConnection" for c in cls.__mro__):
+        return "%s"
+    return None
 
 
 def _sqlalchemy_dialect(conn: Any) -> str:

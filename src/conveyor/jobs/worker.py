@@ -233,6 +233,8 @@ class Worker:
                     continue
                 if self.burst and not self._running:
                     return
+                if self._stopping:  # stop() came during the exchange: its wake-up is not lost
+                    continue
                 self._wake.clear()
                 await self._idle(poll)
 

@@ -1,6 +1,7 @@
 """The backend seam: one object per storage backend builds all of its stores.
 
-A backend package (``stores/memory``, ``stores/sqlite``, ``stores/redis``)
+A backend package (``stores/memory``, ``stores/sqlite``, ``stores/redis``,
+``stores/postgres``)
 holds one class implementing :class:`Backend`. Its stores share the
 backend's one typed connection (a memory state, a SQLite database, a Redis
 connection), never another store's private attributes, and read time from
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from conveyor.stores.limits import LimitsStore
     from conveyor.stores.ratelimit import RateLimitStore
     from conveyor.stores.schedules import ScheduleStore
+    from conveyor.stores.transactional import AppTransactionSql
 
 
 class BackendSettings(Protocol):
@@ -65,6 +67,9 @@ class Backend(Protocol):
     rate_limits: RateLimitStore
     dedupe: DedupeStore
     events: EventStore
+    app_transactions: AppTransactionSql | None
+    """Statements that enqueue inside the application's own transaction (``app.within``);
+    None when this backend's data is not in a database the application writes to."""
     history: MetricsHistory
     audit: AuditStore
 

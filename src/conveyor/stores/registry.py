@@ -29,6 +29,12 @@ BACKENDS: dict[str, tuple[str, ...]] = {
         "redis+cluster",
         "rediss+cluster",
     ),
+    "conveyor.stores.postgres.backend:PostgresBackend": (
+        "postgresql",
+        "postgres",
+        "postgresql+asyncpg",
+        "postgresql+psycopg",
+    ),
 }
 """Backend class (``module:Class``) -> the URL schemes it serves."""
 

@@ -15,6 +15,7 @@ from conveyor.stores.memory.limits import MemoryLimitsStore
 from conveyor.stores.memory.ratelimit import MemoryRateLimitStore
 from conveyor.stores.memory.schedules import MemoryScheduleStore
 from conveyor.stores.memory.state import MemoryState
+from conveyor.stores.transactional import AppTransactionSql
 
 
 class MemoryBackend:
@@ -33,6 +34,7 @@ class MemoryBackend:
         self.rate_limits = MemoryRateLimitStore(state, settings.rate_limit_budget)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
+        self.app_transactions: AppTransactionSql | None = None  # not the app's database
         self.history = MemoryHistory(state)
         self.audit = MemoryAuditStore(state)
 

@@ -21,6 +21,7 @@ from conveyor.stores.redis.jobs import RedisJobStore
 from conveyor.stores.redis.limits import RedisLimitsStore
 from conveyor.stores.redis.ratelimit import RedisRateLimitStore
 from conveyor.stores.redis.schedules import RedisScheduleStore
+from conveyor.stores.transactional import AppTransactionSql
 
 
 class RedisBackend:
@@ -38,6 +39,7 @@ class RedisBackend:
         self.rate_limits = RedisRateLimitStore(url, clock, settings.rate_limit_budget)
         self.dedupe = RedisDedupeStore(self.conn, clock)
         self.events = RedisEventStore(self.conn)
+        self.app_transactions: AppTransactionSql | None = None  # not the app's database
         self.history = RedisHistory(self.conn)
         self.audit = RedisAuditStore(self.conn, clock)
 

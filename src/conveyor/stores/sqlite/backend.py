@@ -21,6 +21,7 @@ from conveyor.stores.sqlite.jobs import SqliteJobStore
 from conveyor.stores.sqlite.limits import SqliteLimitsStore
 from conveyor.stores.sqlite.ratelimit import SqliteRateLimitStore
 from conveyor.stores.sqlite.schedules import SqliteScheduleStore
+from conveyor.stores.transactional import AppTransactionSql
 
 
 class SqliteBackend:
@@ -48,6 +49,7 @@ class SqliteBackend:
         )
         self.dedupe = SqliteDedupeStore(self.db, clock)
         self.events = SqliteEventStore(self.db)
+        self.app_transactions: AppTransactionSql | None = None  # not the app's database
         self.history = SqliteHistory(self.db)
         self.audit = SqliteAuditStore(self.db, clock)
 
