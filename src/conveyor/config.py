@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a killed process; FULL also survives power loss, slower."""
     store_timeout: float = Field(default=5.0, gt=0, le=600)
+    redis_allow_eviction_risking_job_loss: bool = False
+    """Open a Redis job store whose ``maxmemory-policy`` is not ``noeviction``. Such a
+    server deletes keys when full, jobs it acknowledged among them: refused unless True."""
 
     event_source: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
     """The ``source`` stamped on published events (default: this host's name)."""

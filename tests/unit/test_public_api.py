@@ -71,6 +71,8 @@ EXPECTED = {
     "Settings",
     "Status",
     "Step",
+    "StoreConfigError",
+    "StoreFullError",
     "StoreRefusedError",
     "StoreUnavailableError",
     "SyncJob",

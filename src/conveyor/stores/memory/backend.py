@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.stores.backend import BackendSettings
+from conveyor.stores.backend import BackendSettings, StoreMemory
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.memory.dedupe import MemoryDedupeStore
 from conveyor.stores.memory.events import MemoryEventStore
 from conveyor.stores.memory.flows import MemoryFlows, MemoryFlowStore
@@ -31,6 +32,7 @@ class MemoryBackend:
         self.rate_limits = MemoryRateLimitStore(state, settings.rate_limit_budget)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
+        self.failures = StoreFailures()  # nothing here fails: it stays empty
 
     async def open(self, *, create: bool = True) -> None:
         return None  # nothing to connect; data lives as long as the backend
@@ -40,6 +42,9 @@ class MemoryBackend:
 
     async def ping(self) -> None:
         return None
+
+    async def memory(self) -> StoreMemory | None:
+        return None  # this process's memory: nothing evicted
 
     def twin(self) -> MemoryBackend:
         return self  # the data is this process's: another loop shares it (under the lock)
