@@ -121,6 +121,11 @@ class Worker:
             log.info("worker stopping", worker=self.id, running=len(self._running))
         self._wake.set()
 
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping
+
     async def wait_stopped(self) -> None:
         """Wait until :meth:`run` has finished (outcomes written, leases released)."""
         await self._stopped.wait()

@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from conveyor.errors import ConfigError
 from conveyor.jobs.worker import Worker
 from conveyor.observability.logging import get_logger
-from conveyor.web.metrics import forget_this_process
+from conveyor.observability.multiprocess import forget_this_process
 from conveyor.web.state import ServiceState
 
 log = get_logger("conveyor.web")
