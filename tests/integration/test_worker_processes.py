@@ -63,13 +63,16 @@ class Supervised:
 
     def wait(self, timeout: float) -> int:
         code = self.proc.wait(timeout)
-        self._reader.join(5)
+        self._reader.join(10)  # the pipe ends when the children that hold it are gone
         return code
 
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(30)
+        assert self.proc.stdout is not None
+        self.proc.stdout.close()
 
 
 @pytest.fixture

@@ -233,6 +233,18 @@ def follow_supervisor(worker: Worker) -> Callable[[], None]:
     return restore
 
 
+def tell_supervisor(line: str) -> None:
+    """Print a line on stdout, the supervisor's pipe; if the supervisor is gone, drop it
+    (and what Python would flush at exit) instead of failing the drained worker."""
+    try:
+        click.echo(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+
 # -- metrics -------------------------------------------------------------------------------
 
 

@@ -22,6 +22,7 @@ from conveyor.cli.supervisor import (
     metrics_socket,
     process_count,
     serve_metrics,
+    tell_supervisor,
 )
 from conveyor.config import MAX_CONCURRENCY
 from conveyor.jobs.worker import WorkerStats
@@ -78,7 +79,7 @@ def worker(
     if supervised:
         stats = run(app, lambda a: _follow(a, names, concurrency, burst))
         forget_this_process()
-        click.echo(worker_summary(app, stats))
+        tell_supervisor(worker_summary(app, stats))
         return
     if processes == 1 and metrics_port is None:
         stats = run(
