@@ -2,8 +2,8 @@
 
 Only the names in ``__all__`` are public; every submodule is private. The
 service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
-``api_version``) are imported on first use, so a worker that imports
-``conveyor`` never imports FastAPI or uvicorn.
+``api_version``, ``rate_limit``, ``RateLimitOptions``, ``Caller``) are imported on
+first use, so a worker that imports ``conveyor`` never imports FastAPI or uvicorn.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -55,12 +55,15 @@ from conveyor.jobs.context import JobContext, current_job
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.pages import JobPage
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.sync_job import SyncJob
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
+from conveyor.observability.audit import AuditClient, AuditPage, AuditRecord
 from conveyor.observability.health import CheckResult, HealthReport, Status
+from conveyor.observability.history import HistoryClient, HistorySeries
 from conveyor.ratelimit.decision import RateDecision
 from conveyor.ratelimit.keys import TrustedProxies, rate_key
 from conveyor.ratelimit.limiter import RateLimiter
@@ -69,11 +72,21 @@ from conveyor.ratelimit.quota import RateQuota
 from conveyor.ratelimit.rates import Rate
 from conveyor.ratelimit.service import RateLimits
 from conveyor.ratelimit.tiers import TierLookup
-from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
+from conveyor.stores.base import (
+    CancelResult,
+    JobEvent,
+    JobEventKind,
+    JobState,
+    LogLine,
+    WorkerInfo,
+)
+from conveyor.stores.history import HistoryRow
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
     from conveyor.web.options import ServiceOptions
+    from conveyor.web.ratelimit.dependency import rate_limit
+    from conveyor.web.ratelimit.options import Caller, RateLimitOptions
     from conveyor.web.service import as_service
     from conveyor.web.timeouts import request_timeout
     from conveyor.web.versioning import api_version
@@ -85,6 +98,9 @@ _LAZY = {
     "ServiceOptions": "conveyor.web.options",
     "request_timeout": "conveyor.web.timeouts",
     "api_version": "conveyor.web.versioning",
+    "rate_limit": "conveyor.web.ratelimit.dependency",
+    "RateLimitOptions": "conveyor.web.ratelimit.options",
+    "Caller": "conveyor.web.ratelimit.options",
 }
 
 
@@ -101,6 +117,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuditClient",
+    "AuditPage",
+    "AuditRecord",
     "Backoff",
     "BadInputError",
     "Cache",
@@ -109,6 +128,7 @@ __all__ = [
     "CacheTimeoutError",
     "CacheUnavailableError",
     "Call",
+    "Caller",
     "CancelResult",
     "CheckResult",
     "ChildResult",
@@ -122,6 +142,9 @@ __all__ = [
     "Flow",
     "FlowClient",
     "HealthReport",
+    "HistoryClient",
+    "HistoryRow",
+    "HistorySeries",
     "InvalidArgumentsError",
     "InvalidScheduleError",
     "Job",
@@ -132,6 +155,7 @@ __all__ = [
     "JobEventKind",
     "JobEvents",
     "JobFailedError",
+    "JobPage",
     "JobState",
     "JobTimeoutError",
     "JobWaitTimeoutError",
@@ -146,6 +170,7 @@ __all__ = [
     "QueueLimits",
     "Rate",
     "RateDecision",
+    "RateLimitOptions",
     "RateLimitUnavailableError",
     "RateLimitedError",
     "RateLimiter",
@@ -174,11 +199,13 @@ __all__ = [
     "TrustedProxies",
     "UnavailableError",
     "Worker",
+    "WorkerInfo",
     "WorkerStats",
     "__version__",
     "api_version",
     "as_service",
     "current_job",
     "rate_key",
+    "rate_limit",
     "request_timeout",
 ]

@@ -88,6 +88,15 @@ class Settings(BaseSettings):
     max_log_lines: int = Field(default=1_000, ge=1)
     """Log lines kept per job (the newest)."""
 
+    history_flush_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How often a process adds its counts to the metrics history (one store call)."""
+    history_days: float = Field(default=7.0, gt=0, le=366)
+    """Minutes of metrics history older than this are dropped by the sweep."""
+    audit_keep: int = Field(default=10_000, ge=1)
+    """Audit entries kept (the newest)."""
+    audit_days: float = Field(default=90.0, gt=0)
+    """Audit entries older than this are dropped when the next one is written."""
+
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a killed process; FULL also survives power loss, slower."""
     store_timeout: float = Field(default=5.0, gt=0, le=600)
@@ -122,6 +131,15 @@ class Settings(BaseSettings):
     """Longest a check waits on the shared store (None: 50 ms on Redis, 1 s on SQLite)."""
     rate_limit_local_keys: int = Field(default=100_000, ge=100)
     """Keys this process's own rate-limit table holds at most (local limits, fallback)."""
+    rate_limit_legacy_headers: bool = False
+    """Also send ``X-RateLimit-Tier``, ``-Limit``, ``-Window``, ``-Remaining`` and ``-Reset``
+    on rate-limited HTTP routes (the IETF ``RateLimit``/``RateLimit-Policy`` always)."""
+    trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses or CIDR networks of the proxies in front of the HTTP service: only a
+    request from one of them may say who the client is (``CONVEYOR_TRUSTED_PROXIES`` as
+    JSON: ``'["10.0.0.0/8"]'``)."""
+    trusted_proxy_header: Literal["x-forwarded-for", "forwarded", "x-real-ip"] = "x-forwarded-for"
+    """The one header those proxies set (the others are ignored)."""
 
     log_format: Literal["auto", "console", "json"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

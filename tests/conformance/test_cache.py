@@ -25,6 +25,7 @@ from conveyor import (
     ProgrammingError,
     SerializationError,
 )
+from conveyor.clock import ManualClock
 
 CacheFactory = Callable[..., Cache]
 
@@ -93,12 +94,13 @@ async def test_a_value_read_is_a_copy(make_cache: CacheFactory) -> None:
 
 
 async def test_values_expire_after_their_ttl(make_cache: CacheFactory) -> None:
-    cache = make_cache()
+    clock = ManualClock()
+    cache = make_cache(clock=clock)
     await cache.set("short", 1, ttl=0.2)
     await cache.set("long", 2, ttl=60)
     await cache.set("forever", 3, ttl=None)
     assert await cache.get("short") == 1
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)
     assert await cache.get("short") is None
     assert await cache.get("long") == 2
     assert await cache.ttl("forever") == math.inf
@@ -147,11 +149,12 @@ async def test_incr_and_decr(make_cache: CacheFactory) -> None:
 
 
 async def test_expire_gives_a_key_a_new_ttl(make_cache: CacheFactory) -> None:
-    cache = make_cache()
+    clock = ManualClock()
+    cache = make_cache(clock=clock)
     await cache.set("k", "v", ttl=60)
     assert await cache.expire("k", 0.2)
     assert not await cache.expire("missing", 10)
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)
     assert await cache.get("k") is None
     await cache.set("p", "v", ttl=60)
     assert await cache.expire("p", None)
@@ -286,7 +289,8 @@ async def test_a_failing_factory_raises_to_every_waiter_and_caches_nothing(
 
 
 async def test_stale_while_revalidate(make_cache: CacheFactory) -> None:
-    cache = make_cache()
+    clock = ManualClock()
+    cache = make_cache(clock=clock)
     version = 0
 
     async def factory() -> int:
@@ -295,7 +299,7 @@ async def test_stale_while_revalidate(make_cache: CacheFactory) -> None:
         return version
 
     assert await cache.get_or_set("k", factory, ttl=0.2, stale_ttl=30) == 1
-    await asyncio.sleep(0.3)
+    clock.advance(0.3)
     assert await cache.get("k") is None  # stale is not served unless asked for
     assert await cache.get("k", allow_stale=True) == 1
     assert await cache.get_or_set("k", factory, ttl=0.2, stale_ttl=30) == 1  # stale, refreshing
@@ -308,7 +312,8 @@ async def _equals(awaitable: Any, expected: Any) -> bool:
 
 
 async def test_hard_timeout_raises_and_soft_timeout_serves_stale(make_cache: CacheFactory) -> None:
-    cache = make_cache()
+    clock = ManualClock()  # expiry by the clock; the timeouts themselves are real time
+    cache = make_cache(clock=clock)
 
     async def slow() -> int:
         await asyncio.sleep(5)
@@ -322,7 +327,7 @@ async def test_hard_timeout_raises_and_soft_timeout_serves_stale(make_cache: Cac
         return 1
 
     await cache.get_or_set("s", one, ttl=0.1, stale_ttl=60)
-    await asyncio.sleep(0.2)
+    clock.advance(0.2)
 
     async def slow_refresh() -> int:
         await asyncio.sleep(0.3)

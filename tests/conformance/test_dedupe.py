@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conveyor import BadInputError, Conveyor, JobState
+from conveyor.clock import ManualClock
 from tests.conftest import AppFactory
 
 
@@ -65,22 +66,24 @@ async def test_a_zero_debounce_collapses_a_backlog_burst(make_app: AppFactory) -
 
 
 async def test_debounced_job_runs_once_with_the_last_arguments(make_app: AppFactory) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
     echo = _echo(app)
     for n in range(5):
         job = await echo.options(debounce=("burst", 0.2)).enqueue(n)
     assert (await app.work(burst=True)).processed == 0
-    await asyncio.sleep(0.25)
+    clock.advance(0.25)
     stats = await app.work(burst=True)
     assert stats.completed == 1
     assert await job.wait(timeout=5) == 4
 
 
 async def test_debounce_after_the_job_was_claimed_makes_a_new_job(make_app: AppFactory) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
     echo = _echo(app)
     first = await echo.options(debounce=("k", 0.01)).enqueue(1)
-    await asyncio.sleep(0.03)
+    clock.advance(0.03)
     assert (await app.work(burst=True)).completed == 1
     second = await echo.options(debounce=("k", 0.01)).enqueue(2)
     assert second.id != first.id
@@ -102,7 +105,8 @@ async def test_keys_are_scoped_to_the_task_and_to_the_key(make_app: AppFactory) 
 
 
 async def test_throttle_returns_the_job_let_in_within_the_window(make_app: AppFactory) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
     echo = _echo(app)
     first = await echo.options(throttle=("digest", 0.3)).enqueue(1)
     assert first.status is JobState.WAITING
@@ -111,7 +115,7 @@ async def test_throttle_returns_the_job_let_in_within_the_window(make_app: AppFa
     assert second.args == ([1], {})  # ignored, not replaced
     assert len(await _all_jobs(app)) == 1
 
-    await asyncio.sleep(0.35)
+    clock.advance(0.35)
     third = await echo.options(throttle=("digest", 0.3)).enqueue(3)
     assert third.id != first.id
     assert len(await _all_jobs(app)) == 2

@@ -22,6 +22,7 @@ from conveyor import (
     SerializationError,
     current_job,
 )
+from conveyor.clock import ManualClock
 from tests.conftest import AppFactory
 
 
@@ -79,7 +80,8 @@ async def test_sync_task_runs_in_a_worker_thread(make_app: AppFactory) -> None:
 
 
 async def test_delayed_job_stays_scheduled_until_due(make_app: AppFactory) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
 
     @app.task
     async def ping() -> str:
@@ -89,7 +91,7 @@ async def test_delayed_job_stays_scheduled_until_due(make_app: AppFactory) -> No
     assert job.status is JobState.SCHEDULED
     assert (await app.work(burst=True)).processed == 0
     assert (await job.refresh()).status is JobState.SCHEDULED
-    await asyncio.sleep(0.45)
+    clock.advance(0.45)
     assert (await app.work(burst=True)).completed == 1
     assert (await job.refresh()).status is JobState.COMPLETED
 

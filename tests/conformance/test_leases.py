@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 from conveyor import CancelResult, Conveyor, JobState, current_job
+from conveyor.clock import ManualClock
 from conveyor.stores.base import LeaseStatus, Outcome, ProgressUpdate, now_ms
 from tests.conftest import AppFactory
 
@@ -98,7 +99,8 @@ async def test_claim_takes_at_most_the_asked_number_in_queue_order(
 async def test_expired_lease_returns_the_job_to_waiting_once_then_fails_it(
     make_app: AppFactory,
 ) -> None:
-    app = make_app(max_stalled=1)
+    clock = ManualClock()
+    app = make_app(max_stalled=1, clock=clock)
 
     @app.task
     async def work() -> None:
@@ -107,16 +109,16 @@ async def test_expired_lease_returns_the_job_to_waiting_once_then_fails_it(
     job = await work.enqueue()
     store = app.store
     _, (first,) = await store.exchange([], ["default"], 1, "w1", 1)
-    await asyncio.sleep(0.01)
-    stalled = await store.sweep_stalled(now_ms(), 60_000)
+    clock.advance(0.01)
+    stalled = await store.sweep_stalled(clock.now_ms(), 60_000)
     assert [(s.id, s.failed) for s in stalled] == [(job.id, False)]
     await job.refresh()
     assert (job.status, job.stalls, job.attempts) == (JobState.WAITING, 1, 0)
 
     _, (second,) = await store.exchange([], ["default"], 1, "w2", 1)
     assert second.token != first.token
-    await asyncio.sleep(0.01)
-    stalled = await store.sweep_stalled(now_ms(), 60_000)
+    clock.advance(0.01)
+    stalled = await store.sweep_stalled(clock.now_ms(), 60_000)
     assert [(s.id, s.failed) for s in stalled] == [(job.id, True)]
     await job.refresh()
     assert job.status is JobState.FAILED
@@ -138,7 +140,8 @@ async def test_a_live_lease_is_not_swept(make_app: AppFactory) -> None:
 async def test_a_stale_token_can_never_finish_renew_or_report_on_the_job(
     make_app: AppFactory,
 ) -> None:
-    app = make_app()
+    clock = ManualClock()
+    app = make_app(clock=clock)
 
     @app.task
     async def work() -> None:
@@ -147,8 +150,8 @@ async def test_a_stale_token_can_never_finish_renew_or_report_on_the_job(
     job = await work.enqueue()
     store = app.store
     _, (old,) = await store.exchange([], ["default"], 1, "w1", 1)
-    await asyncio.sleep(0.01)
-    await store.sweep_stalled(now_ms(), 60_000)
+    clock.advance(0.01)
+    await store.sweep_stalled(clock.now_ms(), 60_000)
     _, (new,) = await store.exchange([], ["default"], 1, "w2", LEASE_MS)
 
     accepted, _ = await store.exchange([_completed(job.id, old.token)], [], 0, "w1", LEASE_MS)

@@ -10,6 +10,14 @@ import pytest
 import conveyor
 
 EXPECTED = {
+    "AuditRecord",
+    "AuditPage",
+    "AuditClient",
+    "HistoryRow",
+    "HistorySeries",
+    "HistoryClient",
+    "WorkerInfo",
+    "JobPage",
     "Backoff",
     "BadInputError",
     "Cache",
@@ -18,6 +26,7 @@ EXPECTED = {
     "CacheTimeoutError",
     "CacheUnavailableError",
     "Call",
+    "Caller",
     "CancelResult",
     "CheckResult",
     "ChildResult",
@@ -55,6 +64,7 @@ EXPECTED = {
     "QueueLimits",
     "Rate",
     "RateDecision",
+    "RateLimitOptions",
     "RateLimitUnavailableError",
     "RateLimitedError",
     "RateLimiter",
@@ -89,6 +99,7 @@ EXPECTED = {
     "as_service",
     "current_job",
     "rate_key",
+    "rate_limit",
     "request_timeout",
 }
 

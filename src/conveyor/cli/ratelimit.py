@@ -71,7 +71,9 @@ def show_usage(
     policy: str, key: str, tier: str | None, as_json: bool, app_path: str | None, url: str | None
 ) -> None:
     """Show KEY's usage under POLICY (changes nothing)."""
-    quota = run(admin_app(app_path, url), lambda app: app.rate_limits.usage(policy, key, tier))
+    store = admin_app(app_path, url)
+    store.app.rate_limits.policy(policy).rate(tier)  # an unknown policy or tier: before any store
+    quota = run(store, lambda app: app.rate_limits.usage(policy, key, tier))
     shown = describe(quota)
     if as_json:
         print_json(shown)
@@ -86,5 +88,7 @@ def show_usage(
 @store_options
 def reset_usage(policy: str, key: str, app_path: str | None, url: str | None) -> None:
     """Forget KEY's usage under POLICY (every tier)."""
-    run(admin_app(app_path, url), lambda app: app.rate_limits.reset(policy, key))
+    store = admin_app(app_path, url)
+    store.app.rate_limits.policy(policy)  # an unknown policy: said before any store is opened
+    run(store, lambda app: app.rate_limits.reset(policy, key))
     click.echo(f"rate limit {policy} reset for {key}")

@@ -74,6 +74,10 @@ def serve(app_path: str, host: str, port: int, processes: int, no_worker: bool) 
             port=port,
             workers=processes,
             access_log=False,  # conveyor's access log masks secrets; uvicorn's prints queries
+            # uvicorn would take the client's address from X-Forwarded-For of any loopback
+            # peer; conveyor reads it only from the proxies its settings trust
+            # (trusted_proxies), so a client cannot pose as another to the rate limits.
+            proxy_headers=False,
             timeout_graceful_shutdown=max(1, round(drain_seconds)),
             lifespan="on",
         )

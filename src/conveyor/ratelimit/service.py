@@ -18,6 +18,7 @@ from conveyor.clock import Clock
 from conveyor.errors import BadInputError, NotFoundError, ProgrammingError
 from conveyor.observability.health import CheckResult, Status
 from conveyor.ratelimit.decision import RateDecision
+from conveyor.ratelimit.keys import TrustedProxies
 from conveyor.ratelimit.limiter import Failure, RateLimiter, SharedStore
 from conveyor.ratelimit.metrics import RateMetrics, RateMetricsCollector
 from conveyor.ratelimit.policies import RatePolicy
@@ -35,6 +36,10 @@ K = TypeVar("K")
 def settings_problems(settings: Settings) -> list[str]:
     """What is wrong with the rate limits of ``settings`` (checked with the others at load)."""
     problems = []
+    try:
+        TrustedProxies(settings.trusted_proxies)
+    except BadInputError as exc:
+        problems.append(f"trusted_proxies: {exc}")
     for name, spec in settings.rate_limits.items():
         try:
             policies = policies_from_settings({name: spec})

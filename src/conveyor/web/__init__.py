@@ -18,5 +18,7 @@ uvicorn. The core never imports this package.
     versioning.py   /v1, /v2 routers; Deprecation and Sunset on a retired one
     openapi.py      problem+json and the probes in the OpenAPI document; Swagger UI
     routes.py       the route template of a request (never the raw path)
+    ratelimit/      rate limits over HTTP: the global middleware, rate_limit(), the
+                    RateLimit headers, the 429 and 503 problems, their OpenAPI answers
     cli.py          `conveyor serve`
 """

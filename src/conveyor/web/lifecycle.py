@@ -1,8 +1,9 @@
 """The service's lifespan: start in order, stop in reverse.
 
 Start: settings validated (the app's own settings class, every problem
-listed) -> stores open -> the application's own lifespan -> in-process
-workers -> the server accepts HTTP.
+listed) -> stores open -> the application's own lifespan -> the rate-limit
+policies the service names are declared -> in-process workers -> the server
+accepts HTTP.
 
 Stop: readiness fails at once (at the first SIGTERM/SIGINT, before the
 server has finished its in-flight requests) -> the server stops accepting
@@ -29,6 +30,7 @@ from conveyor.errors import ConfigError
 from conveyor.jobs.worker import Worker
 from conveyor.observability.logging import get_logger
 from conveyor.observability.multiprocess import forget_this_process
+from conveyor.web.ratelimit.guarded import undeclared_policies
 from conveyor.web.state import ServiceState
 
 log = get_logger("conveyor.web")
@@ -52,6 +54,10 @@ def service_lifespan(state: ServiceState, inner: Lifespan) -> Lifespan:
         restore_signals = _drain_on_signal(state.begin_drain)
         try:
             async with inner(web_app) as inner_state:
+                # After the app's own startup, which may declare policies too.
+                problems = undeclared_policies(web_app, state.rate_limits)
+                if problems:
+                    raise ConfigError(problems)
                 worker, running = _start_worker(state)
                 try:
                     yield inner_state

@@ -2,7 +2,8 @@
 
 The document gains what the service adds: every operation's error answers
 as problem+json (the ``default`` response, and 422 as a validation problem
-instead of FastAPI's own shape), and the probe and metrics endpoints.
+instead of FastAPI's own shape), the answers of rate-limited operations
+(429 and 503, ``ratelimit/openapi.py``), and the probe and metrics endpoints.
 Swagger UI is served at ``/docs`` from pinned files inside the package
 (``static/swagger-ui``, see its VERSION file), never from a CDN, and its page
 has no inline script. FastAPI's own ``/docs`` and ``/redoc`` pages load
@@ -26,7 +27,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from conveyor.web.problems import MEDIA_TYPE as PROBLEM_TYPE
-from conveyor.web.state import PROBE_PATHS
+from conveyor.web.ratelimit.openapi import document_rate_limits
+from conveyor.web.state import PROBE_PATHS, ServiceState
 
 ASSETS = {
     "swagger-ui-bundle.js": "text/javascript",
@@ -126,8 +128,9 @@ def _page(title: str, docs_url: str, openapi_url: str) -> str:
     )
 
 
-def document_service(web_app: Starlette) -> None:
-    """Make ``web_app.openapi()`` describe problem+json answers and the probes."""
+def document_service(web_app: Starlette, state: ServiceState) -> None:
+    """Make ``web_app.openapi()`` describe problem+json answers, the rate limits' answers
+    and the probes."""
     if not isinstance(web_app, FastAPI):
         return
     generate: Callable[[], dict[str, Any]] = web_app.openapi
@@ -136,7 +139,9 @@ def document_service(web_app: Starlette) -> None:
     def openapi() -> dict[str, Any]:
         schema = generate()
         if last[0] is not schema:
-            last[0], last[1] = schema, with_service_parts(copy.deepcopy(schema))
+            ours = copy.deepcopy(schema)
+            document_rate_limits(ours, web_app, state.rate_limits)
+            last[0], last[1] = schema, with_service_parts(ours)
         result: dict[str, Any] = last[1]
         return result
 

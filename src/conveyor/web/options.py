@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from conveyor.errors import ConfigError
+from conveyor.web.ratelimit.options import RateLimitOptions
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
 
@@ -55,6 +56,9 @@ class ServiceOptions:
     health_cache_seconds: float = 1.0
     """How long a readiness report is reused (probes from many sources cost one round)."""
     request_id_header: str = "X-Request-ID"
+    rate_limits: RateLimitOptions = field(default_factory=RateLimitOptions)
+    """Which policies every request is checked against, who a request is from and its
+    tier, and what a 429 says (see ``docs/service.md``, Rate limits)."""
     settings: type[BaseSettings] | Callable[[], Any] | None = field(default=None, repr=False)
     """The application's own settings class (e.g. a pydantic ``BaseSettings``): built first
     thing at startup, so a bad configuration stops the service with every problem listed.
@@ -100,6 +104,11 @@ class ServiceOptions:
         for name in ("title", "version", "environment"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name)):
                 found.append(f"{name} must be a non-empty string")
+        rate_limits: object = self.rate_limits
+        if isinstance(rate_limits, RateLimitOptions):
+            found += [f"rate_limits.{problem}" for problem in rate_limits.problems()]
+        else:
+            found.append("rate_limits must be a RateLimitOptions")
         settings: object = self.settings
         if settings is not None and not callable(settings):
             found.append("settings must be a class or a callable that builds the settings")

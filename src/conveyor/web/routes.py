@@ -13,6 +13,10 @@ leaves there (``include_router(r, prefix="/v1")``: the route's path is
 what the route's own pattern matches, with the path parameters it holds put
 back as ``{name}``. The result is computed once per request (the access log
 and the metrics both ask).
+
+A request answered before the router sees it (a global rate limit's 429) is
+routed by :func:`find_route`, with the router's own matching, so it is
+labelled like any other.
 """
 
 from __future__ import annotations
@@ -20,7 +24,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from starlette.routing import Mount
+from fastapi.routing import iter_route_contexts
+from starlette.routing import Match, Mount
 from starlette.types import Scope
 
 UNMATCHED = "unmatched"
@@ -35,6 +40,26 @@ def route_template(scope: Scope) -> str | None:
         return found
     template = scope[_KEY] = _template(scope)
     return template
+
+
+def find_route(scope: Scope) -> None:
+    """Route a request that is answered before the router sees it (a rate limit's 429):
+    leave in ``scope`` what the router would, so that its template labels it."""
+    router = getattr(scope.get("app"), "router", None)
+    if router is None or "route" in scope:
+        return
+    partial = None
+    for context in iter_route_contexts(router.routes):
+        match, child_scope = context.matches(scope)
+        if match is Match.FULL:
+            scope["route"] = context.original_route
+            scope.update(child_scope)
+            return
+        if match is Match.PARTIAL and partial is None:
+            partial = (context.original_route, child_scope)
+    if partial is not None:  # the path matched, the method did not (a 405)
+        scope["route"] = partial[0]
+        scope.update(partial[1])
 
 
 def _template(scope: Scope) -> str | None:

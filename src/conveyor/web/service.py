@@ -13,7 +13,7 @@ What it installs, outermost middleware first (DESIGN decision 11):
     access log        one line per request, secrets masked          access_log.py } observe.py
     metrics           OTel-named HTTP metrics on the app's registry metrics.py  }
     errors            problem+json, request deadline (504)          problems.py
-    (rate limits)     the slot for issue 12, between errors and gzip
+    rate limits       global policies, RateLimit headers, 429 / 503  ratelimit/middleware.py
     gzip              above 1 KB, x-no-compression                  compression.py
     the app
 
@@ -45,6 +45,7 @@ from conveyor.web.observe import ObserveMiddleware
 from conveyor.web.openapi import document_service, install_docs
 from conveyor.web.options import ServiceOptions
 from conveyor.web.problems import ProblemsMiddleware, http_exception_problem, validation_problem
+from conveyor.web.ratelimit.middleware import RateLimitMiddleware
 from conveyor.web.state import PROBE_PATHS, ServiceState
 
 W = TypeVar("W", bound=Starlette)
@@ -69,7 +70,7 @@ def as_service(web_app: W, app: Conveyor, options: ServiceOptions | None = None)
     web_app.state.conveyor = state
     _add_routes(web_app, state)
     install_docs(web_app, options.docs)
-    document_service(web_app)
+    document_service(web_app, state)
     web_app.add_exception_handler(HTTPException, http_exception_problem)
     if isinstance(web_app, FastAPI):
         web_app.add_exception_handler(RequestValidationError, validation_problem)
@@ -97,8 +98,9 @@ def _add_middleware(web_app: Starlette, state: ServiceState) -> None:
     web_app.add_middleware(
         CompressionMiddleware, minimum_size=options.gzip_minimum_size, level=options.gzip_level
     )
-    # Rate limits (issue 12) go here: inside the errors layer (a 429 is a problem) and
-    # outside gzip.
+    # Inside the errors layer (it answers its own 429 and 503; anything else it lets
+    # through) and outside gzip.
+    web_app.add_middleware(RateLimitMiddleware, service=state.rate_limits)
     web_app.add_middleware(ProblemsMiddleware, timeout=options.request_timeout)
     web_app.add_middleware(
         ObserveMiddleware,

@@ -6,9 +6,11 @@ from conveyor.clock import Clock
 from conveyor.stores.backend import BackendSettings, StoreMemory
 from conveyor.stores.cache import SharedTier, TierOptions
 from conveyor.stores.failures import StoreFailures
+from conveyor.stores.memory.audit import MemoryAuditStore
 from conveyor.stores.memory.dedupe import MemoryDedupeStore
 from conveyor.stores.memory.events import MemoryEventStore
 from conveyor.stores.memory.flows import MemoryFlows, MemoryFlowStore
+from conveyor.stores.memory.history import MemoryHistory
 from conveyor.stores.memory.jobs import MemoryJobStore
 from conveyor.stores.memory.limits import MemoryLimitsStore
 from conveyor.stores.memory.ratelimit import MemoryRateLimitStore
@@ -33,6 +35,8 @@ class MemoryBackend:
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
         self.failures = StoreFailures()  # nothing here fails: it stays empty
+        self.history = MemoryHistory(state)
+        self.audit = MemoryAuditStore(state)
 
     async def open(self, *, create: bool = True) -> None:
         return None  # nothing to connect; data lives as long as the backend
