@@ -22,6 +22,7 @@ from conveyor.errors import StoreFullError, StoreRefusedError, StoreUnavailableE
 from conveyor.masking import mask_url
 from conveyor.stores.failures import StoreFailures
 from conveyor.stores.redis.keys import QUEUES_KEY, job_key, meta_key
+from conveyor.stores.redis.pipe import ScriptPipe, pack
 from conveyor.stores.redis.scripts import script_source
 
 T = TypeVar("T")
@@ -83,6 +84,8 @@ class RedisConnection:
         self._client: RedisClient | None = None
         self._scripts: dict[str, Any] = {}
         self._known_queues: set[str] = set()
+        self._pipe = ScriptPipe(url) if ScriptPipe.serves(url) else None
+        """Scripts' own pipelined socket (one server over TCP; else redis-py's pool)."""
         self.held: dict[str, str] = {}
         """Queue of each job this process holds a lease on, so lease calls need no lookup."""
 
@@ -108,6 +111,8 @@ class RedisConnection:
             raise
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -130,6 +135,8 @@ class RedisConnection:
                     # a script that did run before the reply was lost does no harm.)
                     return await fn(*args, **kwargs)
         except _FAILURES as exc:
+            if isinstance(exc, TimeoutError) and self._pipe is not None:
+                self._pipe.reset()  # a server that did not answer in time may never
             raise self.failures.record(
                 store_error(exc, f"Redis store {mask_url(self.url)}")
             ) from None
@@ -199,11 +206,19 @@ class RedisConnection:
         """EVALSHA on a pooled connection, skipping the client's per-command layers.
 
         On one server this is the hot path of every transition; redis-py's
-        generic command path costs about a third of a loopback round trip.
+        generic command path costs about a third of a loopback round trip. On a
+        plain TCP server the script goes through the pipe (``pipe.py``), where
+        concurrent callers share round trips.
         """
-        return await self._evalsha_packed(
-            script, _pack_command(["EVALSHA", script.sha, 1, key, *args])
-        )
+        command = _pack_command(["EVALSHA", script.sha, 1, key, *args])
+        pipe = self._pipe
+        if pipe is None or (pipe.loop is not None and pipe.loop is not asyncio.get_running_loop()):
+            return await self._evalsha_packed(script, command)
+        try:
+            return await pipe.request(command)
+        except redis_errors.NoScriptError:  # the server restarted or was flushed
+            await pipe.request(pack("SCRIPT", "LOAD", script.script))
+            return await pipe.request(command)
 
     async def _evalsha_packed(self, script: Any, command: bytes) -> Any:
         """Send a packed EVALSHA on a pooled connection; on NOSCRIPT load and send it again."""
