@@ -59,7 +59,7 @@ class ScriptPipe:
     """Requests of one event loop over one socket, pipelined; reconnects when needed."""
 
     def __init__(self, url: str) -> None:
-        options = parse_url(url)
+        options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self._host = str(options.get("host") or "localhost")
         self._port = int(options.get("port") or 6379)
         hello: list[bytes] = []
