@@ -6,11 +6,13 @@
 local now = ARGV[1]
 local created = {}
 local any_ready = false
+local batch = new_batch()
 for i = 2, #ARGV, 9 do
-  local inserted, ready = insert_job(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
-    ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, ARGV[i + 8])
+  local inserted, ready = insert_into(batch, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, ARGV[i + 8])
   if ready then any_ready = true end
   created[#created + 1] = inserted and 1 or 0
 end
+flush(batch)
 if any_ready then wake_workers() end
 return created
