@@ -180,11 +180,12 @@ end
 -- Insert a job unless its id exists, its index writes into `batch`. Returns inserted,
 -- ready (ready: it is waiting now). keys: its searchable fields' index keys,
 -- "\n"-joined ("" for none). Fields at their default (attempts, stalls 0, no cancel
--- request) are not written: a hash of few fields is smaller.
+-- request) are not written: a hash of few fields is smaller. in_ids: nil, or the id is in
+-- the ids index already ("checked": and no job has it, "added": a job may).
 local function insert_into(batch, id, task, payload, options, priority, run_at, created_at,
-                           max_stalled, now, keys)
+                           max_stalled, now, keys, in_ids)
   local key = job_key(id)
-  if rcall("EXISTS", key) == 1 then return false, false end
+  if in_ids ~= "checked" and rcall("EXISTS", key) == 1 then return false, false end
   local seq = rcall("INCR", P .. "seq")
   local ready = tonumber(run_at) <= tonumber(now)
   local state = ready and "waiting" or "scheduled"
@@ -192,7 +193,7 @@ local function insert_into(batch, id, task, payload, options, priority, run_at, 
     "priority", priority, "run_at", run_at, "created_at", created_at,
     "max_stalled", max_stalled, "seq", seq, "state", state)
   later(batch, "ZADD", P .. "task:" .. task, created_at, id)
-  later(batch, "ZADD", P .. "ids", 0, id)
+  if in_ids == nil then later(batch, "ZADD", P .. "ids", 0, id) end
   later(batch, "ZADD", P .. "state:" .. state, created_at, id)
   if ready then
     later(batch, "ZADD", P .. "ready", ready_score(priority, run_at), ready_member(seq, id))
