@@ -16,7 +16,9 @@ measurement is one child process (``bench.redis_peers_runners``, or
   at a fixed rate for S seconds with ``ts = perf_counter()`` in the job's args; the
   job body records ``perf_counter() - ts``;
 - Redis memory: ``used_memory`` after M jobs were enqueued and processed under each
-  library's default retention.
+  library's default retention;
+- Redis memory per waiting job: ``used_memory`` before and after W jobs, each with a
+  400-character string argument, were bulk-added (and left waiting).
 
 Medians over R repeats are shown per library, then conveyor's ratio to each peer.
 Peers run from their own virtualenvs (``--venvs``), because their redis-py pins
@@ -57,6 +59,8 @@ DISTRIBUTIONS = {  # what to print versions of, per virtualenv
     "taskiq": ["taskiq", "taskiq-redis", "redis", "hiredis"],
     "bullmq-py": ["bullmq", "redis", "hiredis"],
 }
+# Libraries with a batch enqueue call, so the waiting-memory row can bulk-add.
+WAITING_LIBS = ["conveyor", "bullmq-py", "bullmq-node"]
 # Libraries whose memory run is skipped by default, and why.
 MEMORY_SKIP = {"arq": "same keys as arq-50ms (poll_delay does not change retention)"}
 
@@ -84,6 +88,8 @@ class Options:
     memory_jobs: int
     memory_libs: list[str]
     memory_concurrency: int
+    waiting_jobs: int
+    waiting_libs: list[str]
     venvs: Path
     node_modules: Path
     timeout: float
@@ -96,6 +102,7 @@ class Results:
     errors: dict[tuple[str, str], str] = field(default_factory=dict)
     latency_rates: dict[str, list[float]] = field(default_factory=dict)
     memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     anomalies: list[str] = field(default_factory=list)  # duplicates, leftovers
 
     def check(self, lib: str, what: str, out: dict[str, Any]) -> str:
@@ -341,6 +348,21 @@ def memory(opts: Options, results: Results, redis: Resp, lib: str) -> dict[str, 
     }
 
 
+def waiting_memory(opts: Options, redis: Resp, lib: str) -> dict[str, Any]:
+    """Redis memory taken by W waiting jobs with a 400-character argument, bulk-added.
+
+    Read after the child has exited, so its connection's buffers are not counted.
+    """
+    w = opts.waiting_jobs
+    redis.flushall()
+    before = int(redis.info("memory")["used_memory"])
+    out = run_child(opts, lib, "waiting-memory", "--jobs", str(w), timeout=opts.timeout)
+    if "na" in out:
+        return {"na": out["na"]}
+    used = int(redis.info("memory")["used_memory"])
+    return {"delta": used - before, "per_job": (used - before) / w, "keys": redis.dbsize()}
+
+
 def rows_of(opts: Options) -> list[str]:
     return [ENQUEUE_ONE, ENQUEUE_BULK, *(drain_row(c) for c in opts.concurrency), "latency"]
 
@@ -359,6 +381,14 @@ def run(opts: Options, redis: Resp) -> Results:
                     results.errors[(lib, row)] = str(exc)
                     note = f"FAILED: {exc}"
                 print(f"  repeat {r + 1}/{opts.repeat}  {row:<8} {lib:<12} {note}", flush=True)
+    for lib in opts.waiting_libs:
+        try:
+            results.waiting[lib] = got = waiting_memory(opts, redis, lib)
+            note = got.get("na") or f"{got['per_job']:,.0f} bytes per waiting job"
+        except BenchError as exc:
+            results.errors[(lib, "waiting-memory")] = str(exc)
+            note = f"FAILED: {exc}"
+        print(f"  waiting  {lib:<12} {opts.waiting_jobs:,} jobs: {note}", flush=True)
     for lib in opts.memory_libs:
         print(f"  memory   {lib:<12} {opts.memory_jobs:,} jobs ...", flush=True)
         try:
@@ -554,6 +584,34 @@ def print_memory(opts: Options, results: Results) -> None:
             print(f"  {lib}: not run, {why}")
 
 
+def print_waiting(opts: Options, results: Results) -> None:
+    if not opts.waiting_libs:
+        return
+    w = opts.waiting_jobs
+    libs = opts.waiting_libs
+    print(
+        f"\nRedis memory per waiting job: {w:,} jobs, each with a 400-character string"
+        " argument, bulk-added (used_memory after - before, / W); one run each"
+    )
+    print(f"{'':<34}" + "".join(f"{lib:>12}" for lib in libs))
+
+    def cells(key: str, digits: int) -> str:
+        out = ""
+        for lib in libs:
+            got = results.waiting.get(lib)
+            text = "FAILED" if got is None else "n/a" if "na" in got else fmt(got[key], digits)
+            out += f"{text:>12}"
+        return out
+
+    print(f"{'bytes per waiting job':<34}{cells('per_job', 0)}")
+    print(f"{'keys (DBSIZE)':<34}{cells('keys', 0)}")
+    ours = results.waiting.get("conveyor", {}).get("per_job")
+    for lib in libs:
+        theirs = results.waiting.get(lib, {}).get("per_job")
+        if lib != "conveyor" and ours and theirs:
+            print(f"  conveyor / {lib}: {ours / theirs:.2f}x the memory (< 1 is less)")
+
+
 def print_errors(results: Results) -> None:
     if results.anomalies:
         print("\nnoted (not failures): every job ran, but")
@@ -589,6 +647,14 @@ def parse_args(argv: list[str] | None) -> Options:
         help="libraries for the memory run (default: all of --libs except plain arq)",
     )
     parser.add_argument("--memory-concurrency", type=int, default=50)
+    parser.add_argument(
+        "--waiting-jobs", type=int, default=10_000, help="W for memory per waiting job; 0 skips"
+    )
+    parser.add_argument(
+        "--waiting-libs",
+        default=None,
+        help=f"libraries for memory per waiting job (default: those of --libs in {WAITING_LIBS})",
+    )
     parser.add_argument("--venvs", default=str(ROOT / "bench" / ".scratch" / "venvs"))
     parser.add_argument("--node-modules", default=str(ROOT / "bench" / ".scratch" / "node_modules"))
     parser.add_argument(
@@ -606,6 +672,12 @@ def parse_args(argv: list[str] | None) -> Options:
         memory_libs = [lib for lib in ns.memory_libs.split(",") if lib]
     if not memory_jobs:
         memory_libs = []
+    if ns.waiting_libs is None:
+        waiting_libs = [lib for lib in libs if lib in WAITING_LIBS]
+    else:
+        waiting_libs = [lib for lib in ns.waiting_libs.split(",") if lib]
+    if not ns.waiting_jobs:
+        waiting_libs = []
     concurrency = [int(c) for c in ns.concurrency.split(",") if c]
     if min(ns.jobs, ns.repeat, ns.latency_concurrency, *concurrency) < 1 or ns.rate <= 0:
         parser.error("--jobs, --repeat, concurrencies and --rate must be positive")
@@ -621,6 +693,8 @@ def parse_args(argv: list[str] | None) -> Options:
         memory_jobs=memory_jobs,
         memory_libs=memory_libs,
         memory_concurrency=ns.memory_concurrency,
+        waiting_jobs=ns.waiting_jobs,
+        waiting_libs=waiting_libs,
         venvs=Path(ns.venvs),
         node_modules=Path(ns.node_modules),
         timeout=ns.timeout,
@@ -648,6 +722,7 @@ def main(argv: list[str] | None = None) -> int:
     with timed("the run"):
         results = run(opts, redis)
     print_tables(opts, results)
+    print_waiting(opts, results)
     print_memory(opts, results)
     print_errors(results)
     return 1 if results.errors else 0

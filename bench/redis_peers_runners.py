@@ -16,6 +16,10 @@ LIBRARY is one of ``conveyor arq saq rq taskiq bullmq-py``; ACTION one of:
   body records ``perf_counter() - ts`` with ``ts`` taken by the producer.
 - ``produce``: enqueue N jobs at a fixed rate R per second, each carrying
   ``ts = perf_counter()`` taken just before its enqueue call.
+- ``waiting-memory``: bulk-add N jobs that each carry a ``PAD``-character string
+  argument, in batches of 10,000, and leave them waiting (the parent reads Redis'
+  memory before and after this process); where the library has no batch call,
+  report why not.
 
 ``time.perf_counter()`` is CLOCK_MONOTONIC on Linux, one clock for every process on
 the machine, so the producer's and the worker's readings can be subtracted.
@@ -40,6 +44,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 QUEUE = "bench"  # queue name wherever the library takes one
+PAD = 400  # characters of the string argument each job carries in waiting-memory
 SETUP_CHUNK = 200  # concurrent enqueues while filling a queue untimed
 
 
@@ -164,6 +169,10 @@ class Runner:
         """Jobs ``start`` .. ``start + n - 1`` in one batch call."""
         raise NotImplementedError
 
+    async def enqueue_bulk_padded(self, n: int, start: int, pad: str) -> None:
+        """As ``enqueue_bulk``, each job also carrying the string ``pad``."""
+        raise NotImplementedError
+
     async def waiting(self) -> int:
         """Jobs waiting to be picked up, as the library counts them."""
         raise NotImplementedError
@@ -204,7 +213,7 @@ class ConveyorRunner(Runner):
         self.app = Conveyor(self.cfg.url, log_level="WARNING")
 
         @self.app.task(name="bench.noop")
-        async def noop(i: int, ts: float = 0.0) -> None:
+        async def noop(i: int, ts: float = 0.0, pad: str = "") -> None:
             job_body(i, ts)
 
         self.noop = noop
@@ -218,6 +227,10 @@ class ConveyorRunner(Runner):
 
     async def enqueue_bulk(self, n: int, start: int = 0) -> None:
         await self.app.enqueue_many([self.noop.call(i) for i in range(start, start + n)])
+
+    async def enqueue_bulk_padded(self, n: int, start: int, pad: str) -> None:
+        calls = [self.noop.call(i, 0.0, pad) for i in range(start, start + n)]
+        await self.app.enqueue_many(calls)
 
     async def _counts(self) -> dict[Any, int]:
         counts = await self.app.jobs.counts()
@@ -565,6 +578,10 @@ class BullmqPyRunner(Runner):
         jobs = [{"name": "noop", "data": {"i": i, "ts": 0.0}} for i in range(start, start + n)]
         await self.queue.addBulk(jobs)
 
+    async def enqueue_bulk_padded(self, n: int, start: int, pad: str) -> None:
+        data = ({"i": i, "ts": 0.0, "pad": pad} for i in range(start, start + n))
+        await self.queue.addBulk([{"name": "noop", "data": d} for d in data])
+
     async def waiting(self) -> int:
         return int((await self.queue.getJobCounts("wait"))["wait"])
 
@@ -673,6 +690,15 @@ async def act(runner: Runner, action: str, cfg: Config) -> dict[str, Any]:
     if action == "produce":
         return await produce(runner, n, cfg.rate)
 
+    if action == "waiting-memory":
+        try:
+            for start in range(0, n, 10_000):
+                await runner.enqueue_bulk_padded(min(10_000, n - start), start, "x" * PAD)
+        except NotImplementedError:
+            return {"na": runner.bulk_note or "no padded batch enqueue in this runner"}
+        await expect_waiting(runner, n)
+        return {"jobs": n, "pad": PAD}
+
     raise BenchError(f"unknown action {action!r}")
 
 
@@ -714,7 +740,8 @@ def parse_args(argv: list[str] | None) -> tuple[str, str, Config]:
     parser = argparse.ArgumentParser(prog="python -m bench.redis_peers_runners")
     parser.add_argument("library", choices=sorted(RUNNERS))
     parser.add_argument(
-        "action", choices=["enqueue-one", "enqueue-bulk", "drain", "serve", "produce"]
+        "action",
+        choices=["enqueue-one", "enqueue-bulk", "drain", "serve", "produce", "waiting-memory"],
     )
     parser.add_argument("--url", required=True)
     parser.add_argument("--jobs", "-n", type=int, default=20_000)

@@ -1,6 +1,7 @@
 """Conveyor's embedded SQLite store against Huey's ``SqliteHuey``, in the same run.
 
-    python -m bench.sqlite_vs_huey [--jobs N] [--one-by-one M] [--concurrency C] [--repeat R]
+    python -m bench.sqlite_vs_huey [--jobs N] [--one-by-one M] [--concurrency C]
+                                   [--low-concurrency L] [--repeat R]
 
 Every measurement uses a fresh directory from ``tempfile.mkdtemp`` (on disk,
 not tmpfs, unless ``--dir`` says otherwise) and no-op task bodies. Each
@@ -13,7 +14,9 @@ repeat runs, in alternating order between repeats:
 - Huey, enqueue + drain: N calls of ``noop(i)`` (Huey has no bulk enqueue),
   then an in-process thread consumer with C workers until the Nth task has
   executed;
-- Huey, one-by-one enqueue of M tasks on a fresh file.
+- Huey, one-by-one enqueue of M tasks on a fresh file;
+- both drains again at the low concurrency L (default 1: one job at a time),
+  each on a fresh file with N jobs enqueued first (not timed).
 
 The table shows the median rate of each row over the repeats.
 """
@@ -42,10 +45,11 @@ from typing import Any
 
 DRAIN_TIMEOUT_S = 600.0
 GOAL_RATIO = 2.0
+LOW_GOAL_RATIO = 1.0
 SYNCHRONOUS_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
 
 # Row keys, in table order.
-BULK, ONE_BY_ONE, DRAIN, DRAIN_FULL = "bulk", "one", "drain", "drain_full"
+BULK, ONE_BY_ONE, DRAIN, DRAIN_FULL, DRAIN_LOW = "bulk", "one", "drain", "drain_full", "drain_low"
 
 
 class BenchError(RuntimeError):
@@ -57,6 +61,7 @@ class Options:
     jobs: int
     one_by_one: int
     concurrency: int
+    low_concurrency: int
     repeat: int
     directory: str | None
     profile: bool
@@ -313,7 +318,7 @@ class Results:
 
 
 def measurements(opts: Options, results: Results) -> list[Callable[[], None]]:
-    n, m, c = opts.jobs, opts.one_by_one, opts.concurrency
+    n, m, c, low = opts.jobs, opts.one_by_one, opts.concurrency, opts.low_concurrency
 
     def conveyor_default() -> None:
         with fresh_dir(opts.directory) as d:
@@ -343,7 +348,18 @@ def measurements(opts: Options, results: Results) -> list[Callable[[], None]]:
         with fresh_dir(opts.directory) as d:
             results.add("huey", ONE_BY_ONE, m, huey_one_by_one(d / "huey.db", m))
 
-    return [conveyor_default, huey_drain, conveyor_full, conveyor_single, huey_single]
+    def conveyor_low() -> None:
+        with fresh_dir(opts.directory) as d:
+            _enq, drain, _ = asyncio.run(conveyor_enqueue_and_drain(d / "c.db", n, low, "NORMAL"))
+        results.add("conveyor", DRAIN_LOW, n, drain)
+
+    def huey_low() -> None:
+        with fresh_dir(opts.directory) as d:
+            _enq, drain, _ = huey_enqueue_and_drain(d / "huey.db", n, low)
+        results.add("huey", DRAIN_LOW, n, drain)
+
+    steps = [conveyor_default, huey_drain, conveyor_full, conveyor_single, huey_single]
+    return steps + ([conveyor_low, huey_low] if low else [])
 
 
 def run(opts: Options) -> Results:
@@ -382,6 +398,8 @@ def print_table(opts: Options, results: Results) -> float | None:
         (DRAIN, f"drain (N={n:,}, C={c}) [2]"),
         (DRAIN_FULL, "drain, conveyor synchronous=FULL [3]"),
     ]
+    if opts.low_concurrency:
+        rows.append((DRAIN_LOW, f"drain (N={n:,}, C={opts.low_concurrency}) [2]"))
     header = (
         f"{'measurement':<40} {'conveyor jobs/s':>16} {'huey jobs/s':>12} {'conveyor/huey':>14}"
     )
@@ -407,7 +425,11 @@ def print_table(opts: Options, results: Results) -> float | None:
     print("\nper repeat (jobs/s):")
     for (system, key), values in sorted(results.rates.items()):
         print(f"  {system:<9} {key:<11} " + "  ".join(fmt(v) for v in values))
-    ours, theirs = results.median("conveyor", DRAIN), results.median("huey", DRAIN)
+    return ratio_of(results, DRAIN)
+
+
+def ratio_of(results: Results, row: str) -> float | None:
+    ours, theirs = results.median("conveyor", row), results.median("huey", row)
     return ours / theirs if ours and theirs else None
 
 
@@ -425,6 +447,13 @@ def parse_args(argv: list[str] | None) -> Options:
         "--one-by-one", "-m", type=int, default=5_000, help="jobs enqueued one by one (M)"
     )
     parser.add_argument("--concurrency", "-c", type=int, default=10, help="C, for both systems")
+    parser.add_argument(
+        "--low-concurrency",
+        "-l",
+        type=int,
+        default=1,
+        help="L: the drains again at this concurrency (0: not)",
+    )
     parser.add_argument("--repeat", "-r", type=int, default=3, help="repeats; medians reported")
     parser.add_argument("--dir", dest="directory", help="where the temp files go (default TMPDIR)")
     parser.add_argument(
@@ -433,9 +462,17 @@ def parse_args(argv: list[str] | None) -> Options:
         help="afterwards, profile one more conveyor drain with pyinstrument",
     )
     ns = parser.parse_args(argv)
-    if min(ns.jobs, ns.one_by_one, ns.concurrency, ns.repeat) < 1:
+    if min(ns.jobs, ns.one_by_one, ns.concurrency, ns.repeat) < 1 or ns.low_concurrency < 0:
         parser.error("--jobs, --one-by-one, --concurrency and --repeat must be >= 1")
-    return Options(ns.jobs, ns.one_by_one, ns.concurrency, ns.repeat, ns.directory, ns.profile)
+    return Options(
+        ns.jobs,
+        ns.one_by_one,
+        ns.concurrency,
+        ns.low_concurrency,
+        ns.repeat,
+        ns.directory,
+        ns.profile,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -443,7 +480,8 @@ def main(argv: list[str] | None = None) -> int:
     print_machine(opts)
     print(
         f"\nN={opts.jobs:,} no-op jobs, one-by-one M={opts.one_by_one:,},"
-        f" concurrency C={opts.concurrency}, repeats R={opts.repeat}",
+        f" concurrency C={opts.concurrency} (and L={opts.low_concurrency}),"
+        f" repeats R={opts.repeat}",
         flush=True,
     )
     try:
@@ -457,6 +495,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\ngoal: conveyor drain >= {GOAL_RATIO:g}x huey drain in the same run:"
             f" {ratio:.2f}x -> {met}"
+        )
+    low = ratio_of(results, DRAIN_LOW)
+    if low is not None:
+        met = "MET" if low >= LOW_GOAL_RATIO else "NOT MET"
+        print(
+            f"goal: conveyor drain at C={opts.low_concurrency} >= {LOW_GOAL_RATIO:g}x huey's:"
+            f" {low:.2f}x -> {met}"
         )
     if opts.profile:
         with fresh_dir(opts.directory) as d:

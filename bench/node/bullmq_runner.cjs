@@ -4,7 +4,7 @@
 //   NODE_PATH=bench/.scratch/node_modules node bench/node/bullmq_runner.cjs ACTION \
 //       --url redis://127.0.0.1:PORT/0 [--jobs N] [--concurrency C] [--rate R] [--timeout T]
 //
-// ACTION: enqueue-one | enqueue-bulk | drain | serve | produce. Timestamps come from
+// ACTION: enqueue-one | enqueue-bulk | drain | serve | produce | waiting-memory. Timestamps come from
 // process.hrtime (CLOCK_MONOTONIC, the clock of Python's time.perf_counter on Linux).
 "use strict";
 
@@ -166,6 +166,18 @@ async function act(action, opts, queue) {
     }
     if (tally.seen.size !== n) throw new BenchError(`bullmq-node serve: ${tally.seen.size} jobs ran`);
     return { jobs: n, latency: summarize(tally.latencies), duplicates: tally.duplicates };
+  }
+  if (action === "waiting-memory") {
+    const pad = "x".repeat(400); // PAD in bench/redis_peers_runners.py
+    for (let start = 0; start < n; start += 10000) {
+      const jobs = [];
+      for (let i = start; i < Math.min(n, start + 10000); i++) {
+        jobs.push({ name: "noop", data: { i, ts: 0, pad } });
+      }
+      await queue.addBulk(jobs);
+    }
+    await expectWaiting(queue, n);
+    return { jobs: n, pad: 400 };
   }
   if (action === "produce") {
     const start = now();

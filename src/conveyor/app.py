@@ -29,6 +29,7 @@ from conveyor.observability.health import CheckResult, Health, Status
 from conveyor.observability.history import HistoryClient
 from conveyor.observability.logging import configure_logging
 from conveyor.observability.metrics import Metrics
+from conveyor.observability.store_health import memory_check
 from conveyor.ratelimit.service import settings_problems as rate_limit_problems
 from conveyor.stores.base import JobStore
 from conveyor.stores.registry import make_backend
@@ -88,6 +89,8 @@ class Conveyor:
         self._cache: Cache | None = None
         self._rate_limits: RateLimits | None = None
         self.health.add_check("store", self._check_store)
+        self.health.add_check("store_memory", self._check_store_memory, critical=False)
+        self.backend.failures.listen(self.metrics.store_errors.count)
         self.health.add_check("workers", self._check_workers, critical=False)
         self.health.add_check("cache", self._check_cache, critical=False)
         self.health.add_check("rate_limits", self._check_rate_limits, critical=False)
@@ -342,6 +345,10 @@ class Conveyor:
         await self.open()
         await self.backend.ping()
         return CheckResult(Status.OK, self.settings.masked_url)
+
+    async def _check_store_memory(self) -> CheckResult:
+        await self.open()
+        return memory_check(await self.backend.memory())
 
     async def _check_workers(self) -> CheckResult:
         if not self.workers:

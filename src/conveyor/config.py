@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     concurrency: int = Field(default=10, ge=1, le=MAX_CONCURRENCY)
     """Jobs a worker runs at once (``app.work(concurrency=...)`` overrides it)."""
     claim_batch: int = Field(default=50, ge=1, le=1_000)
+    prefetch_max_wait: float = Field(default=1.0, ge=0, le=3_600)
+    """A worker running at most 4 jobs at once claims as many more ahead, so a slot that
+    frees starts its next job without a store round trip; a job held ahead this long
+    without a free slot goes back to the store for other workers. 0: never claim ahead."""
     sync_threads: int = Field(default=8, ge=1, le=1_000)
     """Threads that run sync task functions."""
     shutdown_timeout: float = Field(default=30.0, ge=0)
@@ -97,6 +101,9 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a killed process; FULL also survives power loss, slower."""
     store_timeout: float = Field(default=5.0, gt=0, le=600)
+    redis_allow_eviction_risking_job_loss: bool = False
+    """Open a Redis job store whose ``maxmemory-policy`` is not ``noeviction``. Such a
+    server deletes keys when full, jobs it acknowledged among them: refused unless True."""
 
     event_source: str = Field(default_factory=socket.gethostname, min_length=1, max_length=200)
     """The ``source`` stamped on published events (default: this host's name)."""

@@ -4,6 +4,8 @@
     ├── OperationalError                expected, and its message is safe to show to a caller
     │   ├── BadInputError           400 the caller asked for something malformed (nothing written)
     │   │   ├── ConfigError             settings are invalid (lists every problem)
+    │   │   │   └── StoreConfigError    the store's server is set up to lose jobs (a Redis
+    │   │   │                           eviction policy); names the fix
     │   │   ├── SerializationError      a value is not JSON-serializable
     │   │   ├── PayloadTooLargeError 413
     │   │   ├── InvalidArgumentsError   arguments do not fit the task's signature
@@ -16,7 +18,9 @@
     │   ├── RateLimitedError        429 a rate limit refused the request; carries the decision
     │   ├── UnavailableError        503 a store could not serve the call; it may work later
     │   │   ├── StoreUnavailableError   the job store is unreachable, did not answer in time,
-    │   │   │   │                       or says to come back later (out of memory, read-only)
+    │   │   │   │                       or says to come back later (read-only, loading); ``kind``
+    │   │   │   ├── StoreFullError      ... has no room (Redis at maxmemory, a full disk);
+    │   │   │   │                       nothing of the call was written
     │   │   │   └── RateLimitUnavailableError  a rate limit's store, and the limiter fails closed
     │   │   └── CacheUnavailableError * a counter (incr/decr) while the shared tier is unreachable
     │   ├── TimedOutError           504 a deadline passed (also a built-in TimeoutError)
@@ -87,6 +91,19 @@ class ConfigError(BadInputError):
         super().__init__(
             f"invalid conveyor configuration ({len(self.problems)} problems):\n{listed}"
         )
+
+
+class StoreConfigError(ConfigError):
+    """The store's server is configured in a way that can lose jobs; the message
+    names the fix. On Redis: a ``maxmemory-policy`` other than ``noeviction`` (Redis
+    would evict jobs it acknowledged). ``setting`` is the server's setting,
+    ``observed`` its value."""
+
+    def __init__(self, setting: str, observed: str, problem: str) -> None:
+        self.setting = setting
+        self.observed = observed
+        self.problems = [problem]
+        BadInputError.__init__(self, problem)
 
 
 class SerializationError(BadInputError):
@@ -164,12 +181,45 @@ class UnavailableError(OperationalError):
     status = 503
 
 
+STORE_ERROR_KINDS = (
+    "unreachable",
+    "timeout",
+    "full",
+    "read_only",
+    "busy",
+    "loading",
+    "refused",
+    "other",
+)
+"""What went wrong with a store call (``StoreUnavailableError.kind``, ``StoreRefusedError.kind``):
+unreachable (no connection, a cluster down), timeout, full (Redis maxmemory, a full disk),
+read_only (a replica during a failover), busy (a script running, a slot moving, a locked
+file), loading (a server reading its data after a restart), refused (a command the
+store will not run: a bug or a misconfiguration), other. The metric
+``conveyor_store_errors_total`` counts failed calls by these labels."""
+
+
 class StoreUnavailableError(UnavailableError):
     """The store could not be reached, did not answer in time, or asked to come back later.
 
-    On Redis that includes a server out of memory (``maxmemory``), a replica
-    that is read-only during a failover, and a cluster that is down.
+    On Redis that includes a replica that is read-only during a failover, a
+    server loading its data, and a cluster that is down. ``kind`` says which
+    (one of ``STORE_ERROR_KINDS``).
     """
+
+    def __init__(self, message: str, kind: str = "unreachable") -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+class StoreFullError(StoreUnavailableError):
+    """The store has no room for the write: Redis at ``maxmemory`` with the
+    ``noeviction`` policy, a SQLite file on a full disk. Nothing of the call was
+    written (a Redis script refused for memory is refused before its first write);
+    it may succeed once memory is freed."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "full")
 
 
 class RateLimitUnavailableError(StoreUnavailableError):
@@ -328,6 +378,8 @@ class StoreRefusedError(ProgrammingError):
     """The store refused a command for a reason other than an outage: a script error,
     a key of the wrong type where conveyor keeps its data, a command the server's ACL
     denies. Retrying does not help; someone has to look."""
+
+    kind = "refused"
 
 
 # -- raised by task code to steer the job ------------------------------------------

@@ -6,6 +6,8 @@ import asyncio
 import time
 
 from conveyor.observability.health import CheckResult, Health, Status
+from conveyor.observability.store_health import memory_check
+from conveyor.stores.backend import StoreMemory
 
 
 def counting(delay: float = 0.0, status: Status = Status.OK) -> tuple[list[int], object]:
@@ -82,3 +84,24 @@ async def test_a_check_that_raises_is_down_with_the_error() -> None:
     report = await health.readiness()
     assert report.status is Status.DOWN
     assert report.checks["store"].detail == "ConnectionError: refused"
+
+
+def test_store_memory_is_ok_under_noeviction_with_room_and_reports_the_policy() -> None:
+    result = memory_check(StoreMemory("noeviction", used_bytes=1_000, max_bytes=4_000_000))
+    assert result.status is Status.OK
+    assert (result.measurement, result.observed) == ("evictionPolicy", "noeviction")
+
+
+def test_store_memory_is_degraded_when_full_or_when_the_server_may_evict() -> None:
+    full = memory_check(StoreMemory("noeviction", used_bytes=4_000_001, max_bytes=4_000_000))
+    assert full.status is Status.DEGRADED
+    assert "writes are refused" in full.detail
+    evicting = memory_check(StoreMemory("allkeys-lru", used_bytes=0, max_bytes=0))
+    assert evicting.status is Status.DEGRADED
+    assert evicting.observed == "allkeys-lru"
+
+
+def test_store_memory_is_ok_for_stores_that_neither_cap_nor_evict() -> None:
+    result = memory_check(None)
+    assert result.status is Status.OK
+    assert result.observed is None

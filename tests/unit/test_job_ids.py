@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import pytest
@@ -36,3 +37,18 @@ def test_an_id_after_the_clock_steps_back_still_sorts_after_the_last(
 def test_an_id_starts_with_its_millisecond() -> None:
     made_ms = time.time_ns() // 1_000_000
     assert abs(int(new_job_id()[:12], 16) - made_ms) < 1_000
+
+
+def test_a_forked_child_never_draws_the_random_bits_its_parent_draws_next() -> None:
+    new_job_id()  # the parent holds unused random bytes now
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one id to the parent, then out without cleanup
+        os.write(write, new_job_id().encode())
+        os._exit(0)
+    os.close(write)
+    os.waitpid(pid, 0)
+    child = os.read(read, 64).decode()
+    os.close(read)
+    parent = new_job_id()
+    assert child[12:] != parent[12:]  # the 80 random bits (the first 12 chars are the time)

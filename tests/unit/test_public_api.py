@@ -85,6 +85,8 @@ EXPECTED = {
     "Settings",
     "Status",
     "Step",
+    "StoreConfigError",
+    "StoreFullError",
     "StoreRefusedError",
     "StoreUnavailableError",
     "SyncJob",

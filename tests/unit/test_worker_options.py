@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
+from click.testing import CliRunner
 
 from conveyor import BadInputError, Conveyor
 
@@ -28,3 +30,18 @@ async def test_a_worker_without_concurrency_takes_the_setting() -> None:
     app = Conveyor("memory://", configure_logging=False, concurrency=3)
     assert app.worker(queues=["default"]).concurrency == 3
     assert app.worker(queues=["default"], concurrency=1).concurrency == 1
+
+
+@pytest.mark.parametrize("processes", ["0", "-2", "many", "1.5"])
+def test_worker_processes_must_be_a_positive_integer_or_auto(processes: str) -> None:
+    from conveyor.cli import cli
+
+    answer = CliRunner().invoke(cli, ["worker", "nowhere:app", "--processes", processes])
+    assert answer.exit_code == 2
+    assert "--processes" in answer.output
+
+
+def test_worker_processes_auto_is_the_number_of_usable_cores() -> None:
+    from conveyor.cli.supervisor import usable_cores
+
+    assert usable_cores() == len(os.sched_getaffinity(0))

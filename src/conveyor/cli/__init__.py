@@ -1,6 +1,7 @@
 """The ``conveyor`` command line: run workers, enqueue jobs, inspect and administer a store.
 
     conveyor worker APP [--queues a,b] [--concurrency N] [--burst]          worker.py
+                        [--processes N|auto] [--metrics-port P]         supervisor.py
     conveyor enqueue APP TASK [--args JSON] [--kwargs JSON] [--job-id ID]   enqueue.py
     conveyor jobs list | show ID | wait ID | retry ID | cancel ID | remove  jobs.py
     conveyor queues [pause Q | resume Q | clean Q --state S]                queues.py

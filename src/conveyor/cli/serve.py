@@ -5,7 +5,7 @@ bare service: probes, metrics, docs; ``service.bare_service``) or an ASGI
 app made with ``as_service``. In-process workers run unless ``--no-worker``
 (the lifespan reads ``CONVEYOR_SERVE_WORKERS``); ``--workers N`` starts N
 server processes, which share their metrics through prometheus_client's
-multiprocess mode (``web/metrics.py``). FastAPI and uvicorn are imported
+multiprocess mode (``observability/multiprocess.py``). FastAPI and uvicorn are imported
 only when the command runs, so other commands never load them.
 """
 
@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,6 +22,7 @@ import click
 from conveyor.app import Conveyor
 from conveyor.cli.errors import CliError
 from conveyor.cli.loading import load_app, load_object
+from conveyor.observability.multiprocess import metrics_directory
 
 APP_ENV = "CONVEYOR_SERVE_APP"
 """The Conveyor APP of the bare service, for server processes that import it by name."""
@@ -67,7 +66,7 @@ def serve(app_path: str, host: str, port: int, processes: int, no_worker: bool) 
         import_name, factory = app_path, False
         drain_seconds = state.app.settings.shutdown_timeout
     os.environ["CONVEYOR_SERVE_WORKERS"] = "0" if no_worker else "1"
-    with _metrics_directory(processes), _exit_zero_on_stop():
+    with metrics_directory(shared=processes > 1), _exit_zero_on_stop():
         uvicorn.run(
             import_name,
             factory=factory,
@@ -89,21 +88,6 @@ def bare_service_from_env() -> Any:
     from conveyor.web.service import bare_service
 
     return bare_service(load_app(os.environ[APP_ENV]))
-
-
-@contextlib.contextmanager
-def _metrics_directory(processes: int) -> Iterator[None]:
-    """A fresh multiprocess-metrics directory for several processes (removed at exit)."""
-    if processes == 1 or os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        yield
-        return
-    path = tempfile.mkdtemp(prefix="conveyor-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
-    try:
-        yield
-    finally:
-        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,9 @@ Five loops share one event loop:
   the same store call (one round trip, one transaction), as many as there
   are free slots, up to ``claim_batch``. Outcomes that arrive while a call
   is in flight ride on the next one, so batches grow with load by themselves.
-  Each claimed job runs as its own asyncio task (``attempt.py``).
+  Each claimed job runs as its own asyncio task (``attempt.py``). At low
+  concurrency the worker also claims ahead (``prefetch.py``), so that a slot
+  that frees starts its next job without a round trip.
 - ``LeaseKeeper.renew_loop`` and ``LeaseKeeper.flush_loop`` (``leases.py``)
   renew every held lease in one call, write progress, and stop attempts
   whose lease was lost or whose job is to be cancelled.
@@ -14,9 +16,10 @@ Five loops share one event loop:
   expired ones and heartbeats.
 - ``Scheduler.run`` (``scheduler.py``) fires the due schedules of the worker's queues.
 
-Stopping (SIGTERM/SIGINT or :meth:`Worker.stop`): claim nothing more, let
-running jobs finish within ``shutdown_timeout``, then cancel the rest and
-release their leases so they run again at once elsewhere.
+Stopping (SIGTERM/SIGINT or :meth:`Worker.stop`): claim nothing more, give
+back the jobs claimed ahead, let running jobs finish within
+``shutdown_timeout``, then cancel the rest and release their leases so they
+run again at once elsewhere.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from conveyor.jobs.context import JobContext
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.leases import LeaseKeeper
 from conveyor.jobs.maintenance import Maintenance, worker_info
+from conveyor.jobs.prefetch import ClaimedAhead, prefetch_for, release
 from conveyor.jobs.scheduler import Scheduler
 from conveyor.jobs.worker_stats import WorkerStats
 from conveyor.observability.logging import get_logger
@@ -53,6 +57,8 @@ __all__ = ["Worker", "WorkerStats"]
 
 log = get_logger("conveyor.worker")
 
+LINGER_SECONDS = 0.005
+"""Longest a worker that claims ahead delays an exchange to let a bigger one gather."""
 Pending = tuple[Outcome, str, Running, float]
 """An outcome waiting for the next exchange: the outcome, its kind, its attempt, run seconds."""
 
@@ -82,10 +88,13 @@ class Worker:
         self._lease_ms = int(s.lease_seconds * 1000)
         self._batch = s.claim_batch
         self._running: dict[str, Running] = {}
+        self._ahead = ClaimedAhead(app, prefetch_for(self.concurrency, s.prefetch_max_wait))
         self._outcomes: list[Pending] = []
         self._wake = asyncio.Event()
         self._lease_check = asyncio.Event()
-        self._leases = LeaseKeeper(app, self._running, self._lease_check)
+        self._leases = LeaseKeeper(
+            app, self._running, self._lease_check, self._ahead.jobs, self._tend_ahead
+        )
         self._attempts: AttemptRunner | None = None
         self._stopping = False
         self._store_errors = 0
@@ -111,6 +120,11 @@ class Worker:
             self._stopping = True
             log.info("worker stopping", worker=self.id, running=len(self._running))
         self._wake.set()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopping
 
     async def wait_stopped(self) -> None:
         """Wait until :meth:`run` has finished (outcomes written, leases released)."""
@@ -155,6 +169,7 @@ class Worker:
             try:
                 if self._blocking is not None:
                     self._blocking.cancel()
+                await self._give_back_ahead()
                 await halt(maintenance_halt, background, within)
                 await self._shutdown()
             finally:
@@ -202,13 +217,7 @@ class Worker:
         await asyncio.gather(*(r.task for r in leftovers if r.task), return_exceptions=True)
         await self._flush_outcomes()
         if leftovers:
-            # A job asked to cancel ends cancelled instead, kept as its retention says.
-            by_keep: dict[int, list[tuple[str, str]]] = {}
-            for running in leftovers:
-                keep_ms = self.app.retention.keep_failed_ms(running.job.queue, running.job.task)
-                by_keep.setdefault(keep_ms, []).append((running.job.id, running.job.token))
-            for keep_ms, leases in by_keep.items():
-                self.stats.released += await self.store.release(leases, keep_ms)
+            self.stats.released += await release(self.app, leftovers)
             log.warning("released unfinished jobs", worker=self.id, count=len(leftovers))
         await self.store.unregister(self.id)
 
@@ -216,22 +225,39 @@ class Worker:
 
     async def _exchange_loop(self) -> None:
         poll = self.app.settings.poll_interval
+        linger_until: float | None = None
         while True:
-            want = 0 if self._stopping else min(self._batch, self.concurrency - len(self._running))
+            free = self.concurrency - len(self._running) + self._ahead.room
+            want = 0 if self._stopping else min(self._batch, free)
             if not self._outcomes and want <= 0:
                 if self._stopping:
                     return
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            if self._may_linger(want):
+                # Every slot has work and the claim would be small: let outcomes and
+                # room gather for a moment, so a round trip carries several jobs.
+                now = time.monotonic()
+                linger_until = linger_until or now + LINGER_SECONDS
+                if now < linger_until:
+                    self._wake.clear()
+                    await sleep_or_wake(self._wake, linger_until - now)
+                    continue
+            linger_until = None
             claimed = await self._exchange(want)
+            if len(claimed) < want:
+                # No backlog: jobs that come now are for idle workers first. Claim none
+                # ahead until one of this worker's jobs ends.
+                self._ahead.paused = True
             for job in claimed:
-                self._start(job)
+                self._hold(job)
+            self._start_ahead()
             if want > 0 and not claimed and not self._outcomes:
                 if self._parents_released:  # a delivery after the claim made parents ready
                     self._parents_released = False
                     continue
-                if self.burst and not self._running:
+                if self.burst and not self._running and not self._ahead:
                     return
                 if self._stopping:  # stop() came during the exchange: its wake-up is not lost
                     continue
@@ -317,9 +343,50 @@ class Worker:
             if task is not None and task.on_outcome is not None:
                 task.on_outcome(kind, run_s)
 
+    # -- jobs claimed ahead -----------------------------------------------------
+
+    def _may_linger(self, want: int) -> bool:
+        """Whether an exchange may wait: the worker claims ahead, is not stopping, every
+        slot has a job to run, and the claim would be less than a refill of the jobs held
+        ahead."""
+        return (
+            self._ahead.limit > 0
+            and not self._stopping
+            and want < self._ahead.limit
+            and (len(self._running) >= self.concurrency or len(self._ahead) > 0)
+        )
+
+    def _start_ahead(self) -> None:
+        """Start held jobs while slots are free (never while stopping)."""
+        while not self._stopping and len(self._running) < self.concurrency:
+            running = self._ahead.take()
+            if running is None:
+                return
+            self._start(running)
+
+    async def _tend_ahead(self) -> None:
+        """After each lease check: record held jobs asked to cancel, drop lost ones,
+        and give back those that waited ``prefetch_max_wait`` for a slot."""
+        settled = self._ahead.settle()
+        if settled:
+            self._outcomes += settled
+            self._wake.set()
+        if self._ahead and not self._stopping:
+            waited = self.app.settings.prefetch_max_wait
+            self.stats.released += await self._ahead.give_back(waited=waited)
+
+    async def _give_back_ahead(self) -> None:
+        """Stopping: the jobs claimed ahead go back to the store at once."""
+        self._outcomes += self._ahead.settle()
+        try:
+            self.stats.released += await self._ahead.give_back()
+        except Exception as exc:  # their leases expire; the stall sweep brings them back
+            log.error("giving back jobs held ahead failed", error=f"{type(exc).__name__}: {exc}")
+
     # -- running one job ------------------------------------------------------
 
-    def _start(self, job: ClaimedJob) -> None:
+    def _hold(self, job: ClaimedJob) -> None:
+        """A claimed job: started if a slot is free, else held ahead."""
         ctx = JobContext(
             job.id,
             job.task,
@@ -333,6 +400,13 @@ class Worker:
         previous = self._running.get(job.id)
         if previous is not None:  # our earlier attempt lost its lease and the job came back
             stop_attempt(previous, "lost")
+        if len(self._running) < self.concurrency and not self._ahead:
+            self._start(running)
+        else:
+            self._ahead.add(running)
+
+    def _start(self, running: Running) -> None:
+        job = running.job
         self._running[job.id] = running
         self.app.metrics.jobs.series(job.queue, job.task).wait.observe(
             max(0.0, (job.started_at - job.run_at) / 1000)
@@ -353,6 +427,8 @@ class Worker:
                 self._outcomes.append((result[0], result[1], running, run_s))
             if self._running.get(running.job.id) is running:  # else: re-claimed after a loss
                 del self._running[running.job.id]
+            self._ahead.paused = False
+            self._start_ahead()  # the next job starts now, not after a round trip
             self._wake.set()
 
 

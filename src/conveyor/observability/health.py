@@ -14,6 +14,7 @@ is running wait for it instead of starting another.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,12 +34,17 @@ class CheckResult:
     """The result of one health check.
 
     ``duration_ms`` is measured by :class:`Health` (it is the check's
-    observed latency); a check leaves it at 0.
+    observed latency); a check leaves it at 0. A check that reads a value
+    worth reporting (the store's eviction policy) gives it as ``observed``
+    under the name ``measurement`` (``/health`` shows it as
+    ``"<check>:<measurement>"``).
     """
 
     status: Status
     detail: str = ""
     duration_ms: float = 0.0
+    measurement: str = ""
+    observed: str | float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +60,19 @@ class HealthReport:
     def to_dict(self) -> dict[str, object]:
         return {
             "status": self.status.value,
-            "checks": {
-                name: {"status": c.status.value, "detail": c.detail, "duration_ms": c.duration_ms}
-                for name, c in self.checks.items()
-            },
+            "checks": {name: _check_dict(c) for name, c in self.checks.items()},
         }
+
+
+def _check_dict(result: CheckResult) -> dict[str, object]:
+    found: dict[str, object] = {
+        "status": result.status.value,
+        "detail": result.detail,
+        "duration_ms": result.duration_ms,
+    }
+    if result.observed is not None:
+        found[result.measurement or "observed"] = result.observed
+    return found
 
 
 Check = Callable[[], Awaitable[CheckResult]]
@@ -137,4 +151,4 @@ class Health:
         except Exception as exc:  # a failing check is a result, not a crash
             result = CheckResult(Status.DOWN, f"{type(exc).__name__}: {exc}")
         elapsed = (time.perf_counter() - started) * 1000
-        return CheckResult(result.status, result.detail, round(elapsed, 2))
+        return dataclasses.replace(result, duration_ms=round(elapsed, 2))

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from conveyor.errors import STORE_ERROR_KINDS
 from conveyor.stores.base import JobState
 
 if TYPE_CHECKING:
@@ -151,6 +152,27 @@ class JobMetrics:
         return counts
 
 
+class StoreErrorMetrics:
+    """``conveyor_store_errors_total{kind}``: failed store calls (``errors.STORE_ERROR_KINDS``)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        family = Counter(
+            "conveyor_store_errors",
+            "Store calls that failed, by kind (full, unreachable, timeout, ...).",
+            ("kind",),
+            registry=registry,
+        )
+        # Every kind is exported from the start (at 0), so an alert can rate() it at once.
+        self._by_kind = {kind: family.labels(kind) for kind in STORE_ERROR_KINDS}
+        self._family = family
+
+    def count(self, kind: str) -> None:
+        found = self._by_kind.get(kind)
+        if found is None:
+            found = self._by_kind[kind] = self._family.labels(kind)
+        found.inc()
+
+
 def _by_edge(item: tuple[tuple[str, str], int]) -> tuple[str, float]:
     (queue, le), _ = item
     return queue, float(le)
@@ -171,6 +193,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.jobs = JobMetrics(self.registry)
+        self.store_errors = StoreErrorMetrics(self.registry)
         self.scrape_hooks: list[ScrapeHook] = []
 
     async def exposition(self, store: JobStore | None = None) -> bytes:

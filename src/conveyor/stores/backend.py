@@ -8,6 +8,10 @@ connection), never another store's private attributes, and read time from
 its clock. :mod:`conveyor.stores.registry` picks the class from the URL's
 scheme; nothing else in conveyor names a backend.
 
+Every backend counts its failed calls by kind (:class:`StoreFailures`) and
+says what its server reports of memory (:class:`StoreMemory`; None for a
+store that neither caps nor evicts).
+
 The cache's shared tier is built apart (:meth:`BackendType.cache_tier`):
 ``Cache(url)`` is usable without an app, it often lives on another server
 (an LRU Redis) and it holds connections of its own (a pub/sub feed).
@@ -15,6 +19,7 @@ The cache's shared tier is built apart (:meth:`BackendType.cache_tier`):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -24,12 +29,40 @@ if TYPE_CHECKING:
     from conveyor.stores.cache import SharedTier, TierOptions
     from conveyor.stores.dedupe import DedupeStore
     from conveyor.stores.events import EventStore
+    from conveyor.stores.failures import StoreFailures
     from conveyor.stores.flows import FlowStore
     from conveyor.stores.history import MetricsHistory
     from conveyor.stores.limits import LimitsStore
     from conveyor.stores.ratelimit import RateLimitStore
     from conveyor.stores.schedules import ScheduleStore
     from conveyor.stores.transactional import AppTransactionSql
+
+
+SAFE_EVICTION_POLICY = "noeviction"
+"""The one Redis ``maxmemory-policy`` under which no acknowledged job can be evicted."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoreMemory:
+    """What a store's server says of its memory (on a cluster: its fullest primary,
+    or one whose policy is not ``noeviction``)."""
+
+    eviction_policy: str
+    """Redis's ``maxmemory-policy``: ``noeviction``, ``allkeys-lru``, ..."""
+    used_bytes: int
+    """Memory that counts against the limit (Redis: used, less what it does not count)."""
+    max_bytes: int
+    """The limit (``maxmemory``); 0: none."""
+
+    @property
+    def full(self) -> bool:
+        """At the limit: under ``noeviction`` every write is refused (``StoreFullError``)."""
+        return self.max_bytes > 0 and self.used_bytes >= self.max_bytes
+
+    @property
+    def evicts(self) -> bool:
+        """The server may delete keys (jobs) to make room."""
+        return self.eviction_policy != SAFE_EVICTION_POLICY
 
 
 class BackendSettings(Protocol):
@@ -48,6 +81,11 @@ class BackendSettings(Protocol):
     @property
     def rate_limit_budget(self) -> float | None:
         """Seconds a rate-limit check may wait on the store (None: the backend's default)."""
+        ...
+
+    @property
+    def redis_allow_eviction_risking_job_loss(self) -> bool:
+        """Open a Redis job store whose server may evict keys (refused unless True)."""
         ...
 
 
@@ -70,6 +108,8 @@ class Backend(Protocol):
     app_transactions: AppTransactionSql | None
     """Statements that enqueue inside the application's own transaction (``app.within``);
     None when this backend's data is not in a database the application writes to."""
+    failures: StoreFailures
+    """Failed calls of the backend's connection, by kind (the app's metrics listen)."""
     history: MetricsHistory
     audit: AuditStore
 
@@ -83,6 +123,11 @@ class Backend(Protocol):
 
     async def ping(self) -> None:
         """One cheap round trip; ``StoreUnavailableError`` when it fails."""
+        ...
+
+    async def memory(self) -> StoreMemory | None:
+        """The server's eviction policy and memory use (None: the store neither caps
+        its memory nor evicts: memory, SQLite)."""
         ...
 
     def twin(self) -> Backend:

@@ -29,7 +29,7 @@ from conveyor.web.state import ServiceState
 
 MEDIA_TYPE = "application/health+json"
 STATUS_WORDS = {Status.OK: "pass", Status.DEGRADED: "warn", Status.DOWN: "fail"}
-COMPONENT_TYPES = {"store": "datastore", "cache": "datastore"}
+COMPONENT_TYPES = {"store": "datastore", "store_memory": "datastore", "cache": "datastore"}
 NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -94,6 +94,10 @@ def _checks(report: HealthReport) -> dict[str, list[dict[str, Any]]]:
         if name not in report.critical:
             entry["affectsReadiness"] = False
         checks[f"{name}:responseTime"] = [entry]
+        if result.observed is not None:  # e.g. store_memory:evictionPolicy = "noeviction"
+            measured = {**entry, "observedValue": result.observed}
+            measured.pop("observedUnit")
+            checks[f"{name}:{result.measurement or 'observed'}"] = [measured]
     return checks
 
 

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from conveyor.errors import ConfigError
 from conveyor.jobs.worker import Worker
 from conveyor.observability.logging import get_logger
-from conveyor.web.metrics import forget_this_process
+from conveyor.observability.multiprocess import forget_this_process
 from conveyor.web.ratelimit.guarded import undeclared_policies
 from conveyor.web.state import ServiceState
 

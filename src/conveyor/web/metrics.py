@@ -12,9 +12,8 @@ labelled ``http_request_method`` (unknown methods: ``_OTHER``), ``http_route``
 does not get them by default.
 
 Several server processes (``conveyor serve --workers N``) use
-prometheus_client's multiprocess mode: the CLI points
-``PROMETHEUS_MULTIPROC_DIR`` at a fresh directory before the processes start,
-so counters and histograms are written to shared files, and whichever process
+prometheus_client's multiprocess mode (``observability/multiprocess.py``):
+counters and histograms are written to shared files, and whichever process
 answers ``/metrics`` sums them over all processes. Gauges that describe the
 store (jobs by state, backlog) are read from the store by the answering
 process, so they are the same whichever answers; the in-flight gauge is
@@ -24,9 +23,7 @@ statistics describe the answering process.
 
 from __future__ import annotations
 
-import os
 import weakref
-from collections.abc import Iterator
 from typing import NamedTuple
 
 from prometheus_client import (
@@ -35,13 +32,10 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
-    generate_latest,
 )
-from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from prometheus_client.registry import Collector
 
 from conveyor.app import Conveyor
+from conveyor.observability.multiprocess import all_processes_text, multiprocess_dir
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)
 """OpenTelemetry's advice for ``http.server.request.duration``."""
@@ -50,7 +44,6 @@ METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"}
 )
 OTHER_METHOD = "_OTHER"
-MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SUMMED_GAUGES = frozenset({"http_server_active_requests"})
 """Gauges that count something per process, so several processes add up."""
 
@@ -146,33 +139,8 @@ def http_metrics(app: Conveyor) -> HttpMetrics:
 
 async def exposition(app: Conveyor) -> bytes:
     """The app's registry in the Prometheus text format (all processes in multiprocess mode)."""
-    if not os.environ.get(MULTIPROCESS_ENV):
-        return await app.metrics_text()
-    await app.metrics_text()  # refreshes the store gauges in this process
-    combined = CollectorRegistry(auto_describe=False)
-    combined.register(_AllProcesses(app.metrics.registry, os.environ[MULTIPROCESS_ENV]))
-    return generate_latest(combined)
-
-
-class _AllProcesses(Collector):
-    """Counters and histograms summed over every process; gauges as described above."""
-
-    def __init__(self, registry: CollectorRegistry, path: str) -> None:
-        self.registry = registry
-        self.shared = MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
-
-    def collect(self) -> Iterator[Metric]:
-        shared = {f.name: f for f in self.shared.collect()}  # type: ignore[no-untyped-call]
-        for family in self.registry.collect():
-            summed = shared.get(family.name)
-            use_shared = summed is not None and (
-                family.type != "gauge" or family.name in SUMMED_GAUGES
-            )
-            yield summed if use_shared and summed is not None else family
-
-
-def forget_this_process() -> None:
-    """In multiprocess mode, drop this process's live gauges (it is exiting)."""
-    path = os.environ.get(MULTIPROCESS_ENV)
-    if path and os.path.isdir(path):
-        mark_process_dead(os.getpid(), path)  # type: ignore[no-untyped-call]
+    text = await app.metrics_text()  # refreshes the store gauges in this process
+    path = multiprocess_dir()
+    if path is None:
+        return text
+    return all_processes_text(app.metrics.registry, path, SUMMED_GAUGES)

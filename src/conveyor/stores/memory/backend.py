@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.stores.backend import BackendSettings
+from conveyor.stores.backend import BackendSettings, StoreMemory
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.memory.audit import MemoryAuditStore
 from conveyor.stores.memory.dedupe import MemoryDedupeStore
 from conveyor.stores.memory.events import MemoryEventStore
@@ -35,6 +36,7 @@ class MemoryBackend:
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
         self.app_transactions: AppTransactionSql | None = None  # not the app's database
+        self.failures = StoreFailures()  # nothing here fails: it stays empty
         self.history = MemoryHistory(state)
         self.audit = MemoryAuditStore(state)
 
@@ -46,6 +48,9 @@ class MemoryBackend:
 
     async def ping(self) -> None:
         return None
+
+    async def memory(self) -> StoreMemory | None:
+        return None  # this process's memory: nothing evicted
 
     def twin(self) -> MemoryBackend:
         return self  # the data is this process's: another loop shares it (under the lock)

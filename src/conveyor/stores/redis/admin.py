@@ -169,8 +169,8 @@ def job_record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:
         priority=int(f["priority"]),
         payload=f["payload"],
         options=f["options"],
-        attempts=int(f["attempts"]),
-        stalls=int(f["stalls"]),
+        attempts=int(f.get("attempts", 0)),  # fields at their default are not written
+        stalls=int(f.get("stalls", 0)),
         max_stalled=int(f["max_stalled"]),
         created_at=int(f["created_at"]),
         run_at=int(f["run_at"]),

@@ -9,8 +9,10 @@ limits (their socket timeouts are their budget, tens of milliseconds).
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.stores.backend import BackendSettings
+from conveyor.stores.backend import BackendSettings, StoreMemory
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.failures import StoreFailures
+from conveyor.stores.redis import memory
 from conveyor.stores.redis.audit import RedisAuditStore
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.dedupe import RedisDedupeStore
@@ -27,11 +29,18 @@ from conveyor.stores.transactional import AppTransactionSql
 class RedisBackend:
     """A :class:`~conveyor.stores.backend.Backend` on Redis or Redis Cluster."""
 
-    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: BackendSettings,
+        clock: Clock,
+        failures: StoreFailures | None = None,
+    ) -> None:
         self.url = url
         self.clock = clock
         self._settings = settings
-        self.conn = RedisConnection(url, timeout=settings.store_timeout)
+        self.failures = StoreFailures() if failures is None else failures
+        self.conn = RedisConnection(url, timeout=settings.store_timeout, failures=self.failures)
         self.jobs = RedisJobStore(self.conn, clock)
         self.flows = RedisFlowStore(self.conn, clock)
         self.schedules = RedisScheduleStore(self.conn, clock)
@@ -46,6 +55,13 @@ class RedisBackend:
     async def open(self, *, create: bool = True) -> None:
         # A Redis database always exists; an admin command on an empty one finds nothing.
         await self.conn.open()
+        try:
+            policies = await memory.eviction_policies(self.conn)
+            allow = self._settings.redis_allow_eviction_risking_job_loss
+            memory.check_eviction(policies, self.url, allow=allow)
+        except BaseException:
+            await self.conn.close()
+            raise
 
     async def close(self) -> None:
         await self.rate_limits.close()
@@ -54,8 +70,11 @@ class RedisBackend:
     async def ping(self) -> None:
         await self.conn.ping()
 
+    async def memory(self) -> StoreMemory | None:
+        return await memory.memory(self.conn)
+
     def twin(self) -> RedisBackend:
-        return RedisBackend(self.url, self._settings, self.clock)
+        return RedisBackend(self.url, self._settings, self.clock, self.failures)
 
     @classmethod
     def url_problems(cls, url: str) -> list[str]:

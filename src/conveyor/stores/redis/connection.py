@@ -18,19 +18,45 @@ from redis import exceptions as redis_errors
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from conveyor.errors import StoreRefusedError, StoreUnavailableError
+from conveyor.errors import StoreFullError, StoreRefusedError, StoreUnavailableError
 from conveyor.masking import mask_url
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.redis.keys import QUEUES_KEY, job_key, meta_key
+from conveyor.stores.redis.pipe import ScriptPipe, pack
 from conveyor.stores.redis.scripts import script_source
 
 T = TypeVar("T")
-_PASSING = (
-    redis_errors.OutOfMemoryError,
-    redis_errors.ReadOnlyError,
-    redis_errors.TryAgainError,
-)
-"""Server errors that a later try may not meet: an outage, not a refusal."""
 RedisClient = Redis | RedisCluster
+_FAILURES = (redis_errors.RedisError, redis_errors.RedisClusterException, TimeoutError, OSError)
+"""What a Redis call may raise (RedisClusterException is not a RedisError)."""
+_REPLY_KINDS = {"BUSY": "busy", "LOADING": "loading", "MASTERDOWN": "unreachable"}
+"""Error replies, by their first word, that say "come back later" (redis-py has no class)."""
+
+
+def store_error(exc: BaseException, where: str) -> StoreUnavailableError | StoreRefusedError:
+    """The conveyor error for a failed Redis call: ``StoreFullError`` for a server at
+    ``maxmemory``, ``StoreUnavailableError`` (with its ``kind``) for what a later try may
+    not meet, ``StoreRefusedError`` for a refusal (a script error, WRONGTYPE, an ACL)."""
+    name = type(exc).__name__
+    if isinstance(exc, redis_errors.OutOfMemoryError):
+        return StoreFullError(f"{where} is out of memory (maxmemory): {exc}")
+    if isinstance(exc, redis_errors.ReadOnlyError):
+        return StoreUnavailableError(f"{where} refused for now: {name}: {exc}", "read_only")
+    if isinstance(exc, redis_errors.TryAgainError):
+        return StoreUnavailableError(f"{where} refused for now: {name}: {exc}", "busy")
+    if isinstance(exc, redis_errors.TimeoutError | TimeoutError):
+        return StoreUnavailableError(f"{where} is unreachable: {name}: {exc}", "timeout")
+    if isinstance(exc, redis_errors.ConnectionError | OSError):
+        return StoreUnavailableError(f"{where} is unreachable: {name}: {exc}", "unreachable")
+    if isinstance(exc, redis_errors.ClusterError | redis_errors.RedisClusterException):
+        # A cluster none of whose nodes answers is as unreachable as a refused connection.
+        return StoreUnavailableError(f"{where}: {name}: {exc}", "unreachable")
+    if isinstance(exc, redis_errors.ResponseError):
+        kind = _REPLY_KINDS.get(str(exc).split(" ", 1)[0])
+        if kind is not None:
+            return StoreUnavailableError(f"{where} refused for now: {exc}", kind)
+        return StoreRefusedError(f"{where} refused: {exc}")
+    return StoreRefusedError(f"{where} failed: {name}: {exc}")
 
 
 def connect(url: str, *, timeout: float) -> RedisClient:
@@ -49,13 +75,17 @@ def connect(url: str, *, timeout: float) -> RedisClient:
 class RedisConnection:
     """A client, its registered scripts, and what this process knows of the queues."""
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, failures: StoreFailures | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self.failures = StoreFailures() if failures is None else failures
+        """Where every failed call is counted by kind (the app's metrics listen)."""
         self.is_cluster = "+cluster://" in url
         self._client: RedisClient | None = None
         self._scripts: dict[str, Any] = {}
         self._known_queues: set[str] = set()
+        self._pipe = ScriptPipe(url) if ScriptPipe.serves(url) else None
+        """Scripts' own pipelined socket (one server over TCP; else redis-py's pool)."""
         self.held: dict[str, str] = {}
         """Queue of each job this process holds a lease on, so lease calls need no lookup."""
 
@@ -65,7 +95,7 @@ class RedisConnection:
     def client(self) -> Any:
         """The redis-py client (typed Any: with decode_responses=False replies are bytes)."""
         if self._client is None:
-            raise StoreUnavailableError(f"Redis store {mask_url(self.url)} is not open")
+            raise StoreUnavailableError(f"Redis store {mask_url(self.url)} is not open", "other")
         return self._client
 
     async def open(self) -> None:
@@ -81,6 +111,8 @@ class RedisConnection:
             raise
 
     async def close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
         if self._client is not None:
             client, self._client = self._client, None
             await client.aclose()
@@ -91,7 +123,7 @@ class RedisConnection:
     # -- calls -----------------------------------------------------------------
 
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """Run one Redis call; connection trouble becomes StoreUnavailableError."""
+        """Run one Redis call; a failure becomes a typed error (``store_error``)."""
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
             async with asyncio.timeout(self.timeout):
@@ -102,27 +134,11 @@ class RedisConnection:
                     # try gets a fresh one. (Scripts are token-checked or idempotent, so
                     # a script that did run before the reply was lost does no harm.)
                     return await fn(*args, **kwargs)
-        except (redis_errors.ConnectionError, redis_errors.TimeoutError, TimeoutError) as exc:
-            raise StoreUnavailableError(
-                f"Redis store {mask_url(self.url)} is unreachable: {type(exc).__name__}: {exc}"
-            ) from None
-        except _PASSING as exc:  # full, a read-only replica, a slot moving, a busy script
-            raise StoreUnavailableError(
-                f"Redis store {mask_url(self.url)} refused for now: {type(exc).__name__}: {exc}"
-            ) from None
-        except (redis_errors.ClusterError, redis_errors.RedisClusterException) as exc:
-            # A cluster none of whose nodes answers (RedisClusterException is not a
-            # RedisError) is as unreachable as a server that refuses the connection.
-            raise StoreUnavailableError(f"Redis cluster {mask_url(self.url)}: {exc}") from None
-        except redis_errors.ResponseError as exc:
-            if str(exc).startswith(("BUSY", "LOADING", "MASTERDOWN")):
-                raise StoreUnavailableError(
-                    f"Redis store {mask_url(self.url)} refused for now: {exc}"
-                ) from None
-            raise StoreRefusedError(f"Redis store {mask_url(self.url)} refused: {exc}") from None
-        except redis_errors.RedisError as exc:
-            raise StoreRefusedError(
-                f"Redis store {mask_url(self.url)} failed: {type(exc).__name__}: {exc}"
+        except _FAILURES as exc:
+            if isinstance(exc, TimeoutError) and self._pipe is not None:
+                self._pipe.reset()  # a server that did not answer in time may never
+            raise self.failures.record(
+                store_error(exc, f"Redis store {mask_url(self.url)}")
             ) from None
 
     async def pipelined(self, command: str, calls: Sequence[tuple[Any, ...]]) -> list[Any]:
@@ -170,14 +186,11 @@ class RedisConnection:
             if self.is_cluster:
                 return await self._evalsha_on_node(script, command)
             return await self._evalsha_packed(script, _pack_command(command))
-        except (redis_errors.RedisError, OSError) as exc:  # also OOM, READONLY, LOADING replies
-            raise StoreUnavailableError(
-                f"{what} on Redis {mask_url(self.url)}: {type(exc).__name__}: {exc}"
-            ) from None
-        except redis_errors.RedisClusterException as exc:
-            raise StoreUnavailableError(
-                f"{what} on Redis cluster {mask_url(self.url)}: {exc}"
-            ) from None
+        except _FAILURES as exc:  # also OOM, READONLY, LOADING replies: never a refusal here
+            error = store_error(exc, f"{what} on Redis {mask_url(self.url)}")
+            if isinstance(error, StoreRefusedError):
+                error = StoreUnavailableError(str(error), "other")
+            raise self.failures.record(error) from None
 
     async def _evalsha_on_node(self, script: Any, command: list[Any]) -> Any:
         # Naming the node turns off the cluster client's retries (it would send the
@@ -193,11 +206,19 @@ class RedisConnection:
         """EVALSHA on a pooled connection, skipping the client's per-command layers.
 
         On one server this is the hot path of every transition; redis-py's
-        generic command path costs about a third of a loopback round trip.
+        generic command path costs about a third of a loopback round trip. On a
+        plain TCP server the script goes through the pipe (``pipe.py``), where
+        concurrent callers share round trips.
         """
-        return await self._evalsha_packed(
-            script, _pack_command(["EVALSHA", script.sha, 1, key, *args])
-        )
+        command = _pack_command(["EVALSHA", script.sha, 1, key, *args])
+        pipe = self._pipe
+        if pipe is None or (pipe.loop is not None and pipe.loop is not asyncio.get_running_loop()):
+            return await self._evalsha_packed(script, command)
+        try:
+            return await pipe.request(command)
+        except redis_errors.NoScriptError:  # the server restarted or was flushed
+            await pipe.request(pack("SCRIPT", "LOAD", script.script))
+            return await pipe.request(command)
 
     async def _evalsha_packed(self, script: Any, command: bytes) -> Any:
         """Send a packed EVALSHA on a pooled connection; on NOSCRIPT load and send it again."""

@@ -6,8 +6,8 @@ one queue is one ``pages.lua`` script: it seeks the index at the cursor
 walks it newest first, checks the other criteria on each entry and returns
 the matches with their hashes. A page of every queue runs that script on each
 queue at once and merges the answers (``stores/search.py``: ``merge_pages``),
-reading the hashes of the merged page only. A timeline is the job's own
-capped list, ``timeline:<id>``, written by ``emit`` in ``lua/lib.lua``.
+reading the hashes of the merged page only. A timeline is a field of the
+job's hash, ``timeline`` (one event a line), written by ``emit`` in ``lua/lib.lua``.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 from conveyor.stores.base import JobEvent, JobEventKind, JobRecord, JobState, Page
 from conveyor.stores.redis.admin import job_record
 from conveyor.stores.redis.connection import RedisConnection
-from conveyor.stores.redis.keys import job_key, queue_prefix
+from conveyor.stores.redis.keys import job_key
 from conveyor.stores.search import (
     SEARCH_CANDIDATES,
     JobQuery,
@@ -100,9 +100,8 @@ class RedisPages:
         queue = await self.conn.locate(job_id)
         if queue is None:
             return []
-        lines = await self.conn.call(
-            self.conn.client.lrange, f"{queue_prefix(queue)}timeline:{job_id}", -limit, -1
-        )
+        text = await self.conn.call(self.conn.client.hget, job_key(queue, job_id), "timeline")
+        lines = text.split(b"\n")[-limit:] if text else []
         events = []
         for line in lines:
             at, kind, data = line.split(b"\t", 2)

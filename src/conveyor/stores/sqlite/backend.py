@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from conveyor.clock import Clock
 from conveyor.masking import mask_url
-from conveyor.stores.backend import BackendSettings
+from conveyor.stores.backend import BackendSettings, StoreMemory
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.sqlite.audit import SqliteAuditStore
 from conveyor.stores.sqlite.database import Database, path_from_url
 from conveyor.stores.sqlite.dedupe import SqliteDedupeStore
@@ -27,14 +28,22 @@ from conveyor.stores.transactional import AppTransactionSql
 class SqliteBackend:
     """A :class:`~conveyor.stores.backend.Backend` on one SQLite file."""
 
-    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: BackendSettings,
+        clock: Clock,
+        failures: StoreFailures | None = None,
+    ) -> None:
         self.url = url
         self.clock = clock
         self._settings = settings
+        self.failures = StoreFailures() if failures is None else failures
         self.db = Database(
             path_from_url(url),
             synchronous=settings.sqlite_synchronous,
             busy_timeout_s=settings.store_timeout,
+            failures=self.failures,
         )
         self.jobs = SqliteJobStore(url, self.db, clock)
         self.flows = SqliteFlowStore(self.db, clock)
@@ -63,8 +72,11 @@ class SqliteBackend:
     async def ping(self) -> None:
         await self.db.run(self.db.ping)
 
+    async def memory(self) -> StoreMemory | None:
+        return None  # a file: no memory limit, nothing evicted
+
     def twin(self) -> SqliteBackend:
-        return SqliteBackend(self.url, self._settings, self.clock)
+        return SqliteBackend(self.url, self._settings, self.clock, self.failures)
 
     @classmethod
     def url_problems(cls, url: str) -> list[str]:

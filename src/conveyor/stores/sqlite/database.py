@@ -19,11 +19,28 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
-from conveyor.errors import NotFoundError, StoreUnavailableError
+from conveyor.errors import NotFoundError, StoreFullError, StoreUnavailableError
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.sqlite.counts import seed_counts
 
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+_KINDS = {
+    sqlite3.SQLITE_BUSY: "busy",
+    sqlite3.SQLITE_LOCKED: "busy",
+    sqlite3.SQLITE_READONLY: "read_only",
+}
+"""SQLite's primary result codes that have a kind of their own (``errors.STORE_ERROR_KINDS``)."""
+
+
+def store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreUnavailableError:
+    """The conveyor error for a failed SQLite step: ``StoreFullError`` for a full disk."""
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return StoreFullError(f"SQLite store {path}: the disk is full: {exc}")
+    return StoreUnavailableError(f"SQLite store {path}: {exc}", _KINDS.get(code, "other"))
 
 
 def path_from_url(url: str) -> Path:
@@ -33,9 +50,17 @@ def path_from_url(url: str) -> Path:
 
 class Database:
     def __init__(
-        self, path: Path, *, synchronous: str, busy_timeout_s: float, schema: str = "schema.sql"
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        busy_timeout_s: float,
+        schema: str = "schema.sql",
+        failures: StoreFailures | None = None,
     ) -> None:
         self.path = path
+        self.failures = StoreFailures() if failures is None else failures
+        """Where every failed step is counted by kind (the app's metrics listen)."""
         self._schema = schema
         self._synchronous = synchronous
         self._busy_timeout_ms = int(busy_timeout_s * 1000)
@@ -70,7 +95,9 @@ class Database:
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:  # e.g. a file that is not a database: connect() succeeds
                 conn.close()
-            raise StoreUnavailableError(f"cannot open SQLite database {self.path}: {exc}") from exc
+            raise StoreUnavailableError(
+                f"cannot open SQLite database {self.path}: {exc}", "other"
+            ) from exc
         self._conn = conn
 
     async def open(self, create: bool = True) -> None:
@@ -97,14 +124,14 @@ class Database:
     async def run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Run ``fn`` on the connection's thread and wait for its result."""
         if self._executor is None:
-            raise StoreUnavailableError(f"SQLite store {self.path} is not open")
+            raise StoreUnavailableError(f"SQLite store {self.path} is not open", "other")
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(self._executor, lambda: fn(*args, **kwargs))
         except sqlite3.IntegrityError:
             raise
         except sqlite3.DatabaseError as exc:
-            raise StoreUnavailableError(f"SQLite store {self.path}: {exc}") from exc
+            raise self.failures.record(store_error(exc, self.path)) from exc
 
     def ping(self) -> None:
         """One trivial read on the connection's thread."""

@@ -6,11 +6,26 @@
 local now = ARGV[1]
 local created = {}
 local any_ready = false
+local batch = new_batch()
+-- Every id into the ids index first, in one call: when each one was new there, none can
+-- have a job, and no job needs its own EXISTS (the usual case); else each is looked up.
+local added, count = 0, 0
+for first = 2, #ARGV, 9 * 500 do
+  local pairs_ = {}
+  for i = first, math.min(first + 9 * 499, #ARGV - 8), 9 do
+    pairs_[#pairs_ + 1] = 0
+    pairs_[#pairs_ + 1] = ARGV[i]
+    count = count + 1
+  end
+  added = added + rcall("ZADD", P .. "ids", "NX", unpack(pairs_))
+end
+local in_ids = added == count and "checked" or "added"
 for i = 2, #ARGV, 9 do
-  local inserted, ready = insert_job(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4],
-    ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, ARGV[i + 8])
+  local inserted, ready = insert_into(batch, ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3],
+    ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], now, ARGV[i + 8], in_ids)
   if ready then any_ready = true end
   created[#created + 1] = inserted and 1 or 0
 end
+flush(batch)
 if any_ready then wake_workers() end
 return created

@@ -13,11 +13,12 @@ local claim, token, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 
 local accepted = {}
 local trims = {}
+local batch = new_batch() -- the index writes of completed and failed jobs, flushed below
 for i = 7, 6 + n * 11, 11 do
   local id, held, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = job_key(id)
   local f = rcall("HMGET", key, "token", "state", "created_at", "cancel_requested",
-    "priority", "seq")
+    "priority", "seq", "parent", "timeline")
   if f[1] ~= held or f[2] ~= "active" then
     accepted[#accepted + 1] = 0
   elseif state == "waiting" or state == "scheduled" then
@@ -29,17 +30,18 @@ for i = 7, 6 + n * 11, 11 do
     if cancel then
       finish(id, created_at, "active", "cancelled", finished_at, expires_at)
       emit(id, "cancelled", now)
-      note_flow_child(id, now)
+      note_flow_child(id, now, f[7])
     else
       if make_due(id, created_at, "active", run_at, now, f[5], f[6]) then wake_workers() end
       emit(id, "retrying", now, ARGV[i + 5])
     end
     accepted[#accepted + 1] = 1
   else
-    -- The hot path (a job completed or failed for good): as few calls as possible.
+    -- The hot path (a job completed or failed for good): as few calls per job as possible.
     local created_at, finished_at, expires_at = f[3], ARGV[i + 3], ARGV[i + 7]
-    local fields = { "state", state, "finished_at", finished_at, "cancel_requested", "0" }
-    local gone = { "token", "lease_until" }
+    local fields = { "state", state, "finished_at", finished_at,
+      "timeline", timeline_with(f[8], state, now, ARGV[i + 5]) }
+    local gone = { "token", "lease_until", "cancel_requested" }
     local optional = { { "result", ARGV[i + 4] }, { "error", ARGV[i + 5] },
       { "progress", ARGV[i + 9] }, { "expires_at", expires_at } }
     for _, pair in ipairs(optional) do
@@ -52,14 +54,14 @@ for i = 7, 6 + n * 11, 11 do
     end
     rcall("HSET", key, unpack(fields))
     rcall("HDEL", key, unpack(gone))
-    rcall("ZREM", P .. "active", id)
-    rcall("ZREM", P .. "state:active", id)
-    rcall("ZADD", P .. "state:" .. state, created_at, id)
-    rcall("ZADD", P .. "done:" .. state, finished_at, id)
-    if expires_at ~= "" then rcall("ZADD", P .. "expiry", expires_at, id) end
-    emit(id, state, now, ARGV[i + 5])
+    later(batch, "ZREM", P .. "active", id)
+    later(batch, "ZREM", P .. "state:active", id)
+    later(batch, "ZADD", P .. "state:" .. state, created_at, id)
+    later(batch, "ZADD", P .. "done:" .. state, finished_at, id)
+    if expires_at ~= "" then later(batch, "ZADD", P .. "expiry", expires_at, id) end
+    emit_stream(id, state, ARGV[i + 5]) -- the timeline is in the HSET above
     if state == "failed" then index_failed(id, created_at, ARGV[i + 10]) end
-    note_flow_child(id, now)
+    note_flow_child(id, now, f[7])
     do
       local keep = ARGV[i + 8]
       if keep ~= "" then
@@ -69,6 +71,7 @@ for i = 7, 6 + n * 11, 11 do
     accepted[#accepted + 1] = 1
   end
 end
+flush(batch) -- before the trims and the claim read those indexes
 for state, keep in pairs(trims) do trim_done(state, keep) end
 
 local claimed = {}
@@ -99,14 +102,15 @@ if claim > 0 and meta[1] ~= "1" then
   for _, member in ipairs(members) do
     local id = string.sub(member, 18)
     local key = job_key(id)
-    local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority")
-    local attempts = rcall("HINCRBY", key, "attempts", 1)
-    local fence = rcall("HINCRBY", key, "fence", 1)
-    rcall("ZREM", P .. "state:waiting", id)
-    rcall("ZADD", P .. "state:active", f[5], id)
+    local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority",
+      "attempts", "fence")
+    local attempts, fence = tonumber(f[7] or 0) + 1, tonumber(f[8] or 0) + 1
     rcall("HSET", key, "state", "active", "token", token, "worker", worker,
-      "lease_until", lease_until, "started_at", now, "cancel_requested", "0")
-    rcall("ZADD", P .. "active", lease_until, id)
+      "lease_until", lease_until, "started_at", now, "cancel_requested", "0",
+      "attempts", attempts, "fence", fence)
+    later(batch, "ZREM", P .. "state:waiting", id)
+    later(batch, "ZADD", P .. "state:active", f[5], id)
+    later(batch, "ZADD", P .. "active", lease_until, id)
     claimed[#claimed + 1] = id
     claimed[#claimed + 1] = f[1]
     claimed[#claimed + 1] = f[2]
@@ -117,6 +121,7 @@ if claim > 0 and meta[1] ~= "1" then
     claimed[#claimed + 1] = f[6]
     claimed[#claimed + 1] = fence
   end
+  flush(batch)
   if meta[3] then log_claims(now, token, #members) end
   -- Wake another worker only if the limits leave room: else idle workers would spin.
   if allowed > #members and rcall("ZCARD", P .. "ready") > 0 then wake_workers() end

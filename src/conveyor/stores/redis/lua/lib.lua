@@ -29,9 +29,10 @@
 --   P.."ids"             zset, all scores 0: every job id, in byte order (search by prefix)
 --   P.."search:"..key    zset: jobs with that index key (stores/search.py) by created_at: a
 --                        searchable field, or the error type or a message word of a failed job
---   P.."timeline:"..id   list: the job's events but progress, "<ms>\t<kind>\t<data>", the
---                        newest EVENTS_PER_JOB (events_of)
--- A job hash's "keys" field lists its index keys, one a line (deleted with it).
+-- A job hash's "keys" field lists its index keys, one a line (deleted with it), and its
+-- "timeline" field its events but progress, "<ms>\t<kind>\t<data>" one a line (data is
+-- JSON or empty: never a newline), the newest EVENTS_PER_JOB (events_of). A field, not a
+-- list of its own: a key per job costs more memory and more time to make and delete.
 local rcall = redis.call
 local P = string.sub(KEYS[1], 1, -5)
 local PRIORITY_SPAN = 4398046511104 -- 2^42 ms: run_at fits below it until 2109
@@ -40,17 +41,30 @@ local EVENTS_PER_JOB = 100 -- stores.base.EVENTS_PER_JOB
 
 local function job_key(id) return P .. "job:" .. id end
 
--- Append a job event to the queue's capped stream, in the same script as the change, and
--- but for progress to the job's timeline (`now`: the clients' time; nil for progress).
-local function emit(id, kind, now, data)
+-- A job's timeline (its "timeline" field, or nil) with one more event, the oldest dropped
+-- past EVENTS_PER_JOB.
+local function timeline_with(timeline, kind, now, data)
+  local entry = string.format("%.0f", tonumber(now)) .. "\t" .. kind .. "\t" .. (data or "")
+  if not timeline or timeline == "" then return entry end
+  local text = timeline .. "\n" .. entry
+  local _, breaks = string.gsub(text, "\n", "")
+  if breaks >= EVENTS_PER_JOB then text = string.sub(text, string.find(text, "\n", 1, true) + 1) end
+  return text
+end
+
+-- Append a job event to the queue's capped stream, in the same script as the change.
+local function emit_stream(id, kind, data)
   rcall("XADD", P .. "events", "MAXLEN", "~", EVENTS_KEPT, "*", "job", id, "kind", kind,
     "data", data or "")
+end
+
+-- A job event: to the stream, and but for progress to the job's timeline (`now`: the
+-- clients' time; nil for progress).
+local function emit(id, kind, now, data)
+  emit_stream(id, kind, data)
   if kind ~= "progress" then
-    local timeline = P .. "timeline:" .. id
-    local entry = string.format("%.0f", tonumber(now)) .. "\t" .. kind .. "\t" .. (data or "")
-    if rcall("RPUSH", timeline, entry) > EVENTS_PER_JOB then
-      rcall("LTRIM", timeline, -EVENTS_PER_JOB, -1)
-    end
+    local key = job_key(id)
+    rcall("HSET", key, "timeline", timeline_with(rcall("HGET", key, "timeline"), kind, now, data))
   end
 end
 
@@ -136,19 +150,70 @@ local function make_due(id, created_at, old, run_at, now, priority, seq)
   return false
 end
 
--- Insert a job unless its id exists. Returns inserted, ready (ready: it is waiting now).
--- keys: its searchable fields' index keys, "\n"-joined ("" for none).
-local function insert_job(id, task, payload, options, priority, run_at, created_at, max_stalled,
-                          now, keys)
+-- Index writes gathered over many jobs, so that each index gets one variadic call
+-- (a call from Lua costs about as much as the command itself). Flush before anything
+-- reads those indexes.
+local function new_batch() return { args = {}, order = {} } end
+
+local function later(batch, command, key, a, b)
+  local name = command .. " " .. key
+  local args = batch.args[name]
+  if args == nil then
+    args = {}
+    batch.args[name] = args
+    batch.order[#batch.order + 1] = { command, key, name }
+  end
+  args[#args + 1] = a
+  if b ~= nil then args[#args + 1] = b end
+end
+
+local function flush(batch)
+  for _, entry in ipairs(batch.order) do
+    local args = batch.args[entry[3]]
+    for first = 1, #args, 1000 do -- unpack() has a stack limit; 1000 keeps ZADD pairs whole
+      rcall(entry[1], entry[2], unpack(args, first, math.min(first + 999, #args)))
+    end
+  end
+  batch.args, batch.order = {}, {}
+end
+
+-- Insert a job unless its id exists, its index writes into `batch`. Returns inserted,
+-- ready (ready: it is waiting now). keys: its searchable fields' index keys,
+-- "\n"-joined ("" for none). Fields at their default (attempts, stalls 0, no cancel
+-- request) are not written: a hash of few fields is smaller. in_ids: nil, or the id is in
+-- the ids index already ("checked": and no job has it, "added": a job may).
+local function insert_into(batch, id, task, payload, options, priority, run_at, created_at,
+                           max_stalled, now, keys, in_ids)
   local key = job_key(id)
-  if rcall("EXISTS", key) == 1 then return false, false end
+  if in_ids ~= "checked" and rcall("EXISTS", key) == 1 then return false, false end
   local seq = rcall("INCR", P .. "seq")
+  local ready = tonumber(run_at) <= tonumber(now)
+  local state = ready and "waiting" or "scheduled"
   rcall("HSET", key, "task", task, "payload", payload, "options", options,
     "priority", priority, "run_at", run_at, "created_at", created_at,
-    "max_stalled", max_stalled, "attempts", 0, "stalls", 0, "seq", seq,
-    "cancel_requested", "0", "state", "new")
-  index_job(id, task, created_at, keys)
-  return true, make_due(id, created_at, "new", run_at, now, priority, seq)
+    "max_stalled", max_stalled, "seq", seq, "state", state)
+  later(batch, "ZADD", P .. "task:" .. task, created_at, id)
+  if in_ids == nil then later(batch, "ZADD", P .. "ids", 0, id) end
+  later(batch, "ZADD", P .. "state:" .. state, created_at, id)
+  if ready then
+    later(batch, "ZADD", P .. "ready", ready_score(priority, run_at), ready_member(seq, id))
+  else
+    later(batch, "ZADD", P .. "scheduled", run_at, id)
+  end
+  if keys ~= nil and keys ~= "" then
+    rcall("HSET", key, "keys", keys)
+    for _, k in ipairs(lines(keys)) do later(batch, "ZADD", P .. "search:" .. k, created_at, id) end
+  end
+  return true, ready
+end
+
+local function insert_job(id, task, payload, options, priority, run_at, created_at, max_stalled,
+                          now, keys)
+  local batch = new_batch()
+  local inserted, ready = insert_into(batch, id, task, payload, options, priority, run_at,
+    created_at, max_stalled, now, keys)
+  flush(batch)
+  return inserted, ready
 end
 
 local function wake_workers()
@@ -174,9 +239,10 @@ end
 
 -- A flow child that reached a final state notes its result for its parent (which may
 -- live on another slot); redis/flows.py delivers it. Call after the job hash is final.
-local function note_flow_child(id, now)
+-- `parent`: its "parent" field if already read (false: none), else nil.
+local function note_flow_child(id, now, parent)
   local key = job_key(id)
-  local parent = rcall("HGET", key, "parent")
+  if parent == nil then parent = rcall("HGET", key, "parent") end
   if not parent then return end
   local f = rcall("HMGET", key, "state", "result", "error")
   local value = (f[1] == "completed" and f[2] or f[3]) or ""
@@ -220,7 +286,7 @@ local function delete_job(id)
   rcall("ZREM", P .. "expiry", id)
   rcall("ZREM", P .. "ids", id)
   unindex_jobs({ id }, { { f[3], f[4] } })
-  rcall("DEL", job_key(id), P .. "logs:" .. id, P .. "flow:" .. id, P .. "timeline:" .. id)
+  rcall("DEL", job_key(id), P .. "logs:" .. id, P .. "flow:" .. id)
   return true
 end
 
@@ -232,9 +298,8 @@ local function trim_done(state, keep)
   local ids = rcall("ZRANGE", done, 0, excess - 1)
   local keys, flows, entries = {}, {}, {}
   for i, id in ipairs(ids) do
-    keys[3 * i - 2] = job_key(id)
-    keys[3 * i - 1] = P .. "logs:" .. id
-    keys[3 * i] = P .. "timeline:" .. id
+    keys[2 * i - 1] = job_key(id)
+    keys[2 * i] = P .. "logs:" .. id
     flows[i] = P .. "flow:" .. id
     entries[i] = rcall("HMGET", job_key(id), "task", "keys")
   end
@@ -244,7 +309,7 @@ local function trim_done(state, keep)
     rcall("ZREM", P .. "state:" .. state, unpack(ids, first, last))
     rcall("ZREM", P .. "expiry", unpack(ids, first, last))
     rcall("ZREM", P .. "ids", unpack(ids, first, last))
-    rcall("DEL", unpack(keys, 3 * first - 2, 3 * last))
+    rcall("DEL", unpack(keys, 2 * first - 1, 2 * last))
     rcall("DEL", unpack(flows, first, last))
   end
   rcall("ZREMRANGEBYRANK", done, 0, excess - 1)

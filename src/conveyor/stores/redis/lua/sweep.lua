@@ -17,7 +17,7 @@ for _, id in ipairs(expired) do
   local key = job_key(id)
   local f = rcall("HMGET", key, "stalls", "max_stalled", "created_at", "cancel_requested",
     "run_at", "priority", "seq", "task")
-  local stalls = tonumber(f[1]) + 1
+  local stalls = tonumber(f[1] or 0) + 1
   clear_lease(id)
   rcall("HSET", key, "stalls", stalls)
   local attempts = rcall("HINCRBY", key, "attempts", -1)

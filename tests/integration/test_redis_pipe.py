@@ -1,0 +1,108 @@
+"""The Redis store's pipelined script connection (stores/redis/pipe.py): every caller
+gets its own reply, concurrent callers share one socket, errors are redis-py's, and a
+lost server is a ConnectionError until it is back.
+
+Each test starts its own redis-server, since some stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from redis import exceptions as redis_errors
+
+from conveyor import Conveyor
+from conveyor.stores.redis.pipe import ScriptPipe, pack, reply_error
+from tests.redis_servers import running_server
+
+pytestmark = [pytest.mark.redis]
+
+
+def _clients(server_client: object) -> int:
+    return int(server_client.info("clients")["connected_clients"])  # type: ignore[attr-defined]
+
+
+async def test_concurrent_requests_get_their_own_replies_over_one_socket(tmp_path: Path) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        admin = server.client()
+        before = _clients(admin)
+        pipe = ScriptPipe(server.url)
+        try:
+            replies = await asyncio.gather(
+                *(pipe.request(pack("ECHO", f"r{i}")) for i in range(500))
+            )
+            assert replies == [f"r{i}".encode() for i in range(500)]
+            assert _clients(admin) == before + 1
+        finally:
+            pipe.close()
+
+
+async def test_an_error_reply_is_raised_as_redis_py_raises_it_and_the_pipe_goes_on(
+    tmp_path: Path,
+) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        pipe = ScriptPipe(server.url)
+        try:
+            with pytest.raises(redis_errors.NoScriptError):
+                await pipe.request(pack("EVALSHA", "0" * 40, 0))
+            with pytest.raises(redis_errors.ResponseError, match=r"^ERR unknown command"):
+                await pipe.request(pack("NOSUCHCOMMAND"))
+            assert await pipe.request(pack("ECHO", "after")) == b"after"
+        finally:
+            pipe.close()
+    assert isinstance(reply_error("OOM command not allowed"), redis_errors.OutOfMemoryError)
+    assert isinstance(reply_error("BUSY Redis is busy"), redis_errors.ResponseError)
+
+
+async def test_a_caller_that_gave_up_does_not_shift_the_next_callers_reply(
+    tmp_path: Path,
+) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        pipe = ScriptPipe(server.url)
+        try:
+            await pipe.request(pack("PING"))  # connected
+            slow = asyncio.ensure_future(pipe.request(pack("BLPOP", "nothing", "0.3")))
+            await asyncio.sleep(0.05)
+            slow.cancel()
+            # Sent behind the BLPOP on the same socket: answered after it, and its own.
+            assert await pipe.request(pack("ECHO", "mine")) == b"mine"
+        finally:
+            pipe.close()
+
+
+async def test_a_stopped_server_is_a_connection_error_until_it_is_back(tmp_path: Path) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        pipe = ScriptPipe(server.url)
+        try:
+            assert await pipe.request(pack("PING")) == b"PONG"
+            port = server.port
+            server.stop()
+            with pytest.raises((redis_errors.ConnectionError, OSError)):
+                await pipe.request(pack("PING"))
+            server.start((port,))  # the same port: the pipe's address
+            assert await pipe.request(pack("PING")) == b"PONG"
+        finally:
+            pipe.close()
+
+
+async def test_many_coroutines_enqueueing_at_once_each_get_their_job(tmp_path: Path) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        app = Conveyor(server.url, log_level="WARNING")
+
+        @app.task
+        async def echo(n: int) -> int:
+            return n
+
+        try:
+            jobs = await asyncio.gather(
+                *(echo.options(job_id=f"j{n}").enqueue(n) for n in range(300))
+            )
+            assert [j.id for j in jobs] == [f"j{n}" for n in range(300)]
+            stats = await app.work(burst=True, concurrency=20)
+            assert stats.completed == 300
+            results = await asyncio.gather(*(app.jobs.get(f"j{n}") for n in range(0, 300, 37)))
+            assert [j.result for j in results] == list(range(0, 300, 37))
+        finally:
+            await app.close()
