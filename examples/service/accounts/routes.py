@@ -123,15 +123,12 @@ async def usage(caller: Authenticated) -> dict[str, Any]:
                 select(ApiKey).where(ApiKey.account_id == caller.account_id).order_by(ApiKey.id)
             )
         )
-        flushed = dict(
-            (
-                await session.execute(
-                    select(KeyUsage.key_id, func.sum(KeyUsage.requests))
-                    .where(KeyUsage.key_id.in_([key.id for key in keys]))
-                    .group_by(KeyUsage.key_id)
-                )
-            ).tuples()
+        sums = await session.execute(
+            select(KeyUsage.key_id, func.sum(KeyUsage.requests))
+            .where(KeyUsage.key_id.in_([key.id for key in keys]))
+            .group_by(KeyUsage.key_id)
         )
+        flushed = {key_id: int(total) for key_id, total in sums}
     pending = await pending_counts([key.id for key in keys], time.time())
     return {
         "windowSeconds": WINDOW,
