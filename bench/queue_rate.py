@@ -67,9 +67,12 @@ async def _drain(url: str, rate: int, seconds: float, workers: int) -> list[int]
             for proc in procs:
                 proc.wait(timeout=30)
         starts: list[int] = []
-        for offset in range(0, jobs, 1000):
-            page = await producer.store.list_jobs(QUEUE, JobState.COMPLETED, offset, 1000)
-            starts += [record.started_at for record in page if record.started_at is not None]
+        cursor: str | None = None
+        while True:
+            page = await producer.store.list_page(QUEUE, JobState.COMPLETED, cursor, 200)
+            starts += [r.started_at for r in page.records if r.started_at is not None]
+            if (cursor := page.next) is None:
+                break
     if len(starts) != jobs:
         raise SystemExit(f"only {len(starts)} of {jobs} jobs completed")
     return sorted(starts)

@@ -53,12 +53,15 @@ from conveyor.jobs.context import JobContext, current_job
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.pages import JobPage
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
 from conveyor.jobs.sync_job import SyncJob
 from conveyor.jobs.task import Task
 from conveyor.jobs.worker import Worker, WorkerStats
+from conveyor.observability.audit import AuditClient, AuditPage, AuditRecord
 from conveyor.observability.health import CheckResult, HealthReport, Status
+from conveyor.observability.history import HistoryClient, HistorySeries
 from conveyor.ratelimit.decision import RateDecision
 from conveyor.ratelimit.keys import TrustedProxies, rate_key
 from conveyor.ratelimit.limiter import RateLimiter
@@ -67,7 +70,15 @@ from conveyor.ratelimit.quota import RateQuota
 from conveyor.ratelimit.rates import Rate
 from conveyor.ratelimit.service import RateLimits
 from conveyor.ratelimit.tiers import TierLookup
-from conveyor.stores.base import CancelResult, JobEvent, JobEventKind, JobState, LogLine
+from conveyor.stores.base import (
+    CancelResult,
+    JobEvent,
+    JobEventKind,
+    JobState,
+    LogLine,
+    WorkerInfo,
+)
+from conveyor.stores.history import HistoryRow
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
@@ -104,6 +115,9 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AuditClient",
+    "AuditPage",
+    "AuditRecord",
     "Backoff",
     "BadInputError",
     "Cache",
@@ -126,6 +140,9 @@ __all__ = [
     "Flow",
     "FlowClient",
     "HealthReport",
+    "HistoryClient",
+    "HistoryRow",
+    "HistorySeries",
     "InvalidArgumentsError",
     "InvalidScheduleError",
     "Job",
@@ -136,6 +153,7 @@ __all__ = [
     "JobEventKind",
     "JobEvents",
     "JobFailedError",
+    "JobPage",
     "JobState",
     "JobTimeoutError",
     "JobWaitTimeoutError",
@@ -177,6 +195,7 @@ __all__ = [
     "TrustedProxies",
     "UnavailableError",
     "Worker",
+    "WorkerInfo",
     "WorkerStats",
     "__version__",
     "api_version",

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
@@ -22,7 +23,9 @@ from conveyor.jobs.sandbox import check_importable
 from conveyor.jobs.schedule import Missed, ScheduleClient
 from conveyor.jobs.task import Task, TaskDecorator, default_task_name
 from conveyor.jobs.worker import Worker, WorkerStats
+from conveyor.observability.audit import AuditClient
 from conveyor.observability.health import CheckResult, Health, Status
+from conveyor.observability.history import HistoryClient
 from conveyor.observability.logging import configure_logging
 from conveyor.observability.metrics import Metrics
 from conveyor.ratelimit.service import settings_problems as rate_limit_problems
@@ -68,6 +71,11 @@ class Conveyor:
         self.flows = FlowClient(self)
         """Flows: ``app.flows.add(...)``, ``chain(...)``, ``group(...)`` (jobs/flows.py)."""
         self.metrics = Metrics()
+        self.history = HistoryClient(self.backend.history, self.clock, self.settings, self.open)
+        """Minute-by-minute counts in the store, for charts (``observability/history.py``)."""
+        self.history.add_source(self.metrics.jobs.history_totals)
+        self.audit = AuditClient(self.backend.audit, self.clock, self.settings, self.open)
+        """The log of destructive actions (``observability/audit.py``)."""
         self.health = Health()
         self.workers: list[Worker] = []
         """Workers running in this process (a worker adds itself while it runs)."""
@@ -115,6 +123,7 @@ class Conveyor:
         missed: Missed = "skip",
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Sequence[str] = (),
     ) -> TaskDecorator: ...
 
     def task(
@@ -136,6 +145,7 @@ class Conveyor:
         missed: Missed = "skip",
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Sequence[str] = (),
     ) -> Any:
         """Register a function (async or sync) as a task.
 
@@ -146,7 +156,9 @@ class Conveyor:
         ``sandbox``: run each attempt in a child process, killed at ``timeout``
         (for CPU-bound or untrusted code; the function must be importable by
         module path); ``concurrency``: at most this many jobs of the task run
-        at once across all workers (in its queue). ``cron`` (in time zone
+        at once across all workers (in its queue); ``search``: payload fields to
+        index for ``app.jobs.search(field=(name, value))``, each a parameter name
+        or a dotted path into one (``"order.id"``). ``cron`` (in time zone
         ``tz``) or ``every`` (seconds) schedules the task, which then takes
         no arguments; ``missed`` is the missed-ticks policy (see :meth:`ScheduleClient.add
         <conveyor.jobs.schedule.ScheduleClient.add>`). The task is named
@@ -169,6 +181,7 @@ class Conveyor:
             "missed": missed,
             "sandbox": sandbox,
             "concurrency": concurrency,
+            "search": search,
         }
         if fn is not None:
             return self.register_task(fn, **options)
@@ -193,6 +206,7 @@ class Conveyor:
         missed: Missed = "skip",
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Sequence[str] = (),
     ) -> Task[Any, Any]:
         """Register ``fn`` as a task: :meth:`task` without the decorator (same options)."""
         task_name = name or default_task_name(fn)
@@ -222,6 +236,7 @@ class Conveyor:
             non_retryable=tuple(non_retryable),
             sandbox=sandbox,
             concurrency=concurrency,
+            search=search,
         )
         if cron is not None or every is not None or tz is not None:
             self.schedules.declare(task, cron=cron, every=every, tz=tz, missed=missed)
@@ -266,6 +281,8 @@ class Conveyor:
         if self._cache is not None:
             await self._cache.close()
         if self._opened:
+            with contextlib.suppress(Exception):  # what a worker's last flush did not send
+                await self.history.flush()
             await self.backend.close()
             self._opened = False
 
@@ -376,6 +393,7 @@ class Conveyor:
             self._rate_limits = RateLimits(
                 self.settings, self.backend, self.clock, self.metrics.registry, self.open
             )
+            self.history.add_source(self._rate_limits.metrics.history_totals)
         return self._rate_limits
 
     async def _check_rate_limits(self) -> CheckResult:

@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     max_log_lines: int = Field(default=1_000, ge=1)
     """Log lines kept per job (the newest)."""
 
+    history_flush_seconds: float = Field(default=10.0, gt=0, le=60)
+    """How often a process adds its counts to the metrics history (one store call)."""
+    history_days: float = Field(default=7.0, gt=0, le=366)
+    """Minutes of metrics history older than this are dropped by the sweep."""
+    audit_keep: int = Field(default=10_000, ge=1)
+    """Audit entries kept (the newest)."""
+    audit_days: float = Field(default=90.0, gt=0)
+    """Audit entries older than this are dropped when the next one is written."""
+
     sqlite_synchronous: Literal["NORMAL", "FULL"] = "NORMAL"
     """NORMAL survives a killed process; FULL also survives power loss, slower."""
     store_timeout: float = Field(default=5.0, gt=0, le=600)

@@ -10,7 +10,7 @@ and what the store answered. Every cell runs on every store, through the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +18,6 @@ import msgspec
 import pytest
 
 from conveyor.clock import ManualClock
-from conveyor.config import load_settings
 from conveyor.stores.backend import Backend
 from conveyor.stores.base import (
     CancelResult,
@@ -30,24 +29,12 @@ from conveyor.stores.base import (
     RemoveResult,
 )
 from conveyor.stores.flows import FlowJob
-from conveyor.stores.registry import make_backend
+from tests.conformance.conftest import assert_counts_match_listings
 
 QUEUE = "table"
 LEASE_MS = 30_000
 KEEP_MS = 3_600_000
 MAX_STALLED = 1
-
-
-@pytest.fixture
-async def backend(store_url: str) -> AsyncIterator[Backend]:
-    clock = ManualClock()
-    settings = load_settings(store_url, {"log_level": "WARNING"})
-    backend = make_backend(store_url, settings, clock)
-    await backend.open()
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 @dataclass
@@ -215,6 +202,22 @@ async def _sweep(held: Held) -> Any:
     return await held.sweep()
 
 
+async def _promote(held: Held) -> Any:
+    return await held.backend.jobs.promote(held.id, held.clock.now_ms())
+
+
+async def _retry_failed(held: Held) -> Any:
+    return await held.backend.jobs.retry_failed(QUEUE, 10, held.clock.now_ms())
+
+
+async def _count_clean(held: Held) -> Any:
+    """What ``clean`` would answer in the same place (the store deletes nothing)."""
+    record = await held.backend.jobs.get(held.id)
+    state = JobState.COMPLETED if record is None else record.state
+    held.clock.advance(1)
+    return Cleaned(await held.backend.jobs.count_clean(QUEUE, state, held.clock.now_ms(), 100))
+
+
 TRANSITIONS: dict[str, Callable[[Held], Awaitable[Any]]] = {
     "claim": _claim,
     "claim-later": _claim_later,
@@ -229,6 +232,9 @@ TRANSITIONS: dict[str, Callable[[Held], Awaitable[Any]]] = {
     "remove": _remove,
     "clean": _clean,
     "sweep": _sweep,
+    "promote": _promote,
+    "retry-failed": _retry_failed,
+    "count-clean": _count_clean,
 }
 
 
@@ -262,7 +268,13 @@ def _held(state: JobState) -> dict[str, Then]:
         "renew": _stays(state, LOST),
         "check-lease": _stays(state, LOST),
         "sweep": _stays(state, []),
+        **_not_scheduled_or_failed(state),
     }
+
+
+def _not_scheduled_or_failed(state: JobState | None) -> dict[str, Then]:
+    """Promote and bulk retry leave every other state as it is."""
+    return {"promote": _stays(state, False), "retry-failed": _stays(state, 0)}
 
 
 TABLE: dict[str, dict[str, Then]] = {
@@ -274,6 +286,8 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": _stays(S, False),
         "remove": Then(None, RemoveResult.REMOVED),
         "clean": Then(None, Cleaned(1)),
+        "count-clean": Then(S, Cleaned(1)),
+        "promote": Then(W, True, {"run_at": "now"}),  # and then a claim takes it at once
     },
     "waiting": {
         **_held(W),
@@ -283,6 +297,7 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": _stays(W, False),
         "remove": Then(None, RemoveResult.REMOVED),
         "clean": Then(None, Cleaned(1)),
+        "count-clean": Then(W, Cleaned(1)),
     },
     "active": {
         "claim": _stays(A, 0),
@@ -297,7 +312,9 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": _stays(A, False),
         "remove": _stays(A, RemoveResult.ACTIVE),
         "clean": Then(A, Cleaned(1)),  # the store is never asked: the client refuses ACTIVE
+        "count-clean": Then(A, Cleaned(1)),
         "sweep": Then(W, [("job-1", False)], {"stalls": 1, "attempts": 0}),
+        **_not_scheduled_or_failed(A),
     },
     "active-to-cancel": {
         "claim": _stays(A, 0),
@@ -312,7 +329,9 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": _stays(A, False),
         "remove": _stays(A, RemoveResult.ACTIVE),
         "clean": Then(A, Cleaned(1)),
+        "count-clean": Then(A, Cleaned(1)),
         "sweep": Then(CANCELLED, [("job-1", False)]),  # a stalled job to cancel ends cancelled
+        **_not_scheduled_or_failed(A),
     },
     "active-stalled-once": {
         "complete": Then(DONE, True),
@@ -327,6 +346,7 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": _stays(DONE, False),
         "remove": Then(None, RemoveResult.REMOVED),
         "clean": Then(None, Cleaned(1)),
+        "count-clean": Then(DONE, Cleaned(1)),
     },
     "failed": {
         **_held(FAILED),
@@ -336,6 +356,8 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": Then(W, True, {"attempts": 0, "error": None}),
         "remove": Then(None, RemoveResult.REMOVED),
         "clean": Then(None, Cleaned(1)),
+        "count-clean": Then(FAILED, Cleaned(1)),
+        "retry-failed": Then(W, 1, {"attempts": 0, "error": None, "run_at": "now"}),
     },
     "cancelled": {
         **_held(CANCELLED),
@@ -345,6 +367,7 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": Then(W, True),
         "remove": Then(None, RemoveResult.REMOVED),
         "clean": Then(None, Cleaned(1)),
+        "count-clean": Then(CANCELLED, Cleaned(1)),
     },
     "missing": {
         **_held(JobState.COMPLETED),
@@ -361,6 +384,8 @@ TABLE: dict[str, dict[str, Then]] = {
         "admin-retry": _stays(None, False),
         "remove": _stays(None, RemoveResult.MISSING),
         "clean": _stays(None, Cleaned(0)),
+        "count-clean": _stays(None, Cleaned(0)),
+        **_not_scheduled_or_failed(None),
     },
 }
 
@@ -368,7 +393,7 @@ CELLS = [
     pytest.param(start, step, id=f"{start}--{step}")
     for start, row in TABLE.items()
     for step in row
-    if not (step == "clean" and start.startswith("active"))  # ACTIVE is refused above
+    if not (step in ("clean", "count-clean") and start.startswith("active"))  # refused above
 ]
 
 
@@ -389,10 +414,13 @@ async def test_transition(backend: Backend, start: str, step: str) -> None:
     assert answer == then.answer
     record = await backend.jobs.get(held.id)
     assert (None if record is None else record.state) == then.state
+    await assert_counts_match_listings(backend.jobs)
     for name, expected in then.fields.items():
         assert record is not None
         if name == "error_message":
             assert expected in msgspec.json.decode(record.error or b"{}")["message"]
+        elif expected == "now":
+            assert getattr(record, name) == held.clock.now_ms(), name
         else:
             assert getattr(record, name) == expected, name
 

@@ -10,6 +10,14 @@ import pytest
 import conveyor
 
 EXPECTED = {
+    "AuditRecord",
+    "AuditPage",
+    "AuditClient",
+    "HistoryRow",
+    "HistorySeries",
+    "HistoryClient",
+    "WorkerInfo",
+    "JobPage",
     "Backoff",
     "BadInputError",
     "Cache",

@@ -24,8 +24,10 @@ from conveyor.jobs.events import JobEvents
 from conveyor.jobs.ids import new_job_id
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import QueueControls
+from conveyor.jobs.pages import JobPages, parse_state
 from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Retention
+from conveyor.jobs.search import search_keys
 from conveyor.jobs.tracing import RequestContext, capture_context
 from conveyor.stores.base import (
     CancelResult,
@@ -134,8 +136,8 @@ class Step(Generic[R]):
     options: EnqueueOptions
 
 
-class JobClient:
-    """Enqueue, read and administer jobs in one store."""
+class JobClient(JobPages):
+    """Enqueue, read and administer jobs in one store (paged reads: ``jobs/pages.py``)."""
 
     def __init__(
         self,
@@ -179,7 +181,8 @@ class JobClient:
         elif opts.at is not None:
             run_at = int(opts.at.timestamp() * 1000)
         takes_input = flow is not None and flow.parent in ("previous", "results")
-        task.check_arguments((None, *call.args) if takes_input else call.args, call.kwargs)
+        args = (None, *call.args) if takes_input else call.args
+        task.check_arguments(args, call.kwargs)
         options = JobOptions(
             retries=task.retries if opts.retries is None else opts.retries,
             timeout=task.timeout if opts.timeout is None else opts.timeout,
@@ -198,6 +201,7 @@ class JobClient:
             run_at=run_at,
             created_at=now,
             max_stalled=task.max_stalled,
+            search_keys=search_keys(task.signature, task.search, args, call.kwargs),
         )
 
     async def enqueue(self, calls: Sequence[Call[Any]]) -> list[Job[Any]]:
@@ -231,27 +235,15 @@ class JobClient:
 
     # -- reads -------------------------------------------------------------
 
+    def _job(self, record: JobRecord) -> Job[Any]:
+        return Job(self, record)
+
     async def get(self, job_id: str) -> Job[Any]:
         await self._open()
         record = await self.store.get(job_id)
         if record is None:
             raise NotFoundError(f"no job with id {job_id!r}")
         return Job(self, record)
-
-    async def list(
-        self,
-        state: JobState | str,
-        queue: str | None = None,
-        *,
-        offset: int = 0,
-        limit: int = 50,
-    ) -> builtins.list[Job[Any]]:
-        """Jobs in ``state``, newest first, ``limit`` (<= 1000) from ``offset``."""
-        if not 0 < limit <= 1000 or offset < 0:
-            raise BadInputError("limit must be 1..1000 and offset >= 0")
-        await self._open()
-        records = await self.store.list_jobs(queue, _state(state), offset, limit)
-        return [Job(self, r) for r in records]
 
     def events(
         self,
@@ -323,6 +315,31 @@ class JobClient:
             )
         return await self.get(job_id)
 
+    async def retry_failed(self, queue: str, limit: int = 1_000) -> int:
+        """Send up to ``limit`` failed jobs of ``queue`` (the longest-failed first) back to
+        waiting, attempts reset; returns how many. Call again for more.
+
+        >>> while await app.jobs.retry_failed("emails", limit=1000):
+        ...     pass
+        """
+        _check_limit(limit)
+        await self._open()
+        return await self.store.retry_failed(queue, limit, self.clock.now_ms())
+
+    async def promote(self, job_id: str) -> Job[Any]:
+        """Run a scheduled job (delayed, or waiting out a retry's backoff) now."""
+        await self._open()
+        if not await self.store.promote(job_id, self.clock.now_ms()):
+            record = await self.store.get(job_id)
+            if record is None:
+                raise NotFoundError(f"no job with id {job_id!r}")
+            raise ConflictError(
+                f"job {job_id} is {record.state.value}; only scheduled jobs can be promoted"
+            )
+        for wakeup in self.wakeups:
+            wakeup.set()
+        return await self.get(job_id)
+
     async def remove(self, job_id: str) -> None:
         """Delete a job; an active one, or a flow child its parent waits for, is refused."""
         await self._open()
@@ -371,19 +388,31 @@ class JobClient:
         await self.controls.backoff_queue(queue, seconds)
 
     async def clean(
-        self, queue: str, state: JobState | str, older_than: float = 0.0, limit: int = 10_000
+        self,
+        queue: str,
+        state: JobState | str,
+        older_than: float = 0.0,
+        limit: int = 10_000,
+        *,
+        dry_run: bool = False,
     ) -> int:
-        """Delete jobs of ``queue`` in ``state`` that finished more than ``older_than`` s ago."""
+        """Delete up to ``limit`` jobs of ``queue`` in ``state`` that finished (or, unfinished,
+        were created) more than ``older_than`` s ago; returns how many.
+
+        With ``dry_run`` nothing is deleted: the answer is how many would be.
+        """
         if not math.isfinite(older_than) or limit < 1:
             raise BadInputError(
                 f"older_than must be a finite number of seconds and limit >= 1,"
                 f" got {older_than!r} and {limit!r}"
             )
-        wanted = _state(state)
+        wanted = parse_state(state)
         if wanted is JobState.ACTIVE:
             raise ConflictError("active jobs cannot be cleaned; they are held by workers")
         await self._open()
         before = self.clock.now_ms() - int(older_than * 1000)
+        if dry_run:
+            return await self.store.count_clean(queue, wanted, before, limit)
         cleaned = await self.store.clean(queue, wanted, before, limit)
         if cleaned.pending_child is not None:
             raise _pending_child(cleaned.pending_child)
@@ -453,12 +482,9 @@ def _number_in(value: object, low: float, high: float) -> bool:
     )
 
 
-def _state(state: JobState | str) -> JobState:
-    try:
-        return JobState(state)
-    except ValueError:
-        names = ", ".join(s.value for s in JobState)
-        raise BadInputError(f"unknown job state {state!r}; use one of {names}") from None
+def _check_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 0 < limit <= 100_000:
+        raise BadInputError(f"limit must be 1..100000, got {limit!r}")
 
 
 def _fresh_record(job: NewJob, now: int) -> JobRecord:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from conveyor.jobs.sync_job import SyncJob
     from conveyor.jobs.task import Task
     from conveyor.jobs.worker import Worker
+    from conveyor.observability.history import HistoryClient
     from conveyor.observability.metrics import Metrics
     from conveyor.stores.backend import Backend
     from conveyor.stores.base import JobStore
@@ -39,6 +40,7 @@ class Runtime(Protocol):
     clock: Clock
     backend: Backend
     metrics: Metrics
+    history: HistoryClient
     retention: RetentionRules
     tasks: dict[str, Task[Any, Any]]
     """Every registered task by name."""

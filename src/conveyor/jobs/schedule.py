@@ -24,7 +24,10 @@ import msgspec
 from conveyor import serialization
 from conveyor.errors import InvalidScheduleError, NotFoundError
 from conveyor.jobs.client import Call, EnqueueOptions
+from conveyor.jobs.job import Job
+from conveyor.jobs.search import search_keys
 from conveyor.jobs.timing import Timing, to_datetime
+from conveyor.stores.base import NewJob
 from conveyor.stores.schedules import ScheduleRecord, ScheduleStore
 
 if TYPE_CHECKING:
@@ -55,6 +58,8 @@ class Schedule:
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
     priority: int
+    paused: bool = False
+    """A paused schedule does not fire (``app.schedules.pause``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (times as ISO 8601)."""
@@ -72,11 +77,12 @@ class Schedule:
             "args": list(self.args),
             "kwargs": self.kwargs,
             "priority": self.priority,
+            "paused": self.paused,
         }
 
 
 class ScheduleClient:
-    """Add, read and remove schedules (``app.schedules``).
+    """Add, read, pause, trigger and remove schedules (``app.schedules``).
 
     >>> await app.schedules.add(report.call(7, fmt="csv"), cron="0 8 * * 1-5", tz="Europe/Paris")
     >>> await app.schedules.add(ping, every=30, name="ping")
@@ -151,6 +157,47 @@ class ScheduleClient:
         if not await self.store.remove_schedule(name):
             raise NotFoundError(f"no schedule named {name!r}")
 
+    async def pause(self, name: str) -> Schedule:
+        """Stop firing schedule ``name`` until :meth:`resume` (kept across worker restarts)."""
+        return await self._pause(name, True)
+
+    async def resume(self, name: str) -> Schedule:
+        """Fire schedule ``name`` again. Ticks it missed while paused are handled by its
+        ``missed`` policy, as after an outage: ``skip`` drops those more than ``grace``
+        late, ``run_once`` enqueues one job for them."""
+        return await self._pause(name, False)
+
+    async def _pause(self, name: str, paused: bool) -> Schedule:
+        await self.app.open()
+        if not await self.store.pause_schedule(name, paused):
+            raise NotFoundError(f"no schedule named {name!r}")
+        return await self.get(name)
+
+    async def trigger(self, name: str) -> Job[Any]:
+        """Enqueue schedule ``name``'s job now, outside its timing (paused or not), with id
+        ``<name>@manual-<ms>``; its next tick stays as it was."""
+        await self.app.open()
+        record = await self.store.get_schedule(name)
+        if record is None:
+            raise NotFoundError(f"no schedule named {name!r}")
+        now = self.app.clock.now_ms()
+        job = NewJob(
+            id=f"{name}@manual-{now}",
+            queue=record.queue,
+            task=record.task,
+            payload=record.payload,
+            options=record.options,
+            priority=record.priority,
+            run_at=now,
+            created_at=now,
+            max_stalled=record.max_stalled,
+            search_keys=payload_search_keys(self.app.tasks.get(record.task), record.payload),
+        )
+        await self.app.store.enqueue([job])  # a second trigger in the same ms adds nothing
+        for wakeup in self.app.jobs.wakeups:
+            wakeup.set()
+        return await self.app.jobs.get(job.id)
+
     async def _put(self, record: ScheduleRecord) -> None:
         next_fire = Timing.decode(record.timing).next_after(self.app.clock.now_ms())
         await self.store.put_schedule(msgspec.structs.replace(record, next_fire=next_fire))
@@ -217,4 +264,13 @@ def _schedule(r: ScheduleRecord) -> Schedule:
         args=tuple(args),
         kwargs=dict(kwargs),
         priority=r.priority,
+        paused=r.paused,
     )
+
+
+def payload_search_keys(task: Task[Any, Any] | None, payload: bytes) -> list[str]:
+    """The search keys of a stored call of ``task`` (none if this process lacks the task)."""
+    if task is None or not task.search:
+        return []
+    args, kwargs = serialization.decode_call(payload)
+    return search_keys(task.signature, task.search, args, kwargs)

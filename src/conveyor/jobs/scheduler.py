@@ -16,6 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from conveyor.jobs.schedule import payload_search_keys
 from conveyor.jobs.timing import Timing
 from conveyor.observability.logging import get_logger
 from conveyor.stores.base import NewJob
@@ -122,7 +123,7 @@ class Scheduler:
         due, later = await self.store.due_schedules(self.queues, now, DUE_LIMIT)
         if not due:
             return _until(later, now)
-        fires = [fire for fire in (_plan_or_log(r, now) for r in due) if fire is not None]
+        fires = [fire for fire in (self._plan(r, now) for r in due) if fire is not None]
         applied = await self.store.fire_schedules(fires)
         if any(ok and fire.jobs for ok, fire in zip(applied, fires, strict=True)):
             for wakeup in self.app.jobs.wakeups:
@@ -132,16 +133,20 @@ class Scheduler:
         upcoming = [fire.next_fire for fire in fires] + ([] if later is None else [later])
         return _until(min(upcoming, default=None), self.app.clock.now_ms())
 
-
-def _plan_or_log(record: ScheduleRecord, now: int) -> ScheduleFire | None:
-    """One broken schedule (say, timing written by a newer version) must not stop the others."""
-    try:
-        return plan_fire(record, now)
-    except Exception as exc:
-        log.error(
-            "cannot plan schedule", schedule=record.name, error=f"{type(exc).__name__}: {exc}"
-        )
-        return None
+    def _plan(self, record: ScheduleRecord, now: int) -> ScheduleFire | None:
+        """One broken schedule (say, timing written by a newer version) must not stop the
+        others. Its jobs get the search keys of their task, if this worker has it."""
+        try:
+            fire = plan_fire(record, now)
+            keys = payload_search_keys(self.app.tasks.get(record.task), record.payload)
+        except Exception as exc:
+            log.error(
+                "cannot plan schedule", schedule=record.name, error=f"{type(exc).__name__}: {exc}"
+            )
+            return None
+        for job in fire.jobs:
+            job.search_keys = keys
+        return fire
 
 
 def _until(at: int | None, now: int) -> float:

@@ -27,6 +27,7 @@ from conveyor.errors import InvalidArgumentsError
 from conveyor.jobs.client import Call, EnqueueOptions, Step
 from conveyor.jobs.job import Job
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention, as_backoff
+from conveyor.jobs.search import check_paths
 
 if TYPE_CHECKING:
     from conveyor.jobs.runtime import Runtime
@@ -94,6 +95,7 @@ class Task(_Caller[P, R]):
         "retention",
         "retries",
         "sandbox",
+        "search",
         "signature",
         "timeout",
     )
@@ -114,6 +116,7 @@ class Task(_Caller[P, R]):
         non_retryable: tuple[type[BaseException], ...],
         sandbox: bool = False,
         concurrency: int | None = None,
+        search: Iterable[str] = (),
     ) -> None:
         super().__init__(self, _NO_OPTIONS)
         self.app = app
@@ -135,6 +138,8 @@ class Task(_Caller[P, R]):
         """At most this many jobs of the task run at once, across all workers (None: no limit)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        self.search = check_paths(self.signature, search, name)
+        """Payload paths indexed for ``app.jobs.search(field=...)`` (``jobs/search.py``)."""
 
     def __repr__(self) -> str:
         return f"<Task {self.name} queue={self.queue}>"

@@ -133,13 +133,14 @@ class Worker:
         app.workers.append(self)
         restore = self._install_signal_handlers() if self.handle_signals else None
         info = worker_info(self.id, self.queues, self.concurrency, self.clock.now_ms())
-        maintenance = Maintenance(app, info, self._beat)
+        maintenance = Maintenance(app, info, self._beat, self._running.keys)
         maintenance_halt, lease_halt = asyncio.Event(), asyncio.Event()
         background = [
             asyncio.create_task(maintenance.loop(maintenance_halt), name="conveyor-maintenance"),
             asyncio.create_task(
                 Scheduler(app, self.queues).run(maintenance_halt), name="conveyor-scheduler"
             ),
+            asyncio.create_task(app.history.run(maintenance_halt), name="conveyor-history"),
         ]
         # Leases are renewed and progress flushed until the very end of the drain.
         lease_keepers = [

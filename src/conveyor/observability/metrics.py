@@ -9,6 +9,7 @@ age of the oldest waiting job) are refreshed from the store when scraped.
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -107,6 +108,34 @@ class JobMetrics:
             self._series[key] = found
         return found
 
+    def history_totals(self) -> dict[tuple[str, tuple[str, ...]], int]:
+        """This process's totals since start, per queue, for the metrics history
+        (``observability/history.py``): outcomes, and wait and run times per bucket
+        (each bucket counts the observations above the edge below it, up to its ``le``)."""
+        totals: dict[tuple[str, tuple[str, ...]], int] = defaultdict(int)
+        counters = (
+            ("jobs_completed", self.completed),
+            ("jobs_failed", self.failed),
+            ("jobs_retried", self.retried),
+        )
+        for kind, counter in counters:
+            for family in counter.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        totals[kind, (sample.labels["queue"],)] += int(sample.value)
+        for kind, histogram in (("job_wait_bucket", self.wait), ("job_run_bucket", self.run)):
+            cumulative: dict[tuple[str, str], int] = defaultdict(int)
+            for family in histogram.collect():
+                for sample in family.samples:
+                    if sample.name.endswith("_bucket"):
+                        key = (sample.labels["queue"], sample.labels["le"])
+                        cumulative[key] += int(sample.value)
+            below: dict[str, int] = defaultdict(int)
+            for (queue, le), count in sorted(cumulative.items(), key=_by_edge):
+                totals[kind, (queue, le)] += count - below[queue]
+                below[queue] = count
+        return totals
+
     async def refresh(self, store: JobStore) -> dict[str, dict[JobState, int]]:
         """Refresh the store gauges; returns the job counts read (other gauges use them)."""
         counts = await store.counts()
@@ -120,6 +149,11 @@ class JobMetrics:
             self.oldest_waiting.labels(queue).set(0.0 if at is None else max(0.0, now - at / 1000))
         self.workers.set(len(await store.workers()))
         return counts
+
+
+def _by_edge(item: tuple[tuple[str, str], int]) -> tuple[str, float]:
+    (queue, le), _ = item
+    return queue, float(le)
 
 
 ScrapeHook = Callable[[dict[str, dict[JobState, int]]], None]

@@ -123,6 +123,7 @@ class RateLimiter:
         self._table = table
         self._clock = clock
         self._decisions = metrics.decisions
+        self._rejected = metrics.rejected
         self._tiers = tiers
         self._leases = any(p.algorithm is Algorithm.CONCURRENCY for p in policies)
         self._single = policies[0] if len(policies) == 1 else None
@@ -166,12 +167,11 @@ class RateLimiter:
             self._hits(key, tier, cost)  # raises the error
         shape = single.shape(tier, cost)
         checked = self._table.check_one(shape, key, self._clock.now_ms(), "")
-        self._decisions[
-            single.name,
-            self._tier_label(tier),
-            "allowed" if checked.admitted else "denied",
-            "local",
-        ] += 1
+        label = self._tier_label(tier)
+        outcome = "allowed" if checked.admitted else "denied"
+        self._decisions[single.name, label, outcome, "local"] += 1
+        if not checked.admitted:
+            self._rejected[label] += 1
         return RateDecision(checked.admitted, tier, False, (shape,), checked)
 
     async def hit(self, key: str, *, tier: str | None = None, cost: int = 1) -> RateDecision:
@@ -268,6 +268,7 @@ class RateLimiter:
             for hit in hits:
                 decisions[hit.policy, label, "allowed", store] += 1
             return
+        self._rejected[label] += 1
         for hit, state in zip(hits, checked.states, strict=True):
             if not state.allowed:
                 decisions[hit.policy, label, "denied", store] += 1

@@ -32,7 +32,14 @@ class RateMetrics:
 
     def __init__(self) -> None:
         self.decisions: defaultdict[DecisionKey, int] = defaultdict(int)
+        self.rejected: defaultdict[str, int] = defaultdict(int)
+        """Requests refused, by tier label (once per request, however many policies refused
+        it): the metrics history's ``ratelimit_rejected`` series."""
         self.store_failures = 0
+
+    def history_totals(self) -> dict[tuple[str, tuple[str, ...]], int]:
+        """Totals since start for the metrics history (``observability/history.py``)."""
+        return {("ratelimit_rejected", (tier,)): n for tier, n in list(self.rejected.items())}
 
 
 class RateMetricsCollector(Collector):

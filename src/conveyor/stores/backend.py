@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from conveyor.clock import Clock
+    from conveyor.stores.audit import AuditStore
     from conveyor.stores.base import JobStore
     from conveyor.stores.cache import SharedTier, TierOptions
     from conveyor.stores.dedupe import DedupeStore
     from conveyor.stores.events import EventStore
     from conveyor.stores.flows import FlowStore
+    from conveyor.stores.history import MetricsHistory
     from conveyor.stores.limits import LimitsStore
     from conveyor.stores.ratelimit import RateLimitStore
     from conveyor.stores.schedules import ScheduleStore
@@ -63,6 +65,8 @@ class Backend(Protocol):
     rate_limits: RateLimitStore
     dedupe: DedupeStore
     events: EventStore
+    history: MetricsHistory
+    audit: AuditStore
 
     async def open(self, *, create: bool = True) -> None:
         """Connect (idempotent). With ``create=False`` a store that does not exist

@@ -14,9 +14,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from enum import StrEnum
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import msgspec
+
+if TYPE_CHECKING:
+    from conveyor.stores.search import JobQuery
 
 
 def now_ms() -> int:
@@ -48,7 +51,13 @@ FINISHED_STATES = tuple(_FINISHED)
 
 
 class NewJob(msgspec.Struct, gc=False):
-    """A job to insert. ``options`` is JSON decided at enqueue (retries, timeout)."""
+    """A job to insert. ``options`` is JSON decided at enqueue (retries, timeout).
+
+    ``search_keys`` are the ``name=value`` texts of the payload fields its
+    task declares searchable (``@app.task(search=[...])``), extracted at
+    enqueue (``jobs/search.py``); a store indexes each, and deletes the
+    entries with the job.
+    """
 
     id: str
     queue: str
@@ -59,6 +68,7 @@ class NewJob(msgspec.Struct, gc=False):
     run_at: int
     created_at: int
     max_stalled: int
+    search_keys: list[str] = []
 
 
 class ClaimedJob(msgspec.Struct, gc=False):
@@ -233,6 +243,8 @@ class QueueInfo(msgspec.Struct, gc=False):
 
 
 class WorkerInfo(msgspec.Struct, gc=False):
+    """What a worker's heartbeat says of it (read back by ``workers()``)."""
+
     id: str
     hostname: str
     pid: int
@@ -240,6 +252,30 @@ class WorkerInfo(msgspec.Struct, gc=False):
     concurrency: int
     started_at: int
     seen_at: int = 0
+    running: list[str] = []
+    """Ids of the jobs it held at its last heartbeat (the first :data:`RUNNING_SHOWN`)."""
+    version: str = ""
+    """The conveyor version it runs."""
+
+
+RUNNING_SHOWN = 100
+"""A heartbeat names at most this many of its worker's running jobs."""
+
+
+class Page(msgspec.Struct, gc=False):
+    """One page of jobs, and the cursor of the next one (None: there is none).
+
+    A page may hold fewer records than asked while ``next`` is set: a search
+    examines a bounded number of candidates per call (``stores/search.py``).
+    """
+
+    records: list[JobRecord]
+    next: str | None = None
+
+
+EVENTS_PER_JOB = 100
+"""``events_of`` keeps at least a job's newest this many events (progress aside) while
+the job exists (on SQLite, while they are also among the newest :data:`EVENTS_KEPT`)."""
 
 
 class JobStore(Protocol):
@@ -334,10 +370,30 @@ class JobStore(Protocol):
 
     async def get(self, job_id: str) -> JobRecord | None: ...
     async def logs(self, job_id: str) -> list[LogLine]: ...
-    async def list_jobs(
-        self, queue: str | None, state: JobState, offset: int, limit: int
-    ) -> list[JobRecord]:
-        """Jobs in ``state``, newest first."""
+    async def list_page(
+        self, queue: str | None, state: JobState, cursor: str | None, limit: int
+    ) -> Page:
+        """Up to ``limit`` jobs in ``state`` (of ``queue``, or of all), newest first by
+        ``(created_at, id)``, after ``cursor`` (``stores/search.py``: ``decode_cursor``).
+
+        Keyset pagination: a job inserted or moved between two calls never makes a
+        page repeat or skip a job older than the cursor. One index seek, never a scan.
+        """
+        ...
+
+    async def search(self, query: JobQuery, cursor: str | None, limit: int) -> Page:
+        """Jobs matching every criterion of ``query`` (it has at least one), in its
+        driving index's order (``JobQuery.driver``), after ``cursor``.
+
+        At most :data:`~conveyor.stores.search.SEARCH_CANDIDATES` entries of the
+        driving index are examined per call (per queue on a store whose indexes are
+        per queue); the others criteria are checked on each of those.
+        """
+        ...
+
+    async def events_of(self, job_id: str, limit: int) -> list[JobEvent]:
+        """The newest ``limit`` events of one job but its progress, oldest first;
+        nothing once the job is gone."""
         ...
 
     async def counts(self) -> dict[str, dict[JobState, int]]: ...
@@ -351,6 +407,14 @@ class JobStore(Protocol):
         """Move a failed or cancelled job back to waiting, attempts reset."""
         ...
 
+    async def retry_failed(self, queue: str, limit: int, now: int) -> int:
+        """:meth:`retry` the ``limit`` longest-failed jobs of ``queue``; how many moved."""
+        ...
+
+    async def promote(self, job_id: str, now: int) -> bool:
+        """Make a scheduled job (a delay, or a retry's backoff) waiting now (``run_at = now``)."""
+        ...
+
     async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult: ...
     async def remove(self, job_id: str) -> RemoveResult:
         """Delete a job unless it is active or a flow child its parent waits for."""
@@ -359,6 +423,10 @@ class JobStore(Protocol):
     async def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
         """Delete up to ``limit`` jobs in ``state`` (never ACTIVE: the caller refuses that)
         finished, else created, before ``before``; nothing if one is a pending flow child."""
+        ...
+
+    async def count_clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        """How many jobs :meth:`clean` would delete (at most ``limit``), deleting nothing."""
         ...
 
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None: ...

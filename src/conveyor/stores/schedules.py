@@ -39,6 +39,8 @@ class ScheduleRecord(msgspec.Struct, gc=False):
     last_fire: int | None = None
     version: int = 0
     updated_at: int = 0
+    paused: bool = False
+    """A paused schedule does not fire; ``put_schedule`` keeps it paused."""
 
     def same_definition(self, other: ScheduleRecord) -> bool:
         return _definition(self) == _definition(other)
@@ -82,7 +84,17 @@ class ScheduleStore(Protocol):
 
         A schedule that exists with the same ``timing`` keeps its
         ``next_fire`` and ``last_fire`` (a worker restart does not reset it).
+        A schedule that exists keeps ``paused`` (the one given is ignored).
         Any change bumps ``version``.
+        """
+        ...
+
+    async def pause_schedule(self, name: str, paused: bool) -> bool:
+        """Pause or resume a schedule, bumping its ``version`` (a fire planned before
+        loses its compare-and-set); False if there is no such schedule.
+
+        A resumed schedule keeps its ``next_fire``: the scheduler then handles the
+        ticks it missed while paused by its ``missed`` policy, as after an outage.
         """
         ...
 
@@ -96,7 +108,8 @@ class ScheduleStore(Protocol):
         self, queues: Sequence[str], now: int, limit: int
     ) -> tuple[list[ScheduleRecord], int | None]:
         """Up to ``limit`` schedules of ``queues`` with ``next_fire <= now``, earliest first,
-        and the earliest ``next_fire`` of the others (None when there are none)."""
+        and the earliest ``next_fire`` of the others (None when there are none); paused
+        schedules are neither."""
         ...
 
     async def fire_schedules(self, fires: Sequence[ScheduleFire]) -> list[bool]:

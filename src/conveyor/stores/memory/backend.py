@@ -5,9 +5,11 @@ from __future__ import annotations
 from conveyor.clock import Clock
 from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.memory.audit import MemoryAuditStore
 from conveyor.stores.memory.dedupe import MemoryDedupeStore
 from conveyor.stores.memory.events import MemoryEventStore
 from conveyor.stores.memory.flows import MemoryFlows, MemoryFlowStore
+from conveyor.stores.memory.history import MemoryHistory
 from conveyor.stores.memory.jobs import MemoryJobStore
 from conveyor.stores.memory.limits import MemoryLimitsStore
 from conveyor.stores.memory.ratelimit import MemoryRateLimitStore
@@ -31,6 +33,8 @@ class MemoryBackend:
         self.rate_limits = MemoryRateLimitStore(state, settings.rate_limit_budget)
         self.dedupe = MemoryDedupeStore(state)
         self.events = MemoryEventStore()
+        self.history = MemoryHistory(state)
+        self.audit = MemoryAuditStore(state)
 
     async def open(self, *, create: bool = True) -> None:
         return None  # nothing to connect; data lives as long as the backend

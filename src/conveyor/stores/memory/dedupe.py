@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from conveyor.stores.base import JobState, NewJob, released_state
 from conveyor.stores.dedupe import Dedupe
 from conveyor.stores.memory.state import MemoryState
+from conveyor.stores.search import job_field_keys
 
 _PENDING = (JobState.SCHEDULED, JobState.WAITING)
 
@@ -38,6 +39,7 @@ class MemoryDedupeStore:
                 if existing is not None and existing.state in _PENDING:
                     existing.payload, existing.options = new.payload, new.options
                     existing.priority, existing.run_at = new.priority, new.run_at
+                    existing.keys = set(job_field_keys(new.search_keys))  # pending: no errors
                     state.place(existing, released_state(new.run_at, now))
                     keys[slot] = (existing.id, dedupe.until)
                     answers.append((existing.id, False))

@@ -1,7 +1,8 @@
 """The job store of a memory backend: tests and ephemeral use, same semantics as the others.
 
 Each method takes the state's lock for one step (``state.py`` holds the data
-and the moves).
+and the moves). The worker's steps are here; reads and administration in
+``admin.py``, listings and searches in ``pages.py``.
 """
 
 from __future__ import annotations
@@ -11,32 +12,26 @@ import secrets
 from collections.abc import Sequence
 
 from conveyor.stores.base import (
-    FINISHED_STATES,
-    CancelResult,
     ClaimedJob,
-    Cleaned,
     JobEvent,
     JobEventKind,
-    JobRecord,
     JobState,
     LeaseStatus,
-    LogLine,
     NewJob,
     Outcome,
     ProgressUpdate,
-    QueueInfo,
-    RemoveResult,
     StalledJob,
-    WorkerInfo,
     released_state,
     stalled_error,
 )
 from conveyor.stores.limits import earliest
+from conveyor.stores.memory.admin import MemoryJobAdmin
+from conveyor.stores.memory.pages import MemoryPages
 from conveyor.stores.memory.state import MemoryState, StoredJob
 from conveyor.stores.notify import read_when_ready
 
 
-class MemoryJobStore:
+class MemoryJobStore(MemoryJobAdmin, MemoryPages):
     """A :class:`~conveyor.stores.base.JobStore` held in this process's memory."""
 
     def __init__(self, state: MemoryState, url: str = "memory://") -> None:
@@ -276,136 +271,3 @@ class MemoryJobStore:
             for job in expired:
                 state.delete(job)
         return len(expired)
-
-    # -- reads and administration -----------------------------------------
-
-    async def get(self, job_id: str) -> JobRecord | None:
-        with self._state.lock:
-            job = self._state.jobs.get(job_id)
-            return None if job is None else job.record()
-
-    async def logs(self, job_id: str) -> list[LogLine]:
-        with self._state.lock:
-            job = self._state.jobs.get(job_id)
-            return [] if job is None else list(job.logs)
-
-    async def list_jobs(
-        self, queue: str | None, state: JobState, offset: int, limit: int
-    ) -> list[JobRecord]:
-        with self._state.lock:
-            jobs = [
-                j
-                for j in self._state.jobs.values()
-                if j.state is state and (queue is None or j.queue == queue)
-            ]
-            jobs.sort(key=lambda j: (j.created_at, j.seq), reverse=True)
-            return [j.record() for j in jobs[offset : offset + limit]]
-
-    async def counts(self) -> dict[str, dict[JobState, int]]:
-        state = self._state
-        with state.lock:
-            counts: dict[str, dict[JobState, int]] = {
-                q: dict.fromkeys(JobState, 0) for q in state.known_queues
-            }
-            for job in state.jobs.values():
-                counts[job.queue][job.state] += 1
-        return counts
-
-    async def oldest_waiting(self) -> dict[str, int]:
-        oldest: dict[str, int] = {}
-        with self._state.lock:
-            for job in self._state.jobs.values():
-                if job.state is JobState.WAITING:
-                    oldest[job.queue] = min(oldest.get(job.queue, job.run_at), job.run_at)
-        return oldest
-
-    async def queues(self) -> list[QueueInfo]:
-        state = self._state
-        with state.lock:
-            names = sorted(state.known_queues | state.paused)
-            return [QueueInfo(name, name in state.paused) for name in names]
-
-    async def set_paused(self, queue: str, paused: bool) -> None:
-        state = self._state
-        with state.lock:
-            state.known_queues.add(queue)
-            if paused:
-                state.paused.add(queue)
-            else:
-                state.paused.discard(queue)
-
-    async def retry(self, job_id: str, now: int) -> bool:
-        state = self._state
-        with state.lock:
-            job = state.jobs.get(job_id)
-            if job is None or job.state not in (JobState.FAILED, JobState.CANCELLED):
-                return False
-            job.attempts = 0
-            job.stalls = 0
-            job.run_at = now
-            job.finished_at = None
-            job.expires_at = None
-            job.result = None
-            job.error = None
-            waits = state.flows.awaits_children(job.id)
-            state.place(job, JobState.WAITING_CHILDREN if waits else JobState.WAITING)
-            return True
-
-    async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
-        state = self._state
-        with state.lock:
-            job = state.jobs.get(job_id)
-            if job is None:
-                return CancelResult.MISSING
-            if job.state in FINISHED_STATES:
-                return CancelResult.FINISHED
-            if job.state is JobState.ACTIVE:
-                job.cancel_requested = True
-                return CancelResult.REQUESTED
-            state.finish(job, JobState.CANCELLED, now, now + keep_ms, None)
-            return CancelResult.CANCELLED
-
-    async def remove(self, job_id: str) -> RemoveResult:
-        state = self._state
-        with state.lock:
-            job = state.jobs.get(job_id)
-            if job is None:
-                return RemoveResult.MISSING
-            if job.state is JobState.ACTIVE:
-                return RemoveResult.ACTIVE
-            if state.flows.reports_to_parent(job.id):
-                return RemoveResult.PENDING_CHILD
-            state.delete(job)
-            return RemoveResult.REMOVED
-
-    async def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
-        data = self._state
-        with data.lock:
-            doomed = [
-                j
-                for j in data.jobs.values()
-                if j.queue == queue
-                and j.state is state
-                and (j.finished_at or j.created_at) < before
-            ]
-            doomed.sort(key=lambda j: j.seq)
-            del doomed[limit:]
-            for job in doomed:
-                if data.flows.reports_to_parent(job.id):
-                    return Cleaned(0, job.id)
-            for job in doomed:
-                data.delete(job)
-        return Cleaned(len(doomed))
-
-    async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
-        with self._state.lock:
-            self._state.workers[worker.id] = (worker, self._clock.now_ms() + ttl_ms)
-
-    async def unregister(self, worker_id: str) -> None:
-        with self._state.lock:
-            self._state.workers.pop(worker_id, None)
-
-    async def workers(self) -> list[WorkerInfo]:
-        now = self._clock.now_ms()
-        with self._state.lock:
-            return [w for w, until in self._state.workers.values() if until > now]

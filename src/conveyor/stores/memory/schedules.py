@@ -28,10 +28,21 @@ class MemoryScheduleStore:
                 schedule,
                 version=(old.version if old else 0) + 1,
                 updated_at=self._state.clock.now_ms(),
+                paused=old.paused if old else False,
             )
             if old is not None and old.timing == schedule.timing:
                 new.next_fire, new.last_fire = old.next_fire, old.last_fire
             self._rows[schedule.name] = new
+            return True
+
+    async def pause_schedule(self, name: str, paused: bool) -> bool:
+        with self._lock:
+            row = self._rows.get(name)
+            if row is None:
+                return False
+            row.paused = paused
+            row.version += 1
+            row.updated_at = self._state.clock.now_ms()
             return True
 
     async def remove_schedule(self, name: str) -> bool:
@@ -52,7 +63,7 @@ class MemoryScheduleStore:
     ) -> tuple[list[ScheduleRecord], int | None]:
         wanted = set(queues)
         with self._lock:
-            mine = [r for r in self._rows.values() if r.queue in wanted]
+            mine = [r for r in self._rows.values() if r.queue in wanted and not r.paused]
         due = sorted((r for r in mine if r.next_fire <= now), key=lambda r: r.next_fire)
         later = min((r.next_fire for r in mine if r.next_fire > now), default=None)
         return [msgspec.structs.replace(r) for r in due[:limit]], later

@@ -1,10 +1,11 @@
 """The data of a memory backend, and the moves every memory store makes on it.
 
 One :class:`MemoryState` holds every job, queue, schedule row, dedupe key,
-limit, rate-limit state and job event of a memory backend, guarded by one lock (the sync
-facade may call in from another thread). Its stores (``jobs.py``,
-``flows.py``, ``schedules.py``, ...) each take the lock for one step and
-use the methods here, so a job changes state in one way only.
+limit, rate-limit state, job event, history row and audit entry of a memory
+backend, guarded by one lock (the sync facade may call in from another
+thread). Its stores (``jobs.py``, ``flows.py``, ``schedules.py``, ...) each
+take the lock for one step and use the methods here, so a job changes state
+in one way only.
 
 Heaps use lazy deletion: an entry is valid only while its job is still in
 that state with the same ``version``.
@@ -19,8 +20,10 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from conveyor.clock import Clock
+from conveyor.stores.audit import AuditEntry
 from conveyor.stores.base import (
     EVENTS_KEPT,
+    EVENTS_PER_JOB,
     JobEvent,
     JobEventKind,
     JobRecord,
@@ -34,6 +37,7 @@ from conveyor.stores.memory.gate import MemoryLimits, ReadyEntry
 from conveyor.stores.notify import Notifier
 from conveyor.stores.ratelimit import RateTable
 from conveyor.stores.schedules import ScheduleRecord
+from conveyor.stores.search import ERROR_PREFIXES, error_keys, job_field_keys
 
 
 @dataclass(slots=True)
@@ -66,6 +70,9 @@ class StoredJob:
     fence: int = 0
     version: int = 0
     logs: deque[LogLine] = field(default_factory=deque)
+    keys: set[str] = field(default_factory=set)
+    """Its index keys (``stores/search.py``): searchable fields, and its error's while failed."""
+    timeline: deque[JobEvent] = field(default_factory=lambda: deque(maxlen=EVENTS_PER_JOB))
 
     def record(self) -> JobRecord:
         return JobRecord(
@@ -148,6 +155,12 @@ class MemoryState:
         """Woken by every job event, for readers of ``jobs.read_events``."""
         self.events: deque[tuple[int, JobEvent]] = deque(maxlen=EVENTS_KEPT)
         self.event_seq = 0
+        self.history: dict[tuple[str, tuple[str, ...], int], int] = {}
+        """(kind, labels, minute) -> value (``history.py``)."""
+        self.history_hours: dict[tuple[str, tuple[str, ...], int], int] = {}
+        """(kind, labels, hour) -> value."""
+        self.audit: deque[AuditEntry] = deque()
+        self.audit_seq = 0
         self._seq = 0
         # Finished job ids per (queue, state), oldest finish first: count retention pops here.
         self._finished: dict[tuple[str, JobState], dict[str, None]] = defaultdict(dict)
@@ -171,6 +184,7 @@ class MemoryState:
             run_at=new.run_at,
             created_at=new.created_at,
             max_stalled=new.max_stalled,
+            keys=set(job_field_keys(new.search_keys)),
         )
         self.jobs[new.id] = job
         self.known_queues.add(new.queue)
@@ -181,6 +195,10 @@ class MemoryState:
         """Put ``job`` into ``state`` and index it where that state needs it."""
         if job.state.is_finished:
             self._finished[job.queue, job.state].pop(job.id, None)
+        if job.state is JobState.FAILED and state is not JobState.FAILED:
+            job.keys = {k for k in job.keys if not k.startswith(ERROR_PREFIXES)}
+        elif state is JobState.FAILED and job.state is not JobState.FAILED:
+            job.keys.update(error_keys(job.error))
         self.limits.moved(job.queue, job.task, job.state, state)
         job.state = state
         job.version += 1
@@ -207,7 +225,10 @@ class MemoryState:
 
     def emit(self, job: StoredJob, kind: JobEventKind, now: int, data: bytes | None = None) -> None:
         self.event_seq += 1
-        self.events.append((self.event_seq, JobEvent(kind, job.id, job.queue, now, data)))
+        event = JobEvent(kind, job.id, job.queue, now, data)
+        self.events.append((self.event_seq, event))
+        if kind is not JobEventKind.PROGRESS:
+            job.timeline.append(event)
         self.notifier.notify()
 
     def clear_lease(self, job: StoredJob) -> None:
@@ -257,6 +278,11 @@ class MemoryState:
             self._finished[job.queue, job.state].pop(job.id, None)
         del self.jobs[job.id]
         self.flows.deleted(job)
+
+    def oldest_finished(self, queue: str, state: JobState, limit: int) -> list[StoredJob]:
+        """Up to ``limit`` jobs of ``queue`` in a final ``state``, the longest-finished first."""
+        ids = self._finished[queue, state]
+        return [self.jobs[job_id] for job_id, _ in zip(ids, range(limit), strict=False)]
 
     def trim(self, queue: str, state: JobState, keep: int) -> None:
         """Delete the oldest finished jobs of ``queue`` in ``state`` beyond the newest ``keep``."""

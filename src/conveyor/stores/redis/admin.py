@@ -37,7 +37,7 @@ class RedisJobAdmin:
 
     async def _read(self, queue: str, job_id: str) -> JobRecord | None:
         fields = await self.conn.call(self.conn.client.hgetall, job_key(queue, job_id))
-        return _record(job_id, queue, fields) if fields else None
+        return job_record(job_id, queue, fields) if fields else None
 
     async def logs(self, job_id: str) -> list[LogLine]:
         queue = await self.conn.locate(job_id)
@@ -52,25 +52,6 @@ class RedisJobAdmin:
             out.append(LogLine(int(at), line))
         return out
 
-    async def list_jobs(
-        self, queue: str | None, state: JobState, offset: int, limit: int
-    ) -> list[JobRecord]:
-        queues = [queue] if queue is not None else await self.conn.all_queues()
-        candidates: list[tuple[float, str, str]] = []
-        for q in queues:
-            rows = await self.conn.call(
-                self.conn.client.zrevrange,
-                f"{queue_prefix(q)}state:{state.value}",
-                0,
-                offset + limit - 1,
-                withscores=True,
-            )
-            candidates += [(score, member.decode(), q) for member, score in rows]
-        candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
-        page = candidates[offset : offset + limit]
-        rows = await self.conn.pipelined("hgetall", [(job_key(q, i),) for _, i, q in page])
-        return [_record(i, q, row) for (_, i, q), row in zip(page, rows, strict=True) if row]
-
     async def counts(self) -> dict[str, dict[JobState, int]]:
         counts: dict[str, dict[JobState, int]] = {}
         queues = await self.conn.all_queues()
@@ -81,7 +62,7 @@ class RedisJobAdmin:
         return counts
 
     async def oldest_waiting(self) -> dict[str, int]:
-        """Per queue, the run_at of the earliest-created waiting job."""
+        """Per queue, the run_at of its earliest-created waiting job."""
         oldest: dict[str, int] = {}
         for queue in await self.conn.all_queues():
             first = await self.conn.call(
@@ -114,6 +95,15 @@ class RedisJobAdmin:
             return False
         return bool(await self.conn.run_script("admin", queue, ["retry", job_id, now]))
 
+    async def retry_failed(self, queue: str, limit: int, now: int) -> int:
+        return int(await self.conn.run_script("admin", queue, ["retry_failed", limit, now]))
+
+    async def promote(self, job_id: str, now: int) -> bool:
+        queue = await self.conn.locate(job_id)
+        if queue is None:
+            return False
+        return bool(await self.conn.run_script("admin", queue, ["promote", job_id, now]))
+
     async def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
         queue = await self.conn.locate(job_id)
         if queue is None:
@@ -138,6 +128,10 @@ class RedisJobAdmin:
             return Cleaned(0, answer[1].decode())
         return Cleaned(int(answer))
 
+    async def count_clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        args = ["count_clean", state.value, before, limit]
+        return int(await self.conn.run_script("admin", queue, args))
+
     async def heartbeat(self, worker: WorkerInfo, ttl_ms: int) -> None:
         entry = msgspec.json.encode({"until": self.clock.now_ms() + ttl_ms, "info": worker})
         await self.conn.call(self.conn.client.hset, WORKERS_KEY, worker.id, entry)
@@ -160,7 +154,8 @@ class RedisJobAdmin:
         return sorted(live, key=lambda w: w.id)
 
 
-def _record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:
+def job_record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:
+    """A job's record from its hash."""
     f = {k.decode(): v for k, v in raw.items()}
 
     def optional_int(name: str) -> int | None:

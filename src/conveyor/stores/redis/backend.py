@@ -11,10 +11,12 @@ from __future__ import annotations
 from conveyor.clock import Clock
 from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.redis.audit import RedisAuditStore
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.dedupe import RedisDedupeStore
 from conveyor.stores.redis.events import RedisEventStore
 from conveyor.stores.redis.flows import RedisFlowStore
+from conveyor.stores.redis.history import RedisHistory
 from conveyor.stores.redis.jobs import RedisJobStore
 from conveyor.stores.redis.limits import RedisLimitsStore
 from conveyor.stores.redis.ratelimit import RedisRateLimitStore
@@ -36,6 +38,8 @@ class RedisBackend:
         self.rate_limits = RedisRateLimitStore(url, clock, settings.rate_limit_budget)
         self.dedupe = RedisDedupeStore(self.conn, clock)
         self.events = RedisEventStore(self.conn)
+        self.history = RedisHistory(self.conn)
+        self.audit = RedisAuditStore(self.conn, clock)
 
     async def open(self, *, create: bool = True) -> None:
         # A Redis database always exists; an admin command on an empty one finds nothing.

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.clock import Clock
-from conveyor.stores.base import ClaimedJob, NewJob, Outcome
+from conveyor.stores.base import ClaimedJob, JobState, NewJob, Outcome
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import meta_key, queue_prefix
+from conveyor.stores.search import error_keys, job_field_keys, joined_keys
 
 
 def _opt(value: int | bytes | None) -> int | bytes | str:
@@ -42,7 +43,7 @@ class RedisClaims:
             for i in indexes:
                 j = jobs[i]
                 args += [j.id, j.task, j.payload, j.options, j.priority, j.run_at]
-                args += [j.created_at, j.max_stalled]
+                args += [j.created_at, j.max_stalled, joined_keys(job_field_keys(j.search_keys))]
             batches.append((queue, args))
         if len(batches) > 1 and not self.conn.is_cluster:
             # Several queues on one server: one MULTI/EXEC, so all or none are written.
@@ -94,6 +95,8 @@ class RedisClaims:
                 args += [o.id, o.token, o.state.value, o.finished_at, _opt(o.result)]
                 args += [_opt(o.error), o.run_at, _opt(o.expires_at), _opt(o.keep)]
                 args.append(_opt(o.progress))
+                failed = o.state is JobState.FAILED
+                args.append(joined_keys(error_keys(o.error)) if failed else "")
             flags, rows, due, wake_at = await self.conn.run_script("exchange", queue, args)
             for i, flag in zip(indexes, flags, strict=True):
                 accepted[i] = bool(flag)

@@ -10,6 +10,7 @@ from conveyor.clock import Clock
 from conveyor.stores.base import NewJob
 from conveyor.stores.dedupe import Dedupe
 from conveyor.stores.redis.connection import RedisConnection
+from conveyor.stores.search import job_field_keys, joined_keys
 
 
 class RedisDedupeStore:
@@ -36,6 +37,7 @@ class RedisDedupeStore:
                 j, d = jobs[i]
                 args += [d.mode, d.key, d.until, j.id, j.task, j.payload, j.options]
                 args += [j.priority, j.run_at, j.created_at, j.max_stalled]
+                args.append(joined_keys(job_field_keys(j.search_keys)))
             flat = await self._conn.run_script("dedupe", queue, args)
             for n, i in enumerate(indexes):
                 answers[i] = (flat[2 * n].decode(), bool(flat[2 * n + 1]))

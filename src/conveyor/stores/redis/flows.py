@@ -42,6 +42,7 @@ from conveyor.stores.base import JobState
 from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob, child_failed_error
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import job_key, meta_key, queue_prefix
+from conveyor.stores.search import error_keys, job_field_keys, joined_keys
 
 REPAIR_AFTER_MS = 1_000
 """The sweep delivers outbox entries older than this (younger ones are the worker's)."""
@@ -238,6 +239,7 @@ def _add_args(node: FlowJob) -> list[Any]:
         len(node.children),
         node.policy,
         node.keep_failed_ms,
+        joined_keys(job_field_keys(j.search_keys)),
     ]
 
 
@@ -246,5 +248,6 @@ def _deliver_args(entries: Sequence[_Entry], whole: int, now: int) -> list[Any]:
     for e in entries:
         error = None if e.state == JobState.COMPLETED else (e.value or None)
         args += [e.parent, e.child, e.state, e.value]
-        args.append(child_failed_error(e.child, e.queue, e.state, error))
+        parent_error = child_failed_error(e.child, e.queue, e.state, error)
+        args += [parent_error, joined_keys(error_keys(parent_error))]
     return args

@@ -4,8 +4,9 @@ Every state change is one Lua script over the keys of one queue (see
 ``lua/lib.lua`` for the key layout); all keys of a queue share the hash tag
 ``{queue}``, so a queue lives on one cluster slot and different queues
 spread over the cluster. Its steps are grouped by concern: ``claims.py``,
-``leases.py``, ``job_events.py`` and ``admin.py``, all over the backend's
-one :class:`~conveyor.stores.redis.connection.RedisConnection`.
+``leases.py``, ``job_events.py``, ``admin.py`` and ``pages.py`` (listings,
+searches, timelines), all over the backend's one
+:class:`~conveyor.stores.redis.connection.RedisConnection`.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from conveyor.stores.redis.claims import RedisClaims
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.job_events import RedisJobEvents
 from conveyor.stores.redis.leases import RedisLeases
+from conveyor.stores.redis.pages import RedisPages
 
 
-class RedisJobStore(RedisClaims, RedisLeases, RedisJobEvents, RedisJobAdmin):
+class RedisJobStore(RedisClaims, RedisLeases, RedisJobEvents, RedisJobAdmin, RedisPages):
     """A :class:`~conveyor.stores.base.JobStore` on Redis or Redis Cluster."""
 
     def __init__(self, conn: RedisConnection, clock: Clock) -> None:

@@ -12,11 +12,20 @@ from collections.abc import Sequence
 from typing import Any
 
 from conveyor.clock import Clock
-from conveyor.stores.base import STALLED_ERROR, LeaseStatus, ProgressUpdate, StalledJob
+from conveyor.stores.base import (
+    STALLED_ERROR,
+    LeaseStatus,
+    ProgressUpdate,
+    StalledJob,
+    stalled_error,
+)
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import job_key
+from conveyor.stores.search import error_keys, joined_keys
 
 _PURGE_BATCH = 1_000
+_STALLED_KEYS = joined_keys(error_keys(stalled_error(2)))
+"""The index keys of the error a stalled job fails with (the count is no word)."""
 
 
 def _opt(value: bytes | None) -> bytes | str:
@@ -113,9 +122,8 @@ class RedisLeases:
         stalled: list[StalledJob] = []
         worker = secrets.token_hex(4)
         for queue in await self.conn.all_queues():
-            rows = await self.conn.run_script(
-                "sweep", queue, [now, keep_failed_ms, exclusive_ms, worker, STALLED_ERROR]
-            )
+            args = [now, keep_failed_ms, exclusive_ms, worker, STALLED_ERROR, _STALLED_KEYS]
+            rows = await self.conn.run_script("sweep", queue, args)
             for r in range(0, len(rows), 3):
                 outcome = rows[r + 2].decode()
                 stalled.append(

@@ -17,6 +17,7 @@ import msgspec
 from conveyor.clock import Clock
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
+from conveyor.stores.search import job_field_keys, joined_keys
 
 INDEX_KEY = "cv:schedules"
 
@@ -45,11 +46,13 @@ class RedisScheduleStore:
         await self._conn.remember_queues({s.queue})
         old_queue = await self._queue_of(s.name)
         moved = old_queue is not None and old_queue != s.queue
+        paused_before = False
         if moved:
             assert old_queue is not None
             old = await self._read(old_queue, s.name)
             if old is not None and old.timing == s.timing:
                 s = msgspec.structs.replace(s, next_fire=old.next_fire, last_fire=old.last_fire)
+            paused_before = old is not None and old.paused
             await self._conn.run_script("schedule_admin", old_queue, ["remove", s.name])
         args = ["put", s.name, s.task, s.timing, s.payload, s.options, s.priority]
         args += [
@@ -62,7 +65,17 @@ class RedisScheduleStore:
         ]
         changed = await self._conn.run_script("schedule_admin", s.queue, args)
         await self._conn.call(self._conn.client.hset, INDEX_KEY, s.name, s.queue)
+        if paused_before:  # it stays paused in its new queue
+            pause = ["pause", s.name, "1", self._clock.now_ms()]
+            await self._conn.run_script("schedule_admin", s.queue, pause)
         return moved or bool(changed)
+
+    async def pause_schedule(self, name: str, paused: bool) -> bool:
+        queue = await self._queue_of(name)
+        if queue is None:
+            return False
+        args = ["pause", name, "1" if paused else "0", self._clock.now_ms()]
+        return bool(await self._conn.run_script("schedule_admin", queue, args))
 
     async def remove_schedule(self, name: str) -> bool:
         queue = await self._queue_of(name)
@@ -112,7 +125,11 @@ class RedisScheduleStore:
                 args.append(len(f.jobs))
                 for j in f.jobs:
                     args += [j.id, j.task, j.payload, j.options, j.priority, j.run_at]
-                    args += [j.created_at, j.max_stalled]
+                    args += [
+                        j.created_at,
+                        j.max_stalled,
+                        joined_keys(job_field_keys(j.search_keys)),
+                    ]
             flags = await self._conn.run_script("schedule_fire", queue, args)
             for i, flag in zip(indexes, flags, strict=True):
                 applied[i] = bool(flag)
@@ -140,4 +157,5 @@ def _record(name: str, queue: str, raw: dict[bytes, bytes]) -> ScheduleRecord:
         last_fire=int(f["last_fire"]) if "last_fire" in f else None,
         version=int(f["version"]),
         updated_at=int(f["updated_at"]),
+        paused=f.get("paused") == b"1",
     )

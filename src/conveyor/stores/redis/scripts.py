@@ -13,7 +13,7 @@ from importlib import resources
 
 _PARTS = {"exchange": ("limits", "exchange"), "backoff": ("backoff", "release")}
 """Scripts made of several files (after lib.lua); the others are lib.lua + their own file."""
-_ALONE = {"ratelimit"}
+_ALONE = {"ratelimit", "history", "audit"}
 """Scripts over keys of their own, not a queue's: no lib.lua."""
 
 

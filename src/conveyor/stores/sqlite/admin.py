@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
+from typing import Any
+
 import msgspec
 
 from conveyor.clock import Clock
@@ -16,8 +19,10 @@ from conveyor.stores.base import (
     WorkerInfo,
 )
 from conveyor.stores.notify import Notifier
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
+from conveyor.stores.sqlite.keys import unindex_failed
 from conveyor.stores.sqlite.rows import (
     CHUNK,
     RECORD_COLUMNS,
@@ -27,6 +32,14 @@ from conveyor.stores.sqlite.rows import (
 )
 
 _WORKER_DECODER = msgspec.json.Decoder(WorkerInfo)
+
+
+def _cleanable(state: JobState) -> str:
+    """What ``clean`` deletes and ``count_clean`` counts: jobs finished before a time (a
+    seek of jobs_finished), or for an unfinished state created before it (of jobs_page)."""
+    if state.is_finished:
+        return "queue = ? AND state = ? AND finished_at < ?"
+    return "queue = ? AND state = ? AND created_at < ?"
 
 
 class SqliteJobAdmin:
@@ -51,36 +64,22 @@ class SqliteJobAdmin:
         return [LogLine(at, line) for at, line in rows]
 
     @on_connection
-    def list_jobs(
-        self, queue: str | None, state: JobState, offset: int, limit: int
-    ) -> list[JobRecord]:
-        where, params = "state = ?", [state.value]
-        if queue is not None:
-            where, params = "queue = ? AND state = ?", [queue, state.value]
-        rows = self.db.conn.execute(
-            f"SELECT {RECORD_COLUMNS} FROM jobs WHERE {where}"
-            " ORDER BY created_at DESC, seq DESC LIMIT ? OFFSET ?",
-            [*params, limit, offset],
-        ).fetchall()
-        return [job_record(row) for row in rows]
-
-    @on_connection
     def counts(self) -> dict[str, dict[JobState, int]]:
+        """From ``job_counts`` (``counts.py``): a row per queue and state, never the jobs."""
         conn = self.db.conn
         counts = {
             name: dict.fromkeys(JobState, 0) for (name,) in conn.execute("SELECT name FROM queues")
         }
-        for queue, state, n in conn.execute(
-            "SELECT queue, state, count(*) FROM jobs GROUP BY queue, state"
-        ):
+        for queue, state, n in conn.execute("SELECT queue, state, n FROM job_counts"):
             counts.setdefault(queue, dict.fromkeys(JobState, 0))[JobState(state)] = n
         return counts
 
     @on_connection
     def oldest_waiting(self) -> dict[str, int]:
+        """Per queue, the run_at of its earliest-created waiting job: one seek per queue."""
         rows = self.db.conn.execute(
-            "SELECT q.name, (SELECT min(run_at) FROM jobs"
-            " WHERE queue = q.name AND state = 'waiting') FROM queues q"
+            "SELECT q.name, (SELECT run_at FROM jobs WHERE queue = q.name AND state = 'waiting'"
+            " ORDER BY created_at, id LIMIT 1) FROM queues q"
         ).fetchall()
         return {name: at for name, at in rows if at is not None}
 
@@ -101,16 +100,34 @@ class SqliteJobAdmin:
     @on_connection
     def retry(self, job_id: str, now: int) -> bool:
         with self.db.transaction() as conn:
-            # A flow parent some of whose children have not reported waits for them again.
-            cursor = conn.execute(
-                "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
-                " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
-                " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
-                " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
-                " WHERE id = ? AND state IN ('failed', 'cancelled')",
-                (now, job_id),
+            which = "id = ? AND state IN ('failed', 'cancelled')"
+            return _retry(conn, which, [job_id], now) == 1
+
+    @on_connection
+    def retry_failed(self, queue: str, limit: int, now: int) -> int:
+        with self.db.transaction() as conn:
+            # The longest-failed first: a seek of jobs_finished.
+            which = (
+                "seq IN (SELECT seq FROM jobs WHERE queue = ? AND state = 'failed'"
+                " AND finished_at IS NOT NULL ORDER BY finished_at, seq LIMIT ?)"
             )
-            return cursor.rowcount == 1
+            return _retry(conn, which, [queue, limit], now)
+
+    @on_connection
+    def promote(self, job_id: str, now: int) -> bool:
+        with self.db.transaction() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET state = 'waiting', run_at = ?"
+                " WHERE id = ? AND state = 'scheduled' RETURNING queue",
+                (now, job_id),
+            ).fetchone()
+            if row is None:
+                return False
+            counts = Counts()
+            counts.move(row[0], "scheduled", "waiting")
+            counts.apply(conn)
+        self.notifier.notify()
+        return True
 
     @on_connection
     def cancel(self, job_id: str, now: int, keep_ms: int) -> CancelResult:
@@ -129,14 +146,17 @@ class SqliteJobAdmin:
                 (now, now + keep_ms, job_id),
             )
             insert_events(conn, [(row[1], job_id, "cancelled", now, None)])
-            report_finished(conn, [job_id], now)
+            counts = Counts()
+            counts.move(row[1], row[0], "cancelled")
+            report_finished(conn, [job_id], now, counts)
+            counts.apply(conn)
         self.notifier.notify()
         return CancelResult.CANCELLED
 
     @on_connection
     def remove(self, job_id: str) -> RemoveResult:
         with self.db.transaction() as conn:
-            row = conn.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            row = conn.execute("SELECT state, queue FROM jobs WHERE id = ?", (job_id,)).fetchone()
             if row is None:
                 return RemoveResult.MISSING
             if row[0] == JobState.ACTIVE:
@@ -144,14 +164,16 @@ class SqliteJobAdmin:
             if pending_child(conn, [job_id]) is not None:
                 return RemoveResult.PENDING_CHILD
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+            counts = Counts()
+            counts.add(row[1], row[0], -1)
+            counts.apply(conn)
             return RemoveResult.REMOVED
 
     @on_connection
     def clean(self, queue: str, state: JobState, before: int, limit: int) -> Cleaned:
         with self.db.transaction() as conn:
             doomed = conn.execute(
-                "SELECT id FROM jobs WHERE queue = ? AND state = ?"
-                " AND coalesce(finished_at, created_at) < ? ORDER BY seq LIMIT ?",
+                f"SELECT id FROM jobs WHERE {_cleanable(state)} ORDER BY seq LIMIT ?",
                 (queue, state.value, before, limit),
             ).fetchall()
             ids = [row[0] for row in doomed]
@@ -162,7 +184,18 @@ class SqliteJobAdmin:
                 chunk = ids[first : first + CHUNK]
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+            counts = Counts()
+            counts.add(queue, state.value, -len(ids))
+            counts.apply(conn)
             return Cleaned(len(ids))
+
+    @on_connection
+    def count_clean(self, queue: str, state: JobState, before: int, limit: int) -> int:
+        (count,) = self.db.conn.execute(
+            f"SELECT count(*) FROM (SELECT 1 FROM jobs WHERE {_cleanable(state)} LIMIT ?)",
+            (queue, state.value, before, limit),
+        ).fetchone()
+        return int(count)
 
     # -- the worker registry ---------------------------------------------------
 
@@ -189,3 +222,25 @@ class SqliteJobAdmin:
             "SELECT info FROM workers WHERE expires_at >= ? ORDER BY id", (self.clock.now_ms(),)
         ).fetchall()
         return [_WORKER_DECODER.decode(info) for (info,) in rows]
+
+
+def _retry(conn: sqlite3.Connection, which: str, params: list[Any], now: int) -> int:
+    """Send the failed or cancelled jobs ``which`` selects back, attempts reset; how many.
+
+    A flow parent some of whose children have not reported waits for them again.
+    """
+    before = conn.execute(f"SELECT id, queue, state FROM jobs WHERE {which}", params).fetchall()
+    counts = Counts()
+    for job_id, queue, old in before:
+        (new,) = conn.execute(
+            "UPDATE jobs SET state = CASE WHEN EXISTS (SELECT 1 FROM flows"
+            " WHERE parent_id = jobs.id AND pending > 0) THEN 'waiting-children'"
+            " ELSE 'waiting' END, attempts = 0, stalls = 0, run_at = ?,"
+            " finished_at = NULL, expires_at = NULL, result = NULL, error = NULL"
+            " WHERE id = ? RETURNING state",
+            (now, job_id),
+        ).fetchone()
+        counts.move(queue, old, new)
+    counts.apply(conn)
+    unindex_failed(conn, [row[0] for row in before if row[2] == "failed"])
+    return len(before)

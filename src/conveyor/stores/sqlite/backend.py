@@ -11,10 +11,12 @@ from conveyor.clock import Clock
 from conveyor.masking import mask_url
 from conveyor.stores.backend import BackendSettings
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.sqlite.audit import SqliteAuditStore
 from conveyor.stores.sqlite.database import Database, path_from_url
 from conveyor.stores.sqlite.dedupe import SqliteDedupeStore
 from conveyor.stores.sqlite.events import SqliteEventStore
 from conveyor.stores.sqlite.flows import SqliteFlowStore
+from conveyor.stores.sqlite.history import SqliteHistory
 from conveyor.stores.sqlite.jobs import SqliteJobStore
 from conveyor.stores.sqlite.limits import SqliteLimitsStore
 from conveyor.stores.sqlite.ratelimit import SqliteRateLimitStore
@@ -46,6 +48,8 @@ class SqliteBackend:
         )
         self.dedupe = SqliteDedupeStore(self.db, clock)
         self.events = SqliteEventStore(self.db)
+        self.history = SqliteHistory(self.db)
+        self.audit = SqliteAuditStore(self.db, clock)
 
     async def open(self, *, create: bool = True) -> None:
         await self.db.open(create)

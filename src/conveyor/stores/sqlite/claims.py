@@ -17,8 +17,10 @@ from conveyor.clock import Clock
 from conveyor.stores.base import ClaimedJob, JobEventKind, JobState, NewJob, Outcome, released_state
 from conveyor.stores.limits import earliest
 from conveyor.stores.notify import Notifier
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
+from conveyor.stores.sqlite.keys import index_failed
 from conveyor.stores.sqlite.limits import claim_gate, log_claims, pick_ready
 from conveyor.stores.sqlite.rows import Event, ensure_queues, insert_events, insert_job
 
@@ -42,7 +44,9 @@ class SqliteClaims:
         with self.db.transaction() as conn:
             now = self.clock.now_ms()
             ensure_queues(conn, new_queues)
-            created = [insert_job(conn, job, now) for job in jobs]
+            counts = Counts()
+            created = [insert_job(conn, job, now, counts) for job in jobs]
+            counts.apply(conn)
         self.known_queues |= new_queues  # only once committed
         return created
 
@@ -61,13 +65,18 @@ class SqliteClaims:
         with self.db.transaction() as conn:
             now = self.clock.now_ms()
             events: list[Event] = []
-            accepted = [self._finish(conn, outcome, now, events) for outcome in finished]
+            counts = Counts()
+            accepted = [self._finish(conn, outcome, now, events, counts) for outcome in finished]
             insert_events(conn, events)
+            index_failed(conn, [(e[1], e[4]) for e in events if e[2] == "failed"])
             done = [o.id for o, ok in zip(finished, accepted, strict=True) if ok]
-            report_finished(conn, done, now)
+            report_finished(conn, done, now, counts)
             if any(o.keep is not None for o in finished):
-                self._trim(conn, finished, accepted)
-            claimed = self._claim(conn, queues, claim, worker, lease_ms, now) if claim else []
+                self._trim(conn, finished, accepted, counts)
+            claimed = (
+                self._claim(conn, queues, claim, worker, lease_ms, now, counts) if claim else []
+            )
+            counts.apply(conn)
         if finished:
             self.notifier.notify()
         return accepted, claimed
@@ -82,7 +91,9 @@ class SqliteClaims:
         ).fetchone()
         return bool(row[0])
 
-    def _finish(self, conn: sqlite3.Connection, o: Outcome, now: int, events: list[Event]) -> bool:
+    def _finish(
+        self, conn: sqlite3.Connection, o: Outcome, now: int, events: list[Event], counts: Counts
+    ) -> bool:
         if o.state in (JobState.WAITING, JobState.SCHEDULED):
             # A job whose cancellation was asked for is not retried: it ends cancelled.
             row = conn.execute(
@@ -105,6 +116,7 @@ class SqliteClaims:
             ).fetchone()
             if row is None:
                 return False
+            counts.move(o.queue, "active", row[0])
             kind = JobEventKind.CANCELLED if row[0] == "cancelled" else JobEventKind.RETRYING
             events.append((o.queue, o.id, kind.value, now, o.error))
             return True
@@ -126,11 +138,16 @@ class SqliteClaims:
         )
         if cursor.rowcount != 1:
             return False
+        counts.move(o.queue, "active", o.state.value)
         events.append((o.queue, o.id, o.state.value, now, o.error))
         return True
 
     def _trim(
-        self, conn: sqlite3.Connection, finished: Sequence[Outcome], accepted: list[bool]
+        self,
+        conn: sqlite3.Connection,
+        finished: Sequence[Outcome],
+        accepted: list[bool],
+        counts: Counts,
     ) -> None:
         """Trim each queue's finished jobs in a state back to the newest ``keep``.
 
@@ -148,12 +165,13 @@ class SqliteClaims:
             if self.untrimmed[queue, state] < max(1, keep // 10):
                 continue
             self.untrimmed[queue, state] = 0
-            conn.execute(
+            cursor = conn.execute(
                 "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
                 " WHERE queue = ? AND state = ? AND finished_at IS NOT NULL"
                 " ORDER BY finished_at DESC, seq DESC LIMIT -1 OFFSET ?)",
                 (queue, state, keep),
             )
+            counts.add(queue, state, -cursor.rowcount)
 
     def _claim(
         self,
@@ -163,6 +181,7 @@ class SqliteClaims:
         worker: str,
         lease_ms: int,
         now: int,
+        counts: Counts,
     ) -> list[ClaimedJob]:
         paused = {row[0] for row in conn.execute("SELECT name FROM queues WHERE paused = 1")}
         token = secrets.token_hex(8)
@@ -171,11 +190,12 @@ class SqliteClaims:
         for queue in queues:
             if queue in paused:
                 continue
-            conn.execute(
+            due = conn.execute(
                 "UPDATE jobs SET state = 'waiting'"
                 " WHERE queue = ? AND state = 'scheduled' AND run_at <= ?",
                 (queue, now),
             )
+            counts.move(queue, "scheduled", "waiting", due.rowcount)
             gate = claim_gate(conn, queue, limit - len(claimed), now)
             self.wake_at = earliest(self.wake_at, gate.wake_at)
             if gate.room <= 0:
@@ -199,6 +219,7 @@ class SqliteClaims:
                 (token, worker, now + lease_ms, now, *params),
             ).fetchall()
             log_claims(conn, queue, gate, now, len(rows))
+            counts.move(queue, "waiting", "active", len(rows))
             rows.sort(key=lambda r: (-r[8], r[6], r[9]))
             claimed.extend(
                 ClaimedJob(r[0], r[1], r[2], r[3], r[4], r[5], token, r[6], r[7], now, r[8], r[10])

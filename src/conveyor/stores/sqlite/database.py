@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from conveyor.errors import NotFoundError, StoreUnavailableError
+from conveyor.stores.sqlite.counts import seed_counts
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -62,8 +63,10 @@ class Database:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
             schema = resources.files("conveyor.stores.sqlite").joinpath(self._schema).read_text()
+            _add_missing_columns(conn)  # before the schema's triggers name them
             conn.executescript(schema)
-            _add_missing_columns(conn)
+            if self._schema == "schema.sql":  # the jobs' file (not a sibling: cache, limits)
+                seed_counts(conn)
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:  # e.g. a file that is not a database: connect() succeeds
                 conn.close()
@@ -137,7 +140,11 @@ def on_connection(
     return run
 
 
-ADDED_COLUMNS = {("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0"}
+ADDED_COLUMNS = {
+    ("jobs", "fence"): "INTEGER NOT NULL DEFAULT 0",
+    ("jobs", "keyed"): "INTEGER NOT NULL DEFAULT 0",
+    ("schedules", "paused"): "INTEGER NOT NULL DEFAULT 0",
+}
 """Columns added to a table after its first release: a file made before gets them on open."""
 
 

@@ -18,22 +18,28 @@ import sqlite3
 from collections.abc import Sequence
 
 from conveyor.stores.flows import child_failed_error
+from conveyor.stores.sqlite.counts import Counts
+from conveyor.stores.sqlite.keys import index_failed
 
 _ANY_PENDING = "SELECT 1 FROM flow_children WHERE state IS NULL LIMIT 1"
 _CHUNK = 500
 
 
-def report_finished(conn: sqlite3.Connection, job_ids: Sequence[str], now: int) -> None:
+def report_finished(
+    conn: sqlite3.Connection, job_ids: Sequence[str], now: int, counts: Counts
+) -> None:
     """Report those of ``job_ids`` that are finished, unreported flow children."""
     if not job_ids or conn.execute(_ANY_PENDING).fetchone() is None:
         return
     pending = list(job_ids)
     while pending:
         chunk, pending = pending[:_CHUNK], pending[_CHUNK:]
-        pending += _report_chunk(conn, chunk, now)
+        pending += _report_chunk(conn, chunk, now, counts)
 
 
-def _report_chunk(conn: sqlite3.Connection, job_ids: list[str], now: int) -> list[str]:
+def _report_chunk(
+    conn: sqlite3.Connection, job_ids: list[str], now: int, counts: Counts
+) -> list[str]:
     """Report one chunk; returns the parents it failed (to report in turn)."""
     marks = ",".join("?" * len(job_ids))
     rows = conn.execute(
@@ -60,21 +66,22 @@ def _report_chunk(conn: sqlite3.Connection, job_ids: list[str], now: int) -> lis
         left, policy, keep_ms = flow
         at = finished_at or now
         if not completed and policy == "fail":
-            if _fail_parent(
-                conn, parent_id, child_failed_error(child_id, queue, state, error), at, keep_ms
-            ):
+            error = child_failed_error(child_id, queue, state, error)
+            if _fail_parent(conn, parent_id, error, at, keep_ms, counts):
                 failed.append(parent_id)
         elif left <= 0:
-            conn.execute(
+            ready = conn.execute(
                 "UPDATE jobs SET state = 'waiting', run_at = ?"
-                " WHERE id = ? AND state = 'waiting-children'",
+                " WHERE id = ? AND state = 'waiting-children' RETURNING queue",
                 (at, parent_id),
-            )
+            ).fetchone()
+            if ready is not None:
+                counts.move(ready[0], "waiting-children", "waiting")
     return failed
 
 
 def _fail_parent(
-    conn: sqlite3.Connection, parent_id: str, error: bytes, now: int, keep_ms: int
+    conn: sqlite3.Connection, parent_id: str, error: bytes, now: int, keep_ms: int, counts: Counts
 ) -> bool:
     row = conn.execute(
         "UPDATE jobs SET state = 'failed', finished_at = ?, expires_at = ?, error = ?"
@@ -83,8 +90,10 @@ def _fail_parent(
     ).fetchone()
     if row is None:
         return False
+    counts.move(row[0], "waiting-children", "failed")
     conn.execute(
         "INSERT INTO job_events (queue, job_id, kind, at, data) VALUES (?,?,?,?,?)",
         (row[0], parent_id, "failed", now, error),
     )
+    index_failed(conn, [(parent_id, error)])
     return True

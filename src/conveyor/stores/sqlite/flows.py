@@ -11,8 +11,9 @@ import sqlite3
 from collections.abc import Sequence
 
 from conveyor.clock import Clock
-from conveyor.stores.base import JobState
+from conveyor.stores.base import JobState, released_state
 from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.rows import CHUNK, ensure_queues, insert_job
 
@@ -50,10 +51,14 @@ class SqliteFlowStore:
                 return AddedFlow(created=False, taken=taken)
             now = self.clock.now_ms()
             ensure_queues(conn, {node.job.queue for node in jobs})
+            counts = Counts()
             for node in jobs:
-                insert_job(conn, node.job, now)
+                insert_job(conn, node.job, now, counts)
                 if node.children:
                     self._add_parent(conn, node)
+                    state = released_state(node.job.run_at, now).value
+                    counts.move(node.job.queue, state, "waiting-children")
+            counts.apply(conn)
         return AddedFlow(created=True)
 
     def _add_parent(self, conn: sqlite3.Connection, node: FlowJob) -> None:

@@ -15,8 +15,10 @@ from conveyor.stores.base import (
     stalled_error,
 )
 from conveyor.stores.notify import Notifier
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.flow_reports import report_finished
+from conveyor.stores.sqlite.keys import index_failed
 from conveyor.stores.sqlite.rows import CHUNK, Event, insert_events, release_leases
 
 _PURGE_BATCH = 1_000
@@ -49,7 +51,9 @@ class SqliteLeases:
     @on_connection
     def release(self, leases: Sequence[tuple[str, str]], keep_ms: int) -> int:
         with self.db.transaction() as conn:
-            released = release_leases(conn, leases, self.clock.now_ms(), keep_ms)
+            counts = Counts()
+            released = release_leases(conn, leases, self.clock.now_ms(), keep_ms, counts)
+            counts.apply(conn)
         self.notifier.notify()
         return released
 
@@ -124,7 +128,12 @@ class SqliteLeases:
             errors = dict((job_id, error) for error, job_id in failed)
             events += [(r[1], r[0], r[3], now, errors.get(r[0])) for r in rows if r[3] != "waiting"]
             insert_events(conn, events)
-            report_finished(conn, [r[0] for r in rows if r[3] != "waiting"], now)
+            index_failed(conn, [(job_id, error) for error, job_id in failed])
+            counts = Counts()
+            for r in rows:
+                counts.move(r[1], "active", r[3])
+            report_finished(conn, [r[0] for r in rows if r[3] != "waiting"], now, counts)
+            counts.apply(conn)
         if rows:
             self.notifier.notify()
         return [StalledJob(r[0], r[1], r[2], r[3] == "failed") for r in rows]
@@ -140,11 +149,17 @@ class SqliteLeases:
         purged = 0
         while True:
             with self.db.transaction() as conn:
-                deleted = conn.execute(
+                rows = conn.execute(
                     "DELETE FROM jobs WHERE seq IN (SELECT seq FROM jobs"
-                    " WHERE expires_at <= ? AND finished_at IS NOT NULL LIMIT ?)",
+                    " WHERE expires_at <= ? AND finished_at IS NOT NULL LIMIT ?)"
+                    " RETURNING queue, state",
                     (now, _PURGE_BATCH),
-                ).rowcount
+                ).fetchall()
+                counts = Counts()
+                for queue, state in rows:
+                    counts.add(queue, state, -1)
+                counts.apply(conn)
+            deleted = len(rows)
             purged += deleted
             if deleted < _PURGE_BATCH:
                 return purged

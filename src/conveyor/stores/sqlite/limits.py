@@ -23,6 +23,7 @@ import sqlite3
 
 from conveyor.clock import Clock
 from conveyor.stores.limits import Gate, QueueLimits, open_gate
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.rows import release_leases
 
@@ -162,4 +163,7 @@ class SqliteLimitsStore:
                 " SET backoff_until = max(backoff_until, excluded.backoff_until)",
                 (queue, until),
             )
-            return release_leases(conn, leases, self.clock.now_ms(), keep_ms)
+            counts = Counts()
+            released = release_leases(conn, leases, self.clock.now_ms(), keep_ms, counts)
+            counts.apply(conn)
+            return released

@@ -10,6 +10,8 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from conveyor.stores.base import JobRecord, JobState, NewJob, released_state
+from conveyor.stores.search import job_field_keys
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.flow_reports import report_finished
 
 RECORD_COLUMNS = (
@@ -49,30 +51,44 @@ def ensure_queues(conn: sqlite3.Connection, names: Collection[str]) -> None:
         )
 
 
-def insert_job(conn: sqlite3.Connection, job: NewJob, now: int) -> bool:
-    """Insert one job unless its id exists."""
+def insert_job(conn: sqlite3.Connection, job: NewJob, now: int, counts: Counts) -> bool:
+    """Insert one job (and its search keys) unless its id exists."""
+    state = released_state(job.run_at, now).value
     cursor = conn.execute(
         "INSERT INTO jobs (id, queue, task, state, priority, run_at, created_at,"
-        " payload, options, max_stalled) VALUES (?,?,?,?,?,?,?,?,?,?)"
+        " payload, options, max_stalled, keyed) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
         " ON CONFLICT (id) DO NOTHING",
         (
             job.id,
             job.queue,
             job.task,
-            released_state(job.run_at, now).value,
+            state,
             job.priority,
             job.run_at,
             job.created_at,
             job.payload,
             job.options,
             job.max_stalled,
+            1 if job.search_keys else 0,
         ),
     )
-    return cursor.rowcount == 1
+    if cursor.rowcount != 1:
+        return False
+    counts.add(job.queue, state)
+    if job.search_keys:
+        conn.executemany(
+            "INSERT OR IGNORE INTO job_keys (job_id, key, created_at) VALUES (?,?,?)",
+            [(job.id, key, job.created_at) for key in job_field_keys(job.search_keys)],
+        )
+    return True
 
 
 def release_leases(
-    conn: sqlite3.Connection, leases: Sequence[tuple[str, str]], now: int, keep_ms: int
+    conn: sqlite3.Connection,
+    leases: Sequence[tuple[str, str]],
+    now: int,
+    keep_ms: int,
+    counts: Counts,
 ) -> int:
     """Give held jobs back as if never claimed; a job to cancel ends cancelled."""
     released = 0
@@ -90,10 +106,11 @@ def release_leases(
         ).fetchone()
         if row is not None:
             released += 1
+            counts.move(row[1], "active", row[0])
             if row[0] == "cancelled":
                 events.append((row[1], job_id, "cancelled", now, None))
     insert_events(conn, events)
-    report_finished(conn, [event[1] for event in events], now)  # a cancelled flow child
+    report_finished(conn, [event[1] for event in events], now, counts)  # a cancelled child
     return released
 
 

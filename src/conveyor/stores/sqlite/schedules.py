@@ -8,13 +8,15 @@ from typing import Any
 
 from conveyor.clock import Clock
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
+from conveyor.stores.sqlite.counts import Counts
 from conveyor.stores.sqlite.database import Database, on_connection
 from conveyor.stores.sqlite.rows import ensure_queues, insert_job
 
 _COLUMNS = (
     "name, queue, task, timing, payload, options, priority, max_stalled, missed, grace_ms,"
-    " next_fire, last_fire, version, updated_at"
+    " next_fire, last_fire, version, updated_at, paused"
 )
+_PUT_COLUMNS = _COLUMNS.removesuffix(", paused")
 _DEFINITION = (
     "queue",
     "task",
@@ -32,7 +34,7 @@ _KEPT_IF_SAME_TIMING = ", ".join(
     for c in ("next_fire", "last_fire")
 )
 _PUT = (
-    f"INSERT INTO schedules ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)"
+    f"INSERT INTO schedules ({_PUT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,1,?)"
     " ON CONFLICT (name) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _DEFINITION if c != "timing")
     + f", {_KEPT_IF_SAME_TIMING}, timing = excluded.timing,"
@@ -42,7 +44,9 @@ _PUT = (
 
 
 def _record(row: tuple[Any, ...]) -> ScheduleRecord:
-    return ScheduleRecord(*row)
+    record = ScheduleRecord(*row[:-1])  # the columns but paused, in field order
+    record.paused = bool(row[-1])
+    return record
 
 
 class SqliteScheduleStore:
@@ -78,6 +82,16 @@ class SqliteScheduleStore:
             return cursor.rowcount == 1
 
     @on_connection
+    def pause_schedule(self, name: str, paused: bool) -> bool:
+        with self.db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE schedules SET paused = ?, version = version + 1, updated_at = ?"
+                " WHERE name = ?",
+                (int(paused), self.clock.now_ms(), name),
+            )
+            return cursor.rowcount == 1
+
+    @on_connection
     def remove_schedule(self, name: str) -> bool:
         with self.db.transaction() as conn:
             return conn.execute("DELETE FROM schedules WHERE name = ?", (name,)).rowcount == 1
@@ -102,11 +116,12 @@ class SqliteScheduleStore:
         conn = self.db.conn
         rows = conn.execute(
             f"SELECT {_COLUMNS} FROM schedules WHERE queue IN ({marks}) AND next_fire <= ?"
-            " ORDER BY next_fire LIMIT ?",
+            " AND NOT paused ORDER BY next_fire LIMIT ?",
             [*queues, now, limit],
         ).fetchall()
         (later,) = conn.execute(
-            f"SELECT min(next_fire) FROM schedules WHERE queue IN ({marks}) AND next_fire > ?",
+            f"SELECT min(next_fire) FROM schedules WHERE queue IN ({marks}) AND next_fire > ?"
+            " AND NOT paused",
             [*queues, now],
         ).fetchone()
         return [_record(row) for row in rows], later
@@ -116,6 +131,7 @@ class SqliteScheduleStore:
         applied: list[bool] = []
         with self.db.transaction() as conn:
             now = self.clock.now_ms()
+            counts = Counts()
             for fire in fires:
                 cursor = conn.execute(
                     "UPDATE schedules SET next_fire = ?, last_fire = coalesce(?, last_fire)"
@@ -125,6 +141,7 @@ class SqliteScheduleStore:
                 ok = cursor.rowcount == 1
                 if ok:
                     for job in fire.jobs:
-                        insert_job(conn, job, now)
+                        insert_job(conn, job, now, counts)
                 applied.append(ok)
+            counts.apply(conn)
         return applied

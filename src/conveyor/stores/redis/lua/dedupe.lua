@@ -1,7 +1,8 @@
 -- Enqueue jobs under debounce or throttle keys (see stores/dedupe.py).
 -- KEYS[1]  the queue's meta key
 -- ARGV     now, then per job: mode ("debounce" | "throttle"), key, until (ms), id,
---          task, payload, options, priority, run_at, created_at, max_stalled (11 each)
+--          task, payload, options, priority, run_at, created_at, max_stalled, search keys
+--          ("\n"-joined index keys) (12 each)
 -- Returns  per job: the id its key now points to, 1 if it was inserted else 0
 -- A key holds "<id>\n<until>": whether it still holds is decided by `until` against
 -- the caller's clock (`now`); its server TTL only frees it a minute after that.
@@ -23,7 +24,7 @@ local function point(dkey, id, expires)
 end
 local answers = {}
 local any_ready = false
-for i = 2, #ARGV, 11 do
+for i = 2, #ARGV, 12 do
   local mode, dkey, expires = ARGV[i], P .. "dedupe:" .. ARGV[i + 1], ARGV[i + 2]
   local id, task, payload, options = ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6]
   local priority, run_at = ARGV[i + 7], ARGV[i + 8]
@@ -38,6 +39,7 @@ for i = 2, #ARGV, 11 do
       rcall("ZREM", P .. "scheduled", held)
       rcall("HSET", job_key(held), "payload", payload, "options", options,
         "priority", priority, "run_at", run_at)
+      set_keys(held, f[2], ARGV[i + 11]) -- the latest call's fields (pending: no error keys)
       if make_due(held, f[2], f[1], run_at, now, priority, f[3]) then any_ready = true end
       point(dkey, held, expires)
       answer = held
@@ -48,7 +50,7 @@ for i = 2, #ARGV, 11 do
     answers[#answers + 1] = 0
   else
     local inserted, ready = insert_job(id, task, payload, options, priority, run_at,
-      ARGV[i + 9], ARGV[i + 10], now)
+      ARGV[i + 9], ARGV[i + 10], now, ARGV[i + 11])
     if ready then any_ready = true end
     point(dkey, id, expires)
     answers[#answers + 1] = id

@@ -2,7 +2,8 @@
 -- KEYS[1]  the queue's meta key
 -- ARGV     now, worker, lease_until, claim (max jobs), token, n (outcomes), then
 --          per outcome: id, token, state, finished_at, result, error, run_at,
---          expires_at, keep, progress (10 values each; "" for none)
+--          expires_at, keep, progress, error keys (the index keys of a failed job's
+--          error, "\n"-joined) (11 values each; "" for none)
 -- Returns  { accepted (1/0 per outcome), claimed (9 values per job: id, task,
 --          payload, options, attempts, run_at, created_at, priority, fence), next_due,
 --          wake_at (when a claim the queue's limits stopped may try again, or "") }
@@ -12,7 +13,7 @@ local claim, token, n = tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6])
 
 local accepted = {}
 local trims = {}
-for i = 7, 6 + n * 10, 10 do
+for i = 7, 6 + n * 11, 11 do
   local id, held, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local key = job_key(id)
   local f = rcall("HMGET", key, "token", "state", "created_at", "cancel_requested",
@@ -27,11 +28,11 @@ for i = 7, 6 + n * 10, 10 do
     clear_lease(id)
     if cancel then
       finish(id, created_at, "active", "cancelled", finished_at, expires_at)
-      emit(id, "cancelled")
+      emit(id, "cancelled", now)
       note_flow_child(id, now)
     else
       if make_due(id, created_at, "active", run_at, now, f[5], f[6]) then wake_workers() end
-      emit(id, "retrying", ARGV[i + 5])
+      emit(id, "retrying", now, ARGV[i + 5])
     end
     accepted[#accepted + 1] = 1
   else
@@ -56,7 +57,8 @@ for i = 7, 6 + n * 10, 10 do
     rcall("ZADD", P .. "state:" .. state, created_at, id)
     rcall("ZADD", P .. "done:" .. state, finished_at, id)
     if expires_at ~= "" then rcall("ZADD", P .. "expiry", expires_at, id) end
-    emit(id, state, ARGV[i + 5])
+    emit(id, state, now, ARGV[i + 5])
+    if state == "failed" then index_failed(id, created_at, ARGV[i + 10]) end
     note_flow_child(id, now)
     do
       local keep = ARGV[i + 8]

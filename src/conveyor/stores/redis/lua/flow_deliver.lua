@@ -3,7 +3,8 @@
 -- KEYS[1]  the queue's meta key
 -- ARGV     now, whole ("1" when a flow is always written whole: one server, one MULTI/EXEC),
 --          then per child: parent id, child id, state, value (result or error),
---          the error to give the parent if this child fails it (5 values each)
+--          the error to give the parent if this child fails it, and that error's index
+--          keys ("\n"-joined) (6 values each)
 -- Returns  { per child 1 applied, 0 already applied or its parent is gone (nothing to
 --            apply it to), -1 no such flow yet (a cluster add written halfway);
 --            parents this call failed that are themselves children (to deliver next) }
@@ -11,7 +12,7 @@ local now = tonumber(ARGV[1])
 local whole = ARGV[2] == "1"
 local codes, failed = {}, {}
 local any_ready = false
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local parent, child, state = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local flow = P .. "flow:" .. parent
   if rcall("EXISTS", flow) == 0 then
@@ -32,7 +33,8 @@ for i = 3, #ARGV, 5 do
       if state ~= "completed" and g[1] == "fail" then
         rcall("HSET", key, "error", ARGV[i + 4])
         finish(parent, f[2], "waiting-children", "failed", now, now + tonumber(g[2]))
-        emit(parent, "failed", ARGV[i + 4])
+        emit(parent, "failed", now, ARGV[i + 4])
+        index_failed(parent, f[2], ARGV[i + 5])
         if rcall("HEXISTS", key, "parent") == 1 then
           note_flow_child(parent, now)
           failed[#failed + 1] = parent

@@ -15,7 +15,7 @@ while i <= #ARGV do
   else
     if progress ~= "" then
       rcall("HSET", job_key(id), "progress", progress)
-      emit(id, "progress", progress)
+      emit(id, "progress", nil, progress)
     end
     if n > 0 then
       local logs = P .. "logs:" .. id

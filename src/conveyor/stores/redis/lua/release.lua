@@ -17,7 +17,7 @@ for i = 3, #ARGV, 2 do
     if attempts < 0 then rcall("HSET", key, "attempts", 0) end
     if f[4] == "1" then
       finish(id, f[3], "active", "cancelled", now, now + keep_ms)
-      emit(id, "cancelled")
+      emit(id, "cancelled", now)
       note_flow_child(id, now)
     elseif make_due(id, f[3], "active", f[5], now, f[6], f[7]) then
       any_ready = true

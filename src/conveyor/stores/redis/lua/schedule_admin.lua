@@ -3,13 +3,27 @@
 -- ARGV     "put", name, task, timing, payload, options, priority, max_stalled, missed,
 --          grace_ms, next_fire, last_fire ("" for none), now
 --          or "remove", name
--- Returns  1 if something changed, else 0. A schedule that keeps its timing keeps
---          its next_fire and last_fire; every change bumps its version.
+--          or "pause", name, paused ("1" or "0"), now
+-- Returns  1 if something changed (pause: if the schedule exists), else 0. A schedule
+--          that keeps its timing keeps its next_fire and last_fire; every change bumps
+--          its version. A paused schedule stays paused when put again, and is out of the
+--          due index (P.."schedules") until resumed.
 local op, name = ARGV[1], ARGV[2]
 local key = P .. "schedule:" .. name
 if op == "remove" then
   rcall("ZREM", P .. "schedules", name)
   return rcall("DEL", key)
+end
+if op == "pause" then
+  if rcall("EXISTS", key) == 0 then return 0 end
+  rcall("HSET", key, "paused", ARGV[3], "updated_at", ARGV[4])
+  rcall("HINCRBY", key, "version", 1)
+  if ARGV[3] == "1" then
+    rcall("ZREM", P .. "schedules", name)
+  else
+    rcall("ZADD", P .. "schedules", rcall("HGET", key, "next_fire"), name)
+  end
+  return 1
 end
 
 local names = { "task", "timing", "payload", "options", "priority", "max_stalled", "missed",
@@ -43,5 +57,5 @@ else
   rcall("HSET", key, "last_fire", last_fire)
 end
 rcall("HINCRBY", key, "version", 1)
-rcall("ZADD", P .. "schedules", next_fire, name)
+if rcall("HGET", key, "paused") ~= "1" then rcall("ZADD", P .. "schedules", next_fire, name) end
 return 1

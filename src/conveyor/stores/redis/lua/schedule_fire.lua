@@ -4,7 +4,7 @@
 -- KEYS[1]  the queue's meta key
 -- ARGV     now, then per fire: name, version, expected next_fire, new next_fire,
 --          last_fire ("" for none), n (jobs), then per job: id, task, payload,
---          options, priority, run_at, created_at, max_stalled (8 values each)
+--          options, priority, run_at, created_at, max_stalled, search keys (9 values each)
 -- Returns  per fire 1 if applied, 0 if the schedule changed meanwhile
 local now = ARGV[1]
 local applied = {}
@@ -16,9 +16,9 @@ while i <= #ARGV do
   local key = P .. "schedule:" .. name
   local f = rcall("HMGET", key, "version", "next_fire")
   if f[1] == version and f[2] == expected then
-    for j = i + 6, i + 5 + n * 8, 8 do
+    for j = i + 6, i + 5 + n * 9, 9 do
       local _, ready = insert_job(ARGV[j], ARGV[j + 1], ARGV[j + 2], ARGV[j + 3], ARGV[j + 4],
-        ARGV[j + 5], ARGV[j + 6], ARGV[j + 7], now)
+        ARGV[j + 5], ARGV[j + 6], ARGV[j + 7], now, ARGV[j + 8])
       if ready then any_ready = true end
     end
     rcall("HSET", key, "next_fire", next_fire)
@@ -28,7 +28,7 @@ while i <= #ARGV do
   else
     applied[#applied + 1] = 0
   end
-  i = i + 6 + n * 8
+  i = i + 6 + n * 9
 end
 if any_ready then wake_workers() end
 return applied
