@@ -28,8 +28,10 @@ from .exports import routes as exports
 from .orders import routes as orders
 from .orders.commands import outbox
 from .orders.handlers import audit
-from .relay import relay_until
+from .relay import check_outbox, relay_until
 from .validations import routes as validations
+
+backbone.health.add_check("outbox", check_outbox, critical=False)
 
 TITLE = "conveyor reference service"
 VERSION = "1.0.0"

@@ -18,16 +18,36 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
+
+from sqlalchemy import text
+
+from conveyor import CheckResult, Status
 
 from .backbone import backbone, database, settings
 from .orders import handlers  # the groups to route to, even before a worker declared them
 from .orders.commands import outbox
 
-__all__ = ["handlers", "relay_until", "run"]
+__all__ = ["check_outbox", "handlers", "relay_until", "run"]
+
+STUCK_SECONDS = 60.0
+"""An event older than this still in the outbox means no relay is running."""
 
 
 async def relay_until(stop: asyncio.Event) -> None:
     await outbox.relay(database.sync_engine, interval=settings.outbox_interval, stop=stop)
+
+
+async def check_outbox() -> CheckResult:
+    """The health check ``outbox``: events committed and not yet relayed, and the age of
+    the oldest (degraded past a minute: is a relay running?)."""
+    async with database.reading() as session:
+        pending, oldest_ms = (
+            await session.execute(text(f"SELECT count(*), min(created_at) FROM {outbox.table}"))
+        ).one()
+    age = 0.0 if oldest_ms is None else max(0.0, time.time() - oldest_ms / 1000)
+    status = Status.DEGRADED if age > STUCK_SECONDS else Status.OK
+    return CheckResult(status, f"{pending} pending, oldest {age:.1f} s")
 
 
 async def run() -> None:

@@ -2,7 +2,7 @@
 the bytes given; a file that is not a billing CSV raises ``CorruptUploadError``.
 
 Encoding: a byte-order mark decides (UTF-8, UTF-16); else strict UTF-8;
-else charset-normalizer's best guess (Excel's cp1252 exports, Latin-1).
+else charset-normalizer's best guess, cp1252 (Excel's) among equally good ones.
 Delimiter: the one of ``, ; TAB |`` that splits the header line into the most
 known billing columns (the header is known, which beats guessing from the
 data as ``csv.Sniffer`` does).
@@ -29,6 +29,8 @@ BOMS = (
 )
 MAGIC = {b"\x1f\x8b": "gzip-compressed", b"PK\x03\x04": "a ZIP archive (an .xlsx workbook?)"}
 SAMPLE = 64 * 1024
+PREFERRED = "cp1252"
+"""Western Excel's export encoding: the pick among equally good guesses."""
 
 
 class CorruptUploadError(Exception):
@@ -59,10 +61,14 @@ def detect_encoding(data: bytes) -> str:
         pass
     else:
         return "utf-8"
-    guess = charset_normalizer.from_bytes(data[:SAMPLE]).best()
-    if guess is None:
+    matches = list(charset_normalizer.from_bytes(data[:SAMPLE]))
+    if not matches:
         raise CorruptUploadError("the file is not text in any encoding we could recognise")
-    return str(guess.encoding)
+    best = matches[0]
+    # A short sample often reads equally well in several code pages (cp1250, cp1252,
+    # cp1257 agree on most accented letters); among those ties Excel's cp1252 wins.
+    tied = [m.encoding for m in matches if (m.chaos, m.coherence) == (best.chaos, best.coherence)]
+    return PREFERRED if PREFERRED in tied else str(best.encoding)
 
 
 def detect_delimiter(header_line: str) -> str:
