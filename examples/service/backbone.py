@@ -16,7 +16,8 @@ from .metrics import ServiceMetrics
 from .settings import load_settings
 
 settings = load_settings()
-backbone = Conveyor(event_source="reference-service")
+# The products' clients read the X-RateLimit-* family beside the IETF fields.
+backbone = Conveyor(event_source="reference-service", rate_limit_legacy_headers=True)
 database = Database(settings.database_url)
 metrics = ServiceMetrics(backbone.metrics.registry)
 backbone.health.add_check("database", database.check_health)

@@ -57,16 +57,26 @@ def test_events_count_on_their_local_day_and_a_rollup_invalidates_the_cached_ans
     with httpx.Client(base_url=server.url, timeout=30) as client:
         headers = sign_up(client)
         publisher = new_publisher(client, headers)
-        record(client, headers, [{**late, "publisherId": publisher}, {**noon, "publisherId": publisher}])
+        record(
+            client,
+            headers,
+            [{**late, "publisherId": publisher}, {**noon, "publisherId": publisher}],
+        )
         url = f"/api/v1/analytics/publishers/{publisher}/daily?start=2024-02-28&end=2024-03-02"
         first = client.get(url, headers=headers)
         second = client.get(url, headers=headers)
         for day in ("2024-02-29", "2024-03-01"):
-            json_of(client.post("/api/v1/analytics/rollups", headers=headers, json={"day": day}), 202)
-        fresh = wait_for(lambda: client.get(url, headers=headers), lambda a: len(a.json()["points"]) == 2)
+            json_of(
+                client.post("/api/v1/analytics/rollups", headers=headers, json={"day": day}), 202
+            )
+        fresh = wait_for(
+            lambda: client.get(url, headers=headers), lambda a: len(a.json()["points"]) == 2
+        )
         cached = client.get(url, headers=headers)
         hourly = json_of(
-            client.get(f"/api/v1/analytics/publishers/{publisher}/hourly?day=2024-02-29", headers=headers)
+            client.get(
+                f"/api/v1/analytics/publishers/{publisher}/hourly?day=2024-02-29", headers=headers
+            )
         )
         stranger = client.get(url, headers=sign_up(client, name="other"))
 
@@ -78,7 +88,9 @@ def test_events_count_on_their_local_day_and_a_rollup_invalidates_the_cached_ans
         {"period": "2024-02-29", "name": "signup", "events": 1, "valueSum": 2.5},
         {"period": "2024-03-01", "name": "signup", "events": 1, "valueSum": 1.0},
     ]
-    assert hourly["points"] == [{"period": "2024-02-29T22", "name": "signup", "events": 1, "valueSum": 2.5}]
+    assert hourly["points"] == [
+        {"period": "2024-02-29T22", "name": "signup", "events": 1, "valueSum": 2.5}
+    ]
     assert stranger.status_code == 404  # the owner check runs before the cache
 
 
@@ -102,7 +114,9 @@ def _events(publishers: list[str], count: int, seed: int) -> list[dict[str, Any]
     ]
 
 
-def _wait_finished(client: httpx.Client, headers: dict[str, str], export_id: str) -> tuple[Any, list[str]]:
+def _wait_finished(
+    client: httpx.Client, headers: dict[str, str], export_id: str
+) -> tuple[Any, list[str]]:
     statuses: list[str] = []
 
     def read() -> Any:
@@ -144,9 +158,15 @@ def test_an_export_is_the_csv_of_the_rows_sent_for_its_owner_only_until_it_expir
     assert download.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(download.text)))
     local = local_days(sent)
-    wanted = [e for e, day in zip(sent, local, strict=True) if date(2024, 5, 3) <= day <= date(2024, 5, 14)]
+    wanted = [
+        e
+        for e, day in zip(sent, local, strict=True)
+        if date(2024, 5, 3) <= day <= date(2024, 5, 14)
+    ]
     assert done["rows"] == len(rows) == len(wanted)
-    assert Counter((r["publisher_id"], r["name"], float(r["value"]), r["day"]) for r in rows) == Counter(
+    assert Counter(
+        (r["publisher_id"], r["name"], float(r["value"]), r["day"]) for r in rows
+    ) == Counter(
         (e["publisherId"], e["name"], e["value"], day.isoformat())
         for e, day in zip(sent, local, strict=True)
         if date(2024, 5, 3) <= day <= date(2024, 5, 14)

@@ -106,7 +106,10 @@ def test_ten_thousand_events_give_the_statistics_scipy_computes(server: ServiceP
     expected_counts = counts(events)
     with httpx.Client(base_url=server.url, timeout=60) as client:
         headers = sign_up(client)
-        body = {"name": "checkout button", "variants": [{"name": n, "weight": w} for n, w in WEIGHTS.items()]}
+        body = {
+            "name": "checkout button",
+            "variants": [{"name": n, "weight": w} for n, w in WEIGHTS.items()],
+        }
         experiment = json_of(client.post("/api/v1/experiments", headers=headers, json=body), 201)
         url = f"/api/v1/experiments/{experiment['experimentId']}"
         json_of(client.patch(url, headers=headers, json={"status": "running"}))
@@ -135,8 +138,13 @@ def test_ten_thousand_events_give_the_statistics_scipy_computes(server: ServiceP
         assert close(got["conversionRate"], p[name])
         best_error = got["chanceToBeBestError"]
         exact_best = chance_best(arms, index)
-        assert best_error == pytest.approx(math.sqrt(exact_best * (1 - exact_best) / 10_000), abs=2e-3)
-        assert abs(got["chanceToBeBest"] - exact_best) <= 4 * max(best_error, 1e-4), (name, exact_best)
+        assert best_error == pytest.approx(
+            math.sqrt(exact_best * (1 - exact_best) / 10_000), abs=2e-3
+        )
+        assert abs(got["chanceToBeBest"] - exact_best) <= 4 * max(best_error, 1e-4), (
+            name,
+            exact_best,
+        )
         if name == "control":
             continue
         pt, pc = p[name], p["control"]
@@ -144,7 +152,9 @@ def test_ten_thousand_events_give_the_statistics_scipy_computes(server: ServiceP
         assert close(got["difference"]["low"], pt - pc - z * se_diff)
         assert close(got["difference"]["high"], pt - pc + z * se_diff)
         lift = pt / pc - 1
-        se_lift = math.sqrt(pt * (1 - pt) / (n[name] * pc**2) + pt**2 * (1 - pc) / (n["control"] * pc**3))
+        se_lift = math.sqrt(
+            pt * (1 - pt) / (n[name] * pc**2) + pt**2 * (1 - pc) / (n["control"] * pc**3)
+        )
         assert close(got["relativeLift"]["value"], lift)
         assert close(got["relativeLift"]["low"], lift - z * se_lift)
         assert close(got["relativeLift"]["high"], lift + z * se_lift)
@@ -169,7 +179,9 @@ def test_ten_thousand_events_give_the_statistics_scipy_computes(server: ServiceP
     assert srm["alert"] is False
     recommendation = results["recommendation"]
     assert sum(recommendation["weights"].values()) == pytest.approx(1.0)
-    assert recommendation["bestVariant"] == max(WEIGHTS, key=lambda v: variants[v]["chanceToBeBest"])
+    assert recommendation["bestVariant"] == max(
+        WEIGHTS, key=lambda v: variants[v]["chanceToBeBest"]
+    )
 
 
 def test_a_split_that_is_not_kept_raises_the_sample_ratio_alert(server: ServiceProcess) -> None:
@@ -199,7 +211,10 @@ def test_a_split_that_is_not_kept_raises_the_sample_ratio_alert(server: ServiceP
 def test_events_for_an_experiment_that_is_not_running_are_refused(server: ServiceProcess) -> None:
     with httpx.Client(base_url=server.url, timeout=30) as client:
         headers = sign_up(client)
-        body = {"name": "draft", "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 3}]}
+        body = {
+            "name": "draft",
+            "variants": [{"name": "a", "weight": 1}, {"name": "b", "weight": 3}],
+        }
         experiment = json_of(client.post("/api/v1/experiments", headers=headers, json=body), 201)
         url = f"/api/v1/experiments/{experiment['experimentId']}"
         refused = client.post(

@@ -53,11 +53,16 @@ def test_an_order_is_created_with_its_audit_fields_and_processed_once(
         processed = json_of(client.post(url + "/process", headers=headers))
         again = client.post(url + "/process", headers=headers)
         audit = wait_for(
-            lambda: json_of(client.get(url + "/audit", headers=headers)), lambda rows: len(rows) == 2
+            lambda: json_of(client.get(url + "/audit", headers=headers)),
+            lambda rows: len(rows) == 2,
         )
 
     actor = f"account:{account['accountId']}"
-    assert (created["status"], created["totalCents"], created["schemaVersion"]) == ("created", 3000, 1)
+    assert (created["status"], created["totalCents"], created["schemaVersion"]) == (
+        "created",
+        3000,
+        1,
+    )
     assert (created["createdBy"], created["updatedBy"]) == (actor, actor)
     assert processed["status"] == "processed" and processed["processedAt"]
     assert again.status_code == 409
@@ -81,9 +86,9 @@ def test_listings_page_and_filter_and_see_every_command_at_once(server: ServiceP
     with httpx.Client(base_url=server.url, timeout=30) as client:
         headers = sign_up(client)
         ids = [
-            json_of(
-                client.post("/api/v1/orders", headers=headers, json=order(f"R-{n}", n)), 201
-            )["orderId"]
+            json_of(client.post("/api/v1/orders", headers=headers, json=order(f"R-{n}", n)), 201)[
+                "orderId"
+            ]
             for n in range(1, 8)
         ]
 
@@ -102,7 +107,12 @@ def test_listings_page_and_filter_and_see_every_command_at_once(server: ServiceP
 
     assert before["total"] == 0
     assert after["total"] == 3
-    assert (first["total"], first["page"], first["hasNext"], first["hasPrev"]) == (7, 1, True, False)
+    assert (first["total"], first["page"], first["hasNext"], first["hasPrev"]) == (
+        7,
+        1,
+        True,
+        False,
+    )
     assert (len(last["items"]), last["hasNext"], last["hasPrev"]) == (1, False, True)
     assert sorted(o["totalCents"] for o in big_open["items"]) == [5000, 6000, 7000]
     assert sorted(o["totalCents"] for o in either["items"]) == [1000, 2000]

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx2 as httpx
 import pytest
+from examples.billing import generate, rules
 
-from examples.billing import generate
 from tests.e2e.reference_service import json_of, reference_service, sign_up, wait_for
 from tests.web_server import ServiceProcess
 
@@ -56,7 +56,9 @@ def test_an_upload_is_validated_with_rising_progress_and_the_expected_findings(
         seen: list[float] = []
 
         def read() -> Any:
-            state = json_of(client.get(f"/api/v1/validations/{queued['validationId']}", headers=headers))
+            state = json_of(
+                client.get(f"/api/v1/validations/{queued['validationId']}", headers=headers)
+            )
             if state["status"] in ("queued", "processing"):
                 seen.append(float(state["progress"].get("percent", 0.0)))
             return state
@@ -83,10 +85,14 @@ def test_findings_are_listed_by_page_with_their_metadata(
         headers = sign_up(client)
         queued = upload(client, headers, "invoices.csv", exports["good"].read_bytes())
         url = f"/api/v1/validations/{queued['validationId']}"
-        wait_for(lambda: json_of(client.get(url, headers=headers)), lambda s: s["status"] == "completed")
+        wait_for(
+            lambda: json_of(client.get(url, headers=headers)), lambda s: s["status"] == "completed"
+        )
         first = json_of(client.get(url + "/findings?rule=bad_email&size=5", headers=headers))
         last_page = -(-first["total"] // 5)
-        last = json_of(client.get(url + f"/findings?rule=bad_email&size=5&page={last_page}", headers=headers))
+        last = json_of(
+            client.get(url + f"/findings?rule=bad_email&size=5&page={last_page}", headers=headers)
+        )
         stranger = sign_up(client, name="stranger")
         hidden = client.get(url, headers=stranger)
 
@@ -117,12 +123,32 @@ def test_a_corrupt_upload_fails_at_once_with_a_clear_message(
 def test_a_semicolon_separated_cp1252_export_is_read_as_such(server: ServiceProcess) -> None:
     text = io.StringIO()
     writer = csv.writer(text, delimiter=";")
-    writer.writerow(generate.rules.COLUMNS)
+    writer.writerow(rules.COLUMNS)
     writer.writerow(
-        ["INV-1", "C-1", "Zoë Müller", "zoe@example.com", "2024-03-01", "2024-03-31", "12.50", "EUR", "open"]
+        [
+            "INV-1",
+            "C-1",
+            "Zoë Müller",
+            "zoe@example.com",
+            "2024-03-01",
+            "2024-03-31",
+            "12.50",
+            "EUR",
+            "open",
+        ]
     )
     writer.writerow(
-        ["INV-2", "C-2", "José Núñez", "not-an-email", "2024-03-01", "2024-03-31", "7.00", "EUR", "paid"]
+        [
+            "INV-2",
+            "C-2",
+            "José Núñez",
+            "not-an-email",
+            "2024-03-01",
+            "2024-03-31",
+            "7.00",
+            "EUR",
+            "paid",
+        ]
     )
     with httpx.Client(base_url=server.url, timeout=30) as client:
         headers = sign_up(client)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 
 import pytest
-
 from examples.service.experiments.bandit import MIN_WEIGHT, TOP_TWO_BETA, recommend, top_two_weights
 from examples.service.experiments.statistics import Arm
 
