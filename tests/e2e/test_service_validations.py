@@ -19,6 +19,8 @@ from tests.web_server import ServiceProcess
 
 pytestmark = pytest.mark.slow
 
+PHASES = {"parsing": (0, 50), "inserting": (50, 75), "rules": (75, 90), "saving": (90, 100)}
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
@@ -54,6 +56,7 @@ def test_an_upload_is_validated_with_rising_progress_and_the_expected_findings(
         assert queued["jobId"] == f"validation:{queued['validationId']}"
 
         seen: list[float] = []
+        stages: list[tuple[str, float]] = []
 
         def read() -> Any:
             state = json_of(
@@ -61,6 +64,8 @@ def test_an_upload_is_validated_with_rising_progress_and_the_expected_findings(
             )
             if state["status"] in ("queued", "processing"):
                 seen.append(float(state["progress"].get("percent", 0.0)))
+                if "stage" in state["progress"]:
+                    stages.append((state["progress"]["stage"], seen[-1]))
             return state
 
         done = wait_for(read, lambda s: s["status"] in ("completed", "failed"), every=0.02)
@@ -68,6 +73,10 @@ def test_an_upload_is_validated_with_rising_progress_and_the_expected_findings(
     assert done["status"] == "completed", done
     assert seen == sorted(seen), "progress never goes back"
     assert len({p for p in seen if 0 < p < 100}) >= 2, f"progress did not rise: {seen}"
+    for stage, percent in stages:  # each phase within its share of the bar
+        low, high = PHASES[stage]
+        assert low <= percent <= high, (stage, percent)
+    assert [s for s, _ in stages] == sorted((s for s, _ in stages), key=list(PHASES).index)
     expected = exports["expected"]
     result = done["result"]
     assert result["rows"] == expected["rows"]
