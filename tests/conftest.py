@@ -18,7 +18,7 @@ import pytest
 from conveyor import Conveyor
 from tests.postgres_server import PostgresServer, running_postgres
 from tests.redis_servers import RedisCluster, RedisServer, running_cluster, running_server
-from tests.web_server import ServiceProcess, running_service
+from tests.web_server import ADMIN_KEYS, ServiceProcess, running_service
 
 STORES = ["memory", "sqlite", "redis", "redis-cluster"]
 REDIS_STORES = {"redis", "redis-cluster"}
@@ -116,5 +116,6 @@ def web_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServicePro
     """``conveyor serve`` of the test billing service (tests/integration/web_service_app.py),
     one for the session (started on first use)."""
     log = tmp_path_factory.mktemp("web") / "server.log"
-    with running_service("tests.integration.web_service_app:api", log) as server:
+    env = {"CONVEYOR_ADMIN_KEYS": ADMIN_KEYS}
+    with running_service("tests.integration.web_service_app:api", log, env=env) as server:
         yield server

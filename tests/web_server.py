@@ -6,6 +6,7 @@ uvicorn's own) goes to a file the tests read.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -22,6 +23,9 @@ import httpx2 as httpx
 from tests.redis_servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+ADMIN_TOKEN = "cvk_web-service-tests-operator-token-not-a-secret"
+"""An operator key of the web tests' service (its digest is configured, as in production)."""
+ADMIN_KEYS = "tests:operator:" + hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()
 
 
 class ServiceProcess:

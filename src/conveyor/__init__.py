@@ -2,8 +2,9 @@
 
 Only the names in ``__all__`` are public; every submodule is private. The
 service layer's names (``as_service``, ``ServiceOptions``, ``request_timeout``,
-``api_version``, ``rate_limit``, ``RateLimitOptions``, ``Caller``) are imported on
-first use, so a worker that imports ``conveyor`` never imports FastAPI or uvicorn.
+``api_version``, ``rate_limit``, ``RateLimitOptions``, ``Caller``, ``AdminOptions``,
+``ApiKey``, ``new_api_key``) are imported on first use, so a worker that imports
+``conveyor`` never imports FastAPI or uvicorn.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -48,11 +49,11 @@ from conveyor.errors import (
 from conveyor.events.bus import EventBus
 from conveyor.events.deadletters import DeadLetter
 from conveyor.events.envelope import EventMeta
-from conveyor.jobs.client import Call, Step
 from conveyor.jobs.context import JobContext, current_job
 from conveyor.jobs.events import JobEvents
 from conveyor.jobs.flows import ChildResult, Flow, FlowClient
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.options import Call, Step
 from conveyor.jobs.pages import JobPage
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.schedule import Schedule
@@ -82,6 +83,7 @@ from conveyor.stores.history import HistoryRow
 from conveyor.stores.limits import QueueLimits
 
 if TYPE_CHECKING:
+    from conveyor.web.admin.options import AdminOptions, ApiKey, new_api_key
     from conveyor.web.options import ServiceOptions
     from conveyor.web.ratelimit.dependency import rate_limit
     from conveyor.web.ratelimit.options import Caller, RateLimitOptions
@@ -92,6 +94,9 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _LAZY = {
+    "AdminOptions": "conveyor.web.admin.options",
+    "ApiKey": "conveyor.web.admin.options",
+    "new_api_key": "conveyor.web.admin.options",
     "as_service": "conveyor.web.service",
     "ServiceOptions": "conveyor.web.options",
     "request_timeout": "conveyor.web.timeouts",
@@ -115,6 +120,8 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "AdminOptions",
+    "ApiKey",
     "AuditClient",
     "AuditPage",
     "AuditRecord",
@@ -201,6 +208,7 @@ __all__ = [
     "api_version",
     "as_service",
     "current_job",
+    "new_api_key",
     "rate_key",
     "rate_limit",
     "request_timeout",

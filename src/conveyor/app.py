@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from conveyor.clock import SYSTEM_CLOCK, Clock
 from conveyor.config import Settings, load_settings
 from conveyor.errors import BadInputError, ProgrammingError
-from conveyor.jobs.client import Call, JobClient
+from conveyor.jobs.client import JobClient
 from conveyor.jobs.flows import FlowClient
 from conveyor.jobs.job import Job
 from conveyor.jobs.limits import check_concurrency
+from conveyor.jobs.options import Call
 from conveyor.jobs.retention import RetentionRules
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention
 from conveyor.jobs.sandbox import check_importable

@@ -16,7 +16,8 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from conveyor.jobs.client import Call, JobClient
+from conveyor.jobs.client import JobClient
+from conveyor.jobs.options import Call
 from conveyor.jobs.sync_job import LoopThread, SyncJob
 from conveyor.stores.base import CancelResult, JobState, QueueInfo
 

@@ -24,7 +24,7 @@ from conveyor import (
     current_job,
 )
 from conveyor.clock import ManualClock
-from conveyor.jobs.client import Call, EnqueueOptions
+from conveyor.jobs.options import Call, EnqueueOptions
 from conveyor.jobs.schedule import Missed
 from conveyor.jobs.scheduler import Scheduler, plan_fire, tick_job_id
 from conveyor.stores.base import now_ms

@@ -1,7 +1,8 @@
 """schemathesis against the running service's own OpenAPI document.
 
 Every operation is called with generated data (valid and invalid, in its
-coverage, fuzzing and stateful phases) over sockets, with all of its checks:
+coverage, fuzzing and stateful phases) over sockets, the management API's
+with an operator key, with all of its checks:
 no answer may be a 5xx or break the document (status codes, media types,
 schemas, problem+json included), and valid data must be accepted. The CLI is
 used because its pytest plugin does not run on pytest 9.
@@ -13,21 +14,30 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.web_server import ServiceProcess
+import pytest
+
+from tests.web_server import ADMIN_TOKEN, ServiceProcess
 
 
+@pytest.mark.timeout(400)
 def test_schemathesis_finds_no_5xx_and_no_answer_outside_the_schema(
     web_service: ServiceProcess, tmp_path: Path
 ) -> None:
     run = subprocess.run(
         [
             str(Path(sys.executable).with_name("schemathesis")),
+            "--config-file",
+            str(Path(__file__).with_name("schemathesis.toml")),
             "run",
             web_service.url + "/openapi.json",
             "--checks",
             "all",
             "--max-examples",
             "30",
+            # The management API (/api/v1) too, as an operator: its actions run on the
+            # service's memory store.
+            "--header",
+            f"Authorization: Bearer {ADMIN_TOKEN}",
         ],
         capture_output=True,
         text=True,

@@ -9,6 +9,7 @@
     conveyor schedules list | add APP TASK --cron EXPR | remove NAME       schedules.py
     conveyor serve APP [--host H] [--port P] [--workers N] [--no-worker]  serve.py
     conveyor ratelimit policies | usage POLICY KEY | reset POLICY KEY     ratelimit.py
+    conveyor observability rules | grafana                                observability.py
 
 ``APP`` is ``module.path:attribute`` naming a :class:`~conveyor.Conveyor`.
 Admin commands find their store through ``--app`` or ``--url``
@@ -33,6 +34,7 @@ from conveyor.cli.errors import ConveyorGroup
 from conveyor.cli.events import events
 from conveyor.cli.jobs import jobs
 from conveyor.cli.limits import backoff_queue, limit_queue
+from conveyor.cli.observability import observability
 from conveyor.cli.queues import queues
 from conveyor.cli.ratelimit import ratelimit
 from conveyor.cli.schedules import schedules
@@ -61,6 +63,7 @@ cli.add_command(events)
 cli.add_command(schedules)
 cli.add_command(serve)
 cli.add_command(ratelimit)
+cli.add_command(observability)
 queues.add_command(limit_queue)
 queues.add_command(backoff_queue)
 

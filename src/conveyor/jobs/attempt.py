@@ -23,9 +23,9 @@ from conveyor import serialization
 from conveyor.errors import JobCancelledError, JobTimeoutError, QueueBackoff, TaskNotFoundError
 from conveyor.jobs import outcome as outcomes
 from conveyor.jobs.background import guard
-from conveyor.jobs.client import JobOptions, options_decoder
 from conveyor.jobs.context import JobContext, _current
 from conveyor.jobs.flows import prepare_parent
+from conveyor.jobs.options import JobOptions, options_decoder
 from conveyor.jobs.retry import Backoff, Retention
 from conveyor.jobs.sandbox import run_in_sandbox
 from conveyor.jobs.tracing import bind_context

@@ -31,8 +31,9 @@ import msgspec
 
 from conveyor import serialization
 from conveyor.errors import BadInputError, ConflictError, NotFoundError
-from conveyor.jobs.client import Call, FlowInput, FlowRole, Step, _fresh_record
+from conveyor.jobs.client import _fresh_record
 from conveyor.jobs.job import Job, JobError
+from conveyor.jobs.options import Call, FlowInput, FlowRole, Step
 from conveyor.jobs.tracing import capture_context
 from conveyor.stores.base import ClaimedJob, JobState, NewJob
 from conveyor.stores.flows import (

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from conveyor.clock import Clock
     from conveyor.config import Settings
-    from conveyor.jobs.client import Call, JobClient
+    from conveyor.jobs.client import JobClient
     from conveyor.jobs.flows import FlowClient
+    from conveyor.jobs.options import Call
     from conveyor.jobs.retention import RetentionRules
     from conveyor.jobs.schedule import ScheduleClient
     from conveyor.jobs.sync_job import SyncJob

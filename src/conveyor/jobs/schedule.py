@@ -23,8 +23,8 @@ import msgspec
 
 from conveyor import serialization
 from conveyor.errors import InvalidScheduleError, NotFoundError
-from conveyor.jobs.client import Call, EnqueueOptions
 from conveyor.jobs.job import Job
+from conveyor.jobs.options import Call, EnqueueOptions
 from conveyor.jobs.search import search_keys
 from conveyor.jobs.timing import Timing, to_datetime
 from conveyor.stores.base import NewJob

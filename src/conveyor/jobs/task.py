@@ -24,8 +24,8 @@ from typing import (
 )
 
 from conveyor.errors import InvalidArgumentsError
-from conveyor.jobs.client import Call, EnqueueOptions, Step
 from conveyor.jobs.job import Job
+from conveyor.jobs.options import Call, EnqueueOptions, Step
 from conveyor.jobs.retry import Backoff, BackoffLike, Retention, as_backoff
 from conveyor.jobs.search import check_paths
 

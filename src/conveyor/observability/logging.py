@@ -72,6 +72,14 @@ def _mask_value(key: str, value: Any) -> Any:
     return value
 
 
+def mask_data(value: Any, name: str = "") -> Any:
+    """``value`` (JSON-like data) with secrets masked by the same rules as log lines: the
+    value of a field whose ``name`` (or key, at any depth) names a secret becomes ``***``,
+    and secrets inside text are masked (the management API and dashboard show payloads so).
+    """
+    return _mask_value(name, value)
+
+
 def mask_secrets(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:

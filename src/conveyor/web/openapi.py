@@ -89,6 +89,7 @@ def install_docs(web_app: Starlette, enabled: bool) -> None:
     if not isinstance(web_app, FastAPI):
         return
     dropped = {web_app.docs_url, web_app.redoc_url, web_app.swagger_ui_oauth2_redirect_url}
+    dropped.discard(None)  # routes without a path (included routers) have None
     web_app.router.routes[:] = [
         r for r in web_app.router.routes if getattr(r, "path", None) not in dropped
     ]
@@ -158,9 +159,21 @@ def with_service_parts(schema: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             responses = operation.setdefault("responses", {})
             if "422" in responses:
+                # The schema's own check (with ``errors``), or the app's (a conveyor
+                # InvalidArgumentsError, say: arguments that do not fit a task's signature).
                 responses["422"] = {
-                    "description": "The request does not match the schema",
-                    "content": _content(PROBLEM_TYPE, "ValidationProblem"),
+                    "description": "The request does not match the schema, or its content"
+                    " cannot be processed",
+                    "content": {
+                        PROBLEM_TYPE: {
+                            "schema": {
+                                "anyOf": [
+                                    {"$ref": "#/components/schemas/ValidationProblem"},
+                                    {"$ref": "#/components/schemas/Problem"},
+                                ]
+                            }
+                        }
+                    },
                 }
             responses.setdefault("default", {"description": "Problem details", "content": problem})
     for unused in ("HTTPValidationError", "ValidationError"):

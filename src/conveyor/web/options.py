@@ -11,6 +11,7 @@ from typing import Any
 from pydantic_settings import BaseSettings
 
 from conveyor.errors import ConfigError
+from conveyor.web.admin.options import AdminOptions
 from conveyor.web.ratelimit.options import RateLimitOptions
 
 _HEADER_NAME = re.compile(r"[A-Za-z0-9-]+")
@@ -59,6 +60,10 @@ class ServiceOptions:
     rate_limits: RateLimitOptions = field(default_factory=RateLimitOptions)
     """Which policies every request is checked against, who a request is from and its
     tier, and what a 429 says (see ``docs/service.md``, Rate limits)."""
+    admin: AdminOptions = field(default_factory=AdminOptions)
+    """The management API (``/api/v1``) and the dashboard (``/dashboard``): prefixes, keys
+    and roles, trusted proxies (see ``docs/dashboard.md``); ``AdminOptions(enabled=False)``
+    leaves both out."""
     settings: type[BaseSettings] | Callable[[], Any] | None = field(default=None, repr=False)
     """The application's own settings class (e.g. a pydantic ``BaseSettings``): built first
     thing at startup, so a bad configuration stops the service with every problem listed.
@@ -109,6 +114,9 @@ class ServiceOptions:
             found += [f"rate_limits.{problem}" for problem in rate_limits.problems()]
         else:
             found.append("rate_limits must be a RateLimitOptions")
+        admin: object = self.admin
+        if not isinstance(admin, AdminOptions):
+            found.append("admin must be an AdminOptions")
         settings: object = self.settings
         if settings is not None and not callable(settings):
             found.append("settings must be a class or a callable that builds the settings")

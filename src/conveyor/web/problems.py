@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import http
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -142,6 +143,8 @@ async def http_exception_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     status = exc.status_code
     problem = Problem(status, reason(status), headers=dict(exc.headers or {}))
+    if status == 405:
+        problem.headers["Allow"] = _allowed(request, problem.headers.get("Allow", ""))
     detail: Any = exc.detail  # FastAPI's HTTPException takes any JSON value
     if isinstance(detail, str):
         if detail != problem.title:
@@ -149,6 +152,40 @@ async def http_exception_problem(request: Request, exc: Exception) -> Response:
     elif detail is not None:
         problem.extensions["data"] = detail
     return problem.response(request.scope)
+
+
+_TEMPLATES: dict[str, re.Pattern[str]] = {}
+
+
+def _allowed(request: Request, found: str) -> str:
+    """Every method of the path, not only those of the first route that matched it: Starlette
+    answers 405 from one route, and a path's GET and DELETE are often two routes. The
+    methods come from the OpenAPI document (FastAPI apps) when it has the path, else they
+    are what Starlette found."""
+    methods = {m.strip().upper() for m in found.split(",") if m.strip()}
+    openapi = getattr(request.app, "openapi", None)
+    if callable(openapi):
+        path = request.url.path
+        paths: dict[str, Any] = openapi().get("paths", {})
+        # A literal path wins over a template that also matches it (/jobs/search, /jobs/{id}),
+        # as it does in routing: literal routes are declared first.
+        matched = [t for t in paths if t == path] or [t for t in paths if _fits(t, path)]
+        if matched:
+            methods = {m.upper() for t in matched for m in paths[t] if m.upper() in _METHODS}
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+def _fits(template: str, path: str) -> bool:
+    pattern = _TEMPLATES.get(template)
+    if pattern is None:
+        pattern = re.compile(re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template)))
+        _TEMPLATES[template] = pattern
+    return pattern.fullmatch(path) is not None
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE"})
 
 
 async def validation_problem(request: Request, exc: Exception) -> Response:

@@ -17,7 +17,8 @@ What it installs, outermost middleware first (DESIGN decision 11):
     gzip              above 1 KB, x-no-compression                  compression.py
     the app
 
-plus the probes (health.py), ``/metrics``, problem+json handlers for the
+plus the probes (health.py), ``/metrics``, the management API and the dashboard
+(``admin/``, ``dashboard/``; ``ServiceOptions(admin=...)``), problem+json handlers for the
 framework's own errors, the OpenAPI additions and Swagger UI (openapi.py),
 and the lifespan (lifecycle.py).
 """
@@ -37,6 +38,7 @@ from starlette.routing import Route
 from conveyor.app import Conveyor
 from conveyor.errors import ProgrammingError
 from conveyor.observability.metrics import CONTENT_TYPE
+from conveyor.web.admin.install import install_admin
 from conveyor.web.compression import CompressionMiddleware
 from conveyor.web.health import health_routes
 from conveyor.web.lifecycle import service_lifespan
@@ -69,6 +71,7 @@ def as_service(web_app: W, app: Conveyor, options: ServiceOptions | None = None)
     state = ServiceState(app, options)
     web_app.state.conveyor = state
     _add_routes(web_app, state)
+    install_admin(web_app, state, options.admin)
     install_docs(web_app, options.docs)
     document_service(web_app, state)
     web_app.add_exception_handler(HTTPException, http_exception_problem)
@@ -113,9 +116,7 @@ def _add_middleware(web_app: Starlette, state: ServiceState) -> None:
 
 
 def bare_service(app: Conveyor, options: ServiceOptions | None = None) -> FastAPI:
-    """The service ``conveyor serve`` runs for a plain Conveyor app: probes, metrics, docs.
-
-    The management API and dashboard (issue 13) are to be mounted here.
-    """
+    """The service ``conveyor serve`` runs for a plain Conveyor app: probes, metrics, docs,
+    the management API and the dashboard."""
     web_app = FastAPI(title="conveyor", docs_url="/docs", redoc_url=None)
     return as_service(web_app, app, options or ServiceOptions(title="conveyor"))
