@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import HTMLResponse
 
-from conveyor import RateLimitOptions, ServiceOptions, as_service
+from conveyor import AdminOptions, RateLimitOptions, ServiceOptions, as_service
 
 from .accounts import routes as accounts
 from .accounts.keys import tier_of
@@ -34,6 +34,8 @@ from .validations import routes as validations
 backbone.health.add_check("outbox", check_outbox, critical=False)
 
 TITLE = "conveyor reference service"
+ADMIN_API = "/admin/api/v1"
+DASHBOARD = "/dashboard"
 VERSION = "1.0.0"
 
 
@@ -78,6 +80,8 @@ LANDING = """<!doctype html>
 <body><h1>{title}</h1>
 <ul>
 <li><a href="/docs">/docs</a>: the API, to try in the browser (sign up first)</li>
+<li><a href="/dashboard">/dashboard</a>: jobs, schedules, events, cache, rate limits
+(from this machine, or with a key of CONVEYOR_ADMIN_KEYS)</li>
 <li><a href="/health">/health</a>: every component's health</li>
 <li><a href="/metrics">/metrics</a>: Prometheus metrics</li>
 </ul></body></html>
@@ -100,10 +104,9 @@ as_service(
             tier=tier_of,
             upgrade_url="/api/v1/subscription/checkout",
         ),
-        # -- the management API and dashboard (issue 13) ---------------------------------
-        # as_service mounts them once issue 13 lands. Their credentials go here, from
-        # settings.management_api_key (SERVICE_MANAGEMENT_API_KEY), e.g.
-        #     management=ManagementOptions(api_keys={"operator": settings.management_api_key})
-        # Until then they answer loopback clients only.
+        # conveyor's management API and dashboard, apart from the products' /api/v1. Their
+        # keys come from CONVEYOR_ADMIN_KEYS (name:role:sha256, see docs/reference-service.md);
+        # without any, they answer loopback clients only.
+        admin=AdminOptions(api_prefix=ADMIN_API, dashboard_prefix=DASHBOARD),
     ),
 )

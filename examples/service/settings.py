@@ -13,7 +13,7 @@ from __future__ import annotations
 import zoneinfo
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from conveyor import ConfigError
@@ -50,8 +50,6 @@ class ServiceSettings(BaseSettings):
     (``python -m examples.service.relay``)."""
     outbox_interval: float = Field(default=0.2, gt=0)
     """Seconds between relay rounds when the outbox is empty."""
-    management_api_key: SecretStr | None = None
-    """The operator key of the management API and dashboard (see main.py)."""
 
     @field_validator("timezone")
     @classmethod
