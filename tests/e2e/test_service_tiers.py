@@ -39,7 +39,7 @@ def test_a_free_key_gets_its_plans_limit_and_the_documented_429(server: ServiceP
     with httpx.Client(base_url=server.url, timeout=30) as client:
         headers = sign_up(client, tier="free")
         started = time.monotonic()
-        answers = []
+        answers: list[httpx.Response] = []
         while len(answers) < 300 and (not answers or answers[-1].status_code == 200):
             answers.append(client.get("/api/v1/account", headers=headers))
         elapsed = time.monotonic() - started
