@@ -255,17 +255,33 @@ async def verify(client: httpx.AsyncClient, fx: Fixture, timeout: float) -> dict
         rows = [await client.get(f"/api/v1/orders/{o}/audit", headers=h) for h, o in fx.orders]
         return sum(1 for r in rows if [e["type"] for e in r.json()] == ["OrderCreated"])
 
+    async def job_counts() -> dict[str, int]:
+        """conveyor's jobs by state over every queue (the management API, from loopback)."""
+        queues = (await client.get("/admin/api/v1/queues")).raise_for_status().json()
+        totals: dict[str, int] = {}
+        for queue in queues:
+            for state, count in queue["counts"].items():
+                totals[state] = totals.get(state, 0) + count
+        return totals
+
     async def finished() -> bool:
         pending = ("queued", "processing", "pending")
         jobs = await statuses("validations", fx.validations) + await statuses("exports", fx.exports)
         sent = {e: fx.experiment_events.get(e, 0) for e in (a.experiment for a in fx.accounts)}
-        return not any(s in pending for s in jobs) and await counted() == sent
+        counts = await job_counts()
+        unfinished = sum(counts.get(s, 0) for s in ("waiting", "active", "scheduled"))
+        return not any(s in pending for s in jobs) and await counted() == sent and not unfinished
 
     await wait_until(finished, timeout)
     validations = await statuses("validations", fx.validations)
     exports = await statuses("exports", fx.exports)
     events = await counted()
+    counts = await job_counts()
+    done = counts.get("completed", 0)
     return {
+        "conveyor jobs completed (none waiting, active, scheduled or failed)": (
+            f"{done}/{sum(counts.values())}"
+        ),
         "validations completed": f"{validations.count('completed')}/{len(validations)}",
         "exports completed": f"{exports.count('completed')}/{len(exports)}",
         "A/B events counted": f"{sum(events.values())}/{sum(fx.experiment_events.values())}",
