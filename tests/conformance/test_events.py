@@ -504,3 +504,48 @@ async def test_processed_ids_are_forgotten_after_remember_for(make_app: AppFacto
     assert await store.processed("g", ["e-1", "e-2", "e-3"], 1_500) == {"e-1", "e-2"}
     assert await store.processed("g", ["e-1"], 2_000) == set()
     assert await store.processed("other", ["e-1"], 1_500) == set()
+
+
+async def test_publish_many_with_event_ids_is_idempotent_per_event(make_app: AppFactory) -> None:
+    app = make_app()
+    handled: list[str] = []
+    batched: list[list[str]] = []
+
+    @app.events.subscribe(OrderShipped, group="each")
+    async def each(event: OrderShipped, meta: EventMeta) -> None:
+        handled.append(meta.event_id)
+
+    @app.events.subscribe(OrderShipped, group="stats", batch=50, idempotent=True)
+    async def stats(events: list[OrderShipped], metas: list[EventMeta]) -> None:
+        batched.append([meta.event_id for meta in metas])
+
+    metas = await app.events.publish_many(
+        [OrderShipped(1, "ups"), OrderShipped(2, "ups")], event_ids=["c-1", "c-2"]
+    )
+    assert [meta.event_id for meta in metas] == ["c-1", "c-2"]
+    await app.work(burst=True)
+    # A client sends its batch again with one new event: only the new one is handled.
+    await app.events.publish_many(
+        [OrderShipped(2, "ups"), OrderShipped(3, "ups")], event_ids=["c-2", "c-3"]
+    )
+    await app.work(burst=True)
+    assert sorted(handled) == ["c-1", "c-2", "c-3"]
+    assert batched == [["c-1", "c-2"], ["c-3"]]
+
+
+async def test_publish_many_refuses_event_ids_that_do_not_match_its_events(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+
+    @app.events.subscribe(OrderShipped, group="each")
+    async def each(event: OrderShipped) -> None: ...
+
+    events = [OrderShipped(1, "ups"), OrderShipped(2, "ups")]
+    with pytest.raises(BadInputError, match="one id per event"):
+        await app.events.publish_many(events, event_ids=["only-one"])
+    with pytest.raises(BadInputError, match="distinct"):
+        await app.events.publish_many(events, event_ids=["same", "same"])
+    with pytest.raises(BadInputError, match="event_id must be"):
+        await app.events.publish_many(events, event_ids=["ok", "not ok"])
+    assert await app.jobs.list("waiting", "events.each") == []

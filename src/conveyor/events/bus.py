@@ -247,14 +247,23 @@ class EventBus:
         self,
         events: Sequence[object],
         *,
+        event_ids: Sequence[str] | None = None,
         source: str | None = None,
         trace_id: str | None = None,
         request_id: str | None = None,
     ) -> list[EventMeta]:
-        """Publish several events in one store step: all are delivered, or none."""
+        """Publish several events in one store step: all are delivered, or none.
+
+        ``event_ids`` (one per event, e.g. the ids a client sent with them) make
+        the call idempotent per event, as ``publish(event_id=...)`` does for one.
+        """
         await self.declare()
         return await self.publisher.publish(
-            list(events), source=source, trace_id=trace_id, request_id=request_id
+            list(events),
+            event_ids=event_ids,
+            source=source,
+            trace_id=trace_id,
+            request_id=request_id,
         )
 
     def publish_sync(self, event: object, **options: Any) -> EventMeta:

@@ -102,18 +102,28 @@ class Publisher:
         events: Sequence[object],
         *,
         event_id: str | None = None,
+        event_ids: Sequence[str] | None = None,
         source: str | None = None,
         trace_id: str | None = None,
         request_id: str | None = None,
     ) -> list[EventMeta]:
-        if event_id is not None and len(events) != 1:
-            raise BadInputError("event_id can only be given when publishing one event")
+        if event_id is not None:
+            if len(events) != 1 or event_ids is not None:
+                raise BadInputError("event_id can only be given when publishing one event")
+            event_ids = [event_id]
+        if event_ids is not None and (isinstance(event_ids, str) or len(event_ids) != len(events)):
+            raise BadInputError(
+                f"event_ids must be a list with one id per event ({len(events)} events)"
+            )
+        if event_ids is not None and len(set(event_ids)) != len(event_ids):
+            raise BadInputError("event_ids must be distinct within one publish call")
         now = self.clock.now_ms()
+        ids: Sequence[str | None] = [None] * len(events) if event_ids is None else event_ids
         envelopes = [
             self.envelope(
-                event, event_id=event_id, source=source, trace_id=trace_id, request_id=request_id
+                event, event_id=one_id, source=source, trace_id=trace_id, request_id=request_id
             )
-            for event in events
+            for event, one_id in zip(events, ids, strict=True)
         ]
         await self.publish_envelopes(envelopes, now)
         return [envelope.meta() for envelope in envelopes]

@@ -1,0 +1,1 @@
+"""Analytics: events per publisher and day, rollups on schedules, cached reads."""

@@ -1,0 +1,1 @@
+"""A/B testing: experiments, events through the bus, statistics, Thompson-sampling weights."""

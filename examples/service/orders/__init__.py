@@ -1,0 +1,1 @@
+"""Orders: commands and queries, domain events through the transactional outbox."""

@@ -1,0 +1,1 @@
+"""Billing validation: upload a CSV, validate it in a job with the billing example's rules."""
