@@ -10,8 +10,9 @@ backend brings the schema up to date (``migrations.py``).
 from __future__ import annotations
 
 from conveyor.clock import Clock
-from conveyor.stores.backend import BackendSettings
+from conveyor.stores.backend import BackendSettings, StoreMemory
 from conveyor.stores.cache import SharedTier, TierOptions
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.postgres.audit import PostgresAuditStore
 from conveyor.stores.postgres.connection import PostgresConnection
 from conveyor.stores.postgres.dedupe import PostgresDedupeStore
@@ -30,11 +31,18 @@ from conveyor.stores.postgres.url import url_problems
 class PostgresBackend:
     """A :class:`~conveyor.stores.backend.Backend` in one schema of a PostgreSQL database."""
 
-    def __init__(self, url: str, settings: BackendSettings, clock: Clock) -> None:
+    def __init__(
+        self,
+        url: str,
+        settings: BackendSettings,
+        clock: Clock,
+        failures: StoreFailures | None = None,
+    ) -> None:
         self.url = url
         self.clock = clock
         self._settings = settings
-        self.db = PostgresConnection(url, timeout=settings.store_timeout)
+        self.failures = StoreFailures() if failures is None else failures
+        self.db = PostgresConnection(url, timeout=settings.store_timeout, failures=self.failures)
         self.jobs = PostgresJobStore(url, self.db, clock)
         self.flows = PostgresFlowStore(self.db, clock)
         self.schedules = PostgresScheduleStore(self.db, clock)
@@ -64,8 +72,11 @@ class PostgresBackend:
     async def ping(self) -> None:
         await self.db.ping()
 
+    async def memory(self) -> StoreMemory | None:
+        return None  # a database on disk: no memory limit, nothing evicted
+
     def twin(self) -> PostgresBackend:
-        return PostgresBackend(self.url, self._settings, self.clock)
+        return PostgresBackend(self.url, self._settings, self.clock, self.failures)
 
     @classmethod
     def url_problems(cls, url: str) -> list[str]:

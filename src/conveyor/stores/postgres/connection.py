@@ -20,8 +20,15 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg import exceptions as pg_errors
 
-from conveyor.errors import BadInputError, ConveyorError, ProgrammingError, StoreUnavailableError
+from conveyor.errors import (
+    BadInputError,
+    ConveyorError,
+    ProgrammingError,
+    StoreRefusedError,
+    StoreUnavailableError,
+)
 from conveyor.masking import mask_url
+from conveyor.stores.failures import StoreFailures
 from conveyor.stores.postgres.url import PostgresUrl, parse_url
 
 T = TypeVar("T")
@@ -38,9 +45,11 @@ SERVER_SETTINGS = {"jit": "off", "application_name": "conveyor"}
 class PostgresConnection:
     """A pool, the schema its statements are written against, and error mapping."""
 
-    def __init__(self, url: str, *, timeout: float) -> None:
+    def __init__(self, url: str, *, timeout: float, failures: StoreFailures | None = None) -> None:
         self.url = url
         self.timeout = timeout
+        self.failures = StoreFailures() if failures is None else failures
+        """Where every call that failed for the store's sake is counted (the app's metrics)."""
         self.parsed: PostgresUrl = parse_url(url)
         self.schema = self.parsed.schema
         self.channel = self.schema
@@ -170,14 +179,18 @@ class PostgresConnection:
                 # and one more try gets a fresh one. (Every step is token-checked or
                 # idempotent, so one that committed before its answer was lost does no harm.)
                 if reconnected:
-                    raise StoreUnavailableError(
-                        f"PostgreSQL store {mask_url(self.url)} lost its connection"
+                    raise self.failures.record(
+                        StoreUnavailableError(
+                            f"PostgreSQL store {mask_url(self.url)} lost its connection"
+                        )
                     ) from None
                 reconnected = True
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-                raise translate(exc, self.url) from None
-        raise StoreUnavailableError(
-            f"PostgreSQL store {mask_url(self.url)}: conflicting transactions kept rolling back"
+                raise self._failed(exc) from None
+        raise self.failures.record(
+            StoreUnavailableError(
+                f"PostgreSQL store {mask_url(self.url)}: conflicting transactions kept rolling back"
+            )
         )
 
     async def call(self, fn: Callable[[], Awaitable[T]]) -> T:
@@ -189,7 +202,14 @@ class PostgresConnection:
         except ConveyorError:
             raise
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
-            raise translate(exc, self.url) from None
+            raise self._failed(exc) from None
+
+    def _failed(self, exc: BaseException) -> ConveyorError:
+        """The conveyor error for ``exc``, counted in ``failures`` when the store is at fault."""
+        error = translate(exc, self.url)
+        if isinstance(error, StoreUnavailableError | StoreRefusedError):
+            return self.failures.record(error)
+        return error
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
