@@ -109,7 +109,7 @@ class Cache:
             local,
             serializer,
             origin=origin,
-            budget=opts.shared_budget(url),
+            budget=opts.budget or (shared.default_budget if shared else 0.05),
             lock_ttl=opts.lock_ttl,
             early_refresh_beta=opts.early_refresh_beta,
             bulk_budget=opts.timeout,

@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from conveyor.errors import ConfigError, ProgrammingError
 
@@ -45,7 +44,8 @@ class CacheOptions:
     local_max_entries: int = 10_000
     local_max_bytes: int = 64 * 1024 * 1024
     budget: float | None = None
-    """Longest a call waits on the shared tier (None: 2 s on SQLite, else 50 ms)."""
+    """Longest a call waits on the shared tier (None: the tier's own default, 50 ms on
+    Redis, 250 ms on PostgreSQL, 2 s on SQLite)."""
     lock_ttl: float = 30.0
     """Longest a computation holds the stampede lock (and others wait for it)."""
     early_refresh_beta: float = 1.0
@@ -58,11 +58,6 @@ class CacheOptions:
     timeout: float = 5.0
     """Socket/busy timeout of the shared tier's connections."""
     presets: Mapping[str, float] = field(default_factory=lambda: dict(DEFAULT_PRESETS))
-
-    def shared_budget(self, url: str) -> float:
-        if self.budget is not None:
-            return self.budget
-        return 2.0 if urlsplit(url).scheme == "sqlite" else 0.05
 
 
 def validate(options: CacheOptions) -> None:

@@ -40,9 +40,12 @@ class TierOptions(msgspec.Struct, frozen=True):
 
 
 class SharedTier(Protocol):
-    """Implemented by ``stores/sqlite/cache.py`` and ``stores/redis/cache.py``."""
+    """Implemented by ``stores/{sqlite,redis,postgres}/cache.py``."""
 
     url: str
+    default_budget: float
+    """Seconds a cache call waits on this tier unless the cache's ``budget`` says
+    otherwise: what one call takes at worst when the server is healthy but busy."""
 
     async def open(self, sink: InvalidationSink) -> None: ...
     async def close(self) -> None: ...

@@ -88,6 +88,10 @@ def like_prefix(prefix: str) -> str:
 class PostgresCacheTier:
     """A :class:`~conveyor.stores.cache.SharedTier` in a PostgreSQL schema."""
 
+    default_budget = 0.25
+    """A round trip to a server process that may be busy with job traffic (as for
+    rate limits): 50 ms is too little for a commit on a loaded machine."""
+
     def __init__(
         self, url: str, *, origin: str, timeout: float = 5.0, clock: Clock = SYSTEM_CLOCK
     ) -> None:

@@ -59,6 +59,9 @@ def glob_escape(text: str) -> str:
 class RedisCacheTier:
     """A :class:`~conveyor.stores.cache.SharedTier` on Redis (one server or a cluster)."""
 
+    default_budget = 0.05
+    """A round trip to an in-memory server."""
+
     def __init__(
         self, url: str, *, origin: str, prefix: str = "cv:cache:", timeout: float = 5.0
     ) -> None:

@@ -58,6 +58,9 @@ def sqlite_glob_escape(text: str) -> str:
 class SqliteCacheTier:
     """A :class:`~conveyor.stores.cache.SharedTier` in one SQLite file."""
 
+    default_budget = 2.0
+    """A busy file, not a network: a call may wait on other processes' commits."""
+
     def __init__(
         self,
         url: str,
