@@ -12,8 +12,10 @@ times, one request at a time over one keep-alive connection from this
 process, with varied arguments (deep cursors at random jobs, random ids,
 prefixes and customers); p50 / p95 / max are printed against the 100 ms
 budget of issue 13. The default URL is a SQLite file under bench/.scratch;
-give ``redis://...`` for Redis (``bench/bench_admin_reads.py`` measures the
-same reads without HTTP).
+give ``redis://...`` for Redis, ``postgresql://...`` for PostgreSQL (a
+throwaway server: ``python -m bench.with_postgres -- python -m
+bench.bench_admin_http --url '{url}'``); ``bench/bench_admin_reads.py``
+measures the same reads without HTTP.
 """
 
 from __future__ import annotations

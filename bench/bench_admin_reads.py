@@ -24,7 +24,10 @@ import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from bench.admin_fill import Sample, fill
 from conveyor import Conveyor
@@ -67,13 +70,17 @@ def deep_cursor(sample: Sample, rng: random.Random) -> str:
     return encode_cursor(Position(created_at, job_id))
 
 
-async def measure(app: Conveyor, sample: Sample, samples: int, seed: int) -> list[Result]:
+async def measure(
+    app: Conveyor, sample: Sample, samples: int, seed: int, only: str = ""
+) -> list[Result]:
     rng = random.Random(seed)
     jobs, history = app.jobs, app.history
     queue = sample.queues[0]
     out: list[Result] = []
 
     async def add(name: str, call: Callable[[int], Awaitable[Any]], note: str = "") -> None:
+        if only not in name:
+            return
         out.append(await timed(name, samples, call, note))
         print(f"  {out[-1].row()}", flush=True)
 
@@ -176,18 +183,27 @@ async def measure(app: Conveyor, sample: Sample, samples: int, seed: int) -> lis
     return out
 
 
-async def run(url: str, jobs: int, samples: int, seed: int) -> bool:
+async def run(
+    url: str, jobs: int, samples: int, seed: int, sample_file: Path | None, only: str = ""
+) -> bool:
     app = Conveyor(url, log_level="WARNING")
     try:
-        print(f"filling {url} with {jobs:,} jobs ...", flush=True)
-        started = time.perf_counter()
-        sample = await fill(app, jobs, seed)
-        print(f"filled in {time.perf_counter() - started:.0f} s: {sample.summary}", flush=True)
+        if sample_file is not None and sample_file.exists():
+            await app.open()
+            sample = msgspec.json.decode(sample_file.read_bytes(), type=Sample)
+            print(f"{url} filled before: {sample.summary}", flush=True)
+        else:
+            print(f"filling {url} with {jobs:,} jobs ...", flush=True)
+            started = time.perf_counter()
+            sample = await fill(app, jobs, seed)
+            print(f"filled in {time.perf_counter() - started:.0f} s: {sample.summary}", flush=True)
+            if sample_file is not None:
+                sample_file.write_bytes(msgspec.json.encode(sample))
         print(
             f"\n{'read (' + str(samples) + ' samples each)':<46} {'p50 ms':>8} {'p95 ms':>8} "
             f"{'max ms':>8}  budget {BUDGET_MS:.0f} ms p95"
         )
-        results = await measure(app, sample, samples, seed)
+        results = await measure(app, sample, samples, seed, only)
     finally:
         await app.close()
     over = [
@@ -204,12 +220,21 @@ async def run(url: str, jobs: int, samples: int, seed: int) -> bool:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="sqlite:///path.db or redis://host:port/db")
+    parser.add_argument(
+        "--url", required=True, help="sqlite:///path.db, redis://host:port/db or postgresql://..."
+    )
     parser.add_argument("--jobs", "-n", type=int, default=1_000_000)
     parser.add_argument("--samples", "-s", type=int, default=100)
     parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument(
+        "--sample-file",
+        type=Path,
+        help="where the fill's sample is kept: when it exists, the store (filled by an earlier"
+        " run with it) is measured again without filling",
+    )
+    parser.add_argument("--only", default="", help="measure only the reads whose name has this")
     args = parser.parse_args()
-    ok = asyncio.run(run(args.url, args.jobs, args.samples, args.seed))
+    ok = asyncio.run(run(args.url, args.jobs, args.samples, args.seed, args.sample_file, args.only))
     sys.exit(0 if ok else 1)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 import pytest
 
 from conveyor import (
@@ -18,6 +19,7 @@ from conveyor import (
     current_job,
 )
 from conveyor.stores.base import now_ms
+from conveyor.stores.search import error_keys
 from tests.conftest import AppFactory
 
 
@@ -146,6 +148,42 @@ async def test_group_member_failure_fails_the_group_under_fail(make_app: AppFact
     assert f"child job {flow.id}.2 (queue members) failed" in str(failed.value)
     assert "NonRetryableError: member 2 broke" in str(failed.value)
     assert (await flow.job.refresh()).attempts == 0  # it never ran
+
+
+async def test_a_parent_failed_by_its_child_is_found_by_every_word_of_its_error(
+    make_app: AppFactory,
+) -> None:
+    # The parent's error is written by the store (on PostgreSQL in SQL, with the store's
+    # own tokenizer): its words must be those stores/search.py finds, letters beyond ASCII
+    # and their case included, whatever the database's locale.
+    app = make_app()
+
+    @app.task(queue="members")
+    async def pay(customer: str) -> str:
+        if customer != "ok":
+            raise NonRetryableError(f"Überweisung für {customer} abgelehnt: ÆRØ-Konto")
+        return customer
+
+    @app.task
+    async def settle(results: list[str]) -> int:
+        return len(results)
+
+    flow = await app.flows.group(
+        [pay.call("ok"), pay.call("İstanbul Şirketi")], then=settle.step(), on_child_failure="fail"
+    )
+    await app.work(burst=True)
+    with pytest.raises(JobFailedError):
+        await flow.wait(timeout=5)
+    parent = await flow.job.refresh()
+    assert parent.error is not None and parent.error.type == "ChildFailedError"
+    error = msgspec.json.encode({"type": parent.error.type, "message": parent.error.message})
+    words = [key.removeprefix("w:") for key in error_keys(error) if key.startswith("w:")]
+    assert {"überweisung", "für", "abgelehnt", "ærø", "şirketi"} <= set(words)
+    for word in words:
+        found = await app.jobs.search(error_word=word, state="failed")
+        assert flow.job.id in [job.id for job in found.jobs], word
+    # A letter the store's tokenizer does not know splits no word into a wrong one.
+    assert (await app.jobs.search(error_word="berweisung")).jobs == []
 
 
 async def test_group_member_failure_is_skipped_under_ignore(make_app: AppFactory) -> None:

@@ -57,7 +57,7 @@ def _version(postgres_server: PostgresServer, old_version: int) -> int:
 def test_the_fixtures_are_older_versions(
     postgres_server: PostgresServer, old_url: str, old_version: int
 ) -> None:
-    assert SCHEMA_VERSION == 3 == len(MIGRATIONS)
+    assert SCHEMA_VERSION == 4 == len(MIGRATIONS)
     assert _version(postgres_server, old_version) == old_version < SCHEMA_VERSION
 
 
@@ -89,6 +89,11 @@ async def test_opening_an_older_store_upgrades_it_and_keeps_its_data(
         page = await app.jobs.list_page(JobState.SCHEDULED, "billing")
         assert [job.id for job in page.jobs] == ["later-1"]
         assert [job.id for job in (await app.jobs.search(id_prefix="fail")).jobs] == ["failed-1"]
+        # Failed before the error index existed (schema v3): indexed by the upgrade all the same.
+        by_type = await app.jobs.search(error_type="ValueError")
+        assert [job.id for job in by_type.jobs] == ["failed-1"]
+        by_word = await app.jobs.search(error_word="negative", queue="billing")
+        assert [job.id for job in by_word.jobs] == ["failed-1"]
 
         waiting = await app.jobs.get("waiting-1")
         await app.work(burst=True, queues=["billing"])

@@ -38,8 +38,11 @@ Record = asyncpg.Record
 
 CONFLICT_RETRIES = 8
 """Deadlocks and serialization failures retried before the call gives up."""
-SERVER_SETTINGS = {"jit": "off", "application_name": "conveyor"}
-"""JIT compilation only ever adds milliseconds to the short statements of a queue."""
+SESSION_SETTINGS = {"jit": "off", "max_parallel_workers_per_gather": "0"}
+"""JIT compilation and parallel workers only ever add milliseconds to the short statements
+of a queue: a search's walk of up to 1,001 index entries took 30 ms with the worker the
+planner chose (most of it starting the worker) and 6-9 ms without (bench/README.md)."""
+SERVER_SETTINGS = {**SESSION_SETTINGS, "application_name": "conveyor"}
 
 
 class PostgresConnection:
@@ -99,7 +102,7 @@ class PostgresConnection:
     def _settings(self) -> dict[str, str]:
         # An application_name given in the URL wins over conveyor's.
         if "application_name=" in self.parsed.dsn:
-            return {"jit": "off"}
+            return dict(SESSION_SETTINGS)
         return dict(SERVER_SETTINGS)
 
     async def close(self) -> None:

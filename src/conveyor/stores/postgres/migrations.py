@@ -23,6 +23,7 @@ from asyncpg import exceptions as pg_errors
 from conveyor.errors import NotFoundError, StoreUnavailableError
 from conveyor.masking import mask_url
 from conveyor.stores.postgres.connection import Conn, PostgresConnection
+from conveyor.stores.search import error_keys, joined_keys
 
 _SQL = resources.files("conveyor.stores.postgres") / "sql"
 MIGRATIONS: tuple[str, ...] = tuple(
@@ -40,6 +41,7 @@ FUNCTION_FILES = (
     "cache.sql",
     "ratelimit.sql",
 )
+_BACKFILL_BATCH = 1_000
 LOCK_CLASS = 0x436F6E76
 """The first key of conveyor's advisory locks ('Conv'); the second is the schema's hash."""
 
@@ -131,7 +133,37 @@ async def _upgrade(conn: Conn, db: PostgresConnection, now: int) -> None:
             await conn.execute(db.sql(_read("migrations", MIGRATIONS[number - 1])))
         await conn.execute(db.sql(_DROP_FUNCTIONS))
         await conn.execute(db.sql(functions_source()))
+        if 0 < version < 4:
+            await _index_old_failures(conn, db)
         await _record(conn, db, SCHEMA_VERSION, FUNCTIONS_DIGEST, now)
+
+
+async def _index_old_failures(conn: Conn, db: PostgresConnection) -> None:
+    """Schema v4: put the jobs that failed before the error index existed (v3) into it.
+
+    Their errors are tokenized here, by the one tokenizer (``stores/search.py``); one read
+    of the failed jobs not marked keyed (every job older than v3 is unmarked), in batches.
+    """
+    batch: list[tuple[str, str]] = []
+    query = db.sql(
+        "SELECT id, error FROM {schema}.jobs WHERE state = 'failed' AND NOT keyed"
+        " AND error IS NOT NULL"
+    )
+    async for row in conn.cursor(query, prefetch=_BACKFILL_BATCH):
+        batch.append((row["id"], joined_keys(error_keys(row["error"]))))
+        if len(batch) == _BACKFILL_BATCH:
+            await _index(conn, db, batch)
+            batch = []
+    await _index(conn, db, batch)
+
+
+async def _index(conn: Conn, db: PostgresConnection, keys: list[tuple[str, str]]) -> None:
+    if keys:
+        await conn.execute(
+            db.sql("SELECT {schema}.index_keys($1::text[], $2::text[])"),
+            [job_id for job_id, _ in keys],
+            [joined for _, joined in keys],
+        )
 
 
 async def _record(conn: Conn, db: PostgresConnection, version: int, digest: str, now: int) -> None:

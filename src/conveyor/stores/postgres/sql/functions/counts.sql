@@ -85,8 +85,13 @@ END $$;
 -- failed by its child, report.sql; every other failure's keys are computed in Python and
 -- passed in). The same rule: 'e:' || type, then the first 16 distinct words ('w:'), a
 -- letter or _ then 2-39 letters, digits or _, of the first 2,000 characters of the
--- message, lowercased. (Python's \w also takes non-ASCII letters, which [[:alpha:]] may
--- not under the database's locale; the child's queue and error supply those words.)
+-- message, lowercased. A child's error, queue and id can hold any letters, so the message
+-- is lowercased and split under ICU's root collation ("und-x-icu"), whatever the
+-- database's own: Unicode letters and case as Python's str.lower and \w have them, where
+-- a "C" database knows no letter beyond ASCII ('Überweisung' would give 'berweisung') and
+-- libc's C.UTF-8 lowercases 'İ' to 'i', not Python's 'i' + U+0307. (Still apart: numbers
+-- that are not digits, such as '²' or 'Ⅻ', are in Python's \w, not ICU's [[:alnum:]].)
+-- A server built without ICU splits under the database's locale.
 CREATE FUNCTION {schema}.error_keys(p_error bytea)
 RETURNS text LANGUAGE plpgsql IMMUTABLE AS $$
 DECLARE
@@ -95,6 +100,7 @@ DECLARE
     v_message text;
     v_keys text[] := '{}';
     v_words text[] := '{}';
+    v_found text[];
     v_word text;
 BEGIN
     IF p_error IS NULL THEN
@@ -114,8 +120,15 @@ BEGIN
         v_keys := v_keys || ('e:' || v_type);
     END IF;
     IF v_message <> '' THEN
-        FOR v_word IN SELECT m[1] FROM regexp_matches(lower(left(v_message, 2000)),
-                '([[:alpha:]_][[:alnum:]_]{2,39})', 'g') AS m LOOP
+        v_message := left(v_message, 2000);
+        BEGIN
+            v_found := ARRAY(SELECT m.w[1] FROM regexp_matches(lower(v_message COLLATE "und-x-icu"),
+                '([[:alpha:]_][[:alnum:]_]{2,39})', 'g') WITH ORDINALITY AS m (w, n) ORDER BY m.n);
+        EXCEPTION WHEN undefined_object THEN  -- no ICU in this server
+            v_found := ARRAY(SELECT m.w[1] FROM regexp_matches(lower(v_message),
+                '([[:alpha:]_][[:alnum:]_]{2,39})', 'g') WITH ORDINALITY AS m (w, n) ORDER BY m.n);
+        END;
+        FOREACH v_word IN ARRAY v_found LOOP
             CONTINUE WHEN v_word = ANY (v_words);
             v_words := v_words || v_word;
             EXIT WHEN cardinality(v_words) >= 16;
