@@ -114,3 +114,15 @@ def test_queues_also_at_is_a_path_apart_from_the_other_prefixes() -> None:
     assert "queues_also_at must differ" in str(raised.value)
     with pytest.raises(ConfigError, match="queues_also_at must be a path"):
         AdminOptions(queues_also_at="api")
+
+
+async def test_a_rate_period_the_limits_refuse_is_refused_by_the_schema(
+    client: httpx.AsyncClient,
+) -> None:
+    """schemathesis found a period the schema allowed (> 0) and the limits refused (400)."""
+    answer = await client.put("/api/v1/queues/reports/limits", json={"rate_period_seconds": 1e-4})
+    assert answer.status_code == 422
+    allowed = await client.put(
+        "/api/v1/queues/reports/limits", json={"rate_limit": 5, "rate_period_seconds": 0.001}
+    )
+    assert allowed.status_code == 200, allowed.text
