@@ -34,6 +34,7 @@ from .validations import routes as validations
 backbone.health.add_check("outbox", check_outbox, critical=False)
 
 TITLE = "conveyor reference service"
+PRODUCT_API = "/api/v1"
 ADMIN_API = "/admin/api/v1"
 DASHBOARD = "/dashboard"
 VERSION = "1.0.0"
@@ -66,7 +67,7 @@ app = FastAPI(
     lifespan=lifespan,
 )
 
-v1 = APIRouter(prefix="/api/v1")
+v1 = APIRouter(prefix=PRODUCT_API)
 v1.include_router(accounts.router)
 v1.include_router(validations.router)
 v1.include_router(exports.router)
@@ -104,9 +105,12 @@ as_service(
             tier=tier_of,
             upgrade_url="/api/v1/subscription/checkout",
         ),
-        # conveyor's management API and dashboard, apart from the products' /api/v1. Their
+        # conveyor's management API and dashboard, apart from the products' /api/v1; its queue
+        # endpoints also under /api/v1/queues, where the products' clients call them. Their
         # keys come from CONVEYOR_ADMIN_KEYS (name:role:sha256, see docs/reference-service.md);
         # without any, they answer loopback clients only.
-        admin=AdminOptions(api_prefix=ADMIN_API, dashboard_prefix=DASHBOARD),
+        admin=AdminOptions(
+            api_prefix=ADMIN_API, dashboard_prefix=DASHBOARD, queues_also_at=PRODUCT_API
+        ),
     ),
 )

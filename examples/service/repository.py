@@ -31,6 +31,8 @@ from .specification import Spec
 M = TypeVar("M")
 T = TypeVar("T")
 MAX_PAGE_SIZE = 200
+MAX_PAGE = 1_000_000
+"""Pages past this are refused: the offset stays far inside a 64-bit SQL integer."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,8 +64,8 @@ class Page(Generic[T]):
 
 
 def check_page(page: int, size: int) -> None:
-    if page < 1 or not 1 <= size <= MAX_PAGE_SIZE:
-        raise BadInputError(f"page starts at 1 and size is 1..{MAX_PAGE_SIZE}")
+    if not 1 <= page <= MAX_PAGE or not 1 <= size <= MAX_PAGE_SIZE:
+        raise BadInputError(f"page is 1..{MAX_PAGE} and size 1..{MAX_PAGE_SIZE}")
 
 
 class Repository(Generic[M]):

@@ -1,6 +1,8 @@
 """conveyor's management API and dashboard inside the reference service, over HTTP: mounted
 apart from the products' /api/v1, behind keys (viewer reads, operator acts, a customer's
-API key is no admin key), and showing the product's schedules in the configured time zone."""
+API key is no admin key), its queue endpoints also at the products' own /api/v1/queues
+paths behind the same keys, and showing the product's schedules in the configured time
+zone."""
 
 from __future__ import annotations
 
@@ -13,7 +15,13 @@ import httpx2 as httpx
 import pytest
 
 from conveyor import new_api_key
-from tests.e2e.reference_service import json_of, reference_service, service_env, sign_up
+from tests.e2e.reference_service import (
+    json_of,
+    reference_service,
+    service_env,
+    sign_up,
+    wait_for,
+)
 from tests.web_server import ServiceProcess, running_service
 
 pytestmark = pytest.mark.slow
@@ -62,7 +70,6 @@ def test_the_management_api_is_apart_and_keeps_its_roles(server: ServiceProcess)
         paused = client.post(f"{ADMIN}/queues/default/pause", headers=bearer(OPERATOR))
         resumed = client.post(f"{ADMIN}/queues/default/resume", headers=bearer(OPERATOR))
         audit = json_of(client.get(f"{ADMIN}/audit", headers=bearer(VIEWER)))
-        products = client.get("/api/v1/queues", headers=bearer(OPERATOR))
     assert anonymous.status_code == 401
     assert with_customer_key.status_code == 401  # a product key opens no admin door
     assert queues.status_code == 200
@@ -72,7 +79,101 @@ def test_the_management_api_is_apart_and_keeps_its_roles(server: ServiceProcess)
         ("ops", "queue.resume"),
         ("ops", "queue.pause"),
     ]
-    assert products.status_code == 404  # /api/v1 is the products'
+
+
+PRODUCT_QUEUES = "/api/v1/queues"
+AGGREGATE_DAY = "examples.service.analytics.rollups.aggregate_day"
+
+
+def test_the_products_queue_paths_answer_behind_the_admin_keys(server: ServiceProcess) -> None:
+    """Issue 13: the products' clients call /api/v1/queues/...; the management API's own
+    handlers answer there, with its keys and roles."""
+    paths = [
+        ("GET", f"{PRODUCT_QUEUES}/metrics"),
+        ("GET", f"{PRODUCT_QUEUES}/default/metrics"),
+        ("POST", f"{PRODUCT_QUEUES}/default/jobs"),
+        ("GET", f"{PRODUCT_QUEUES}/default/jobs/nope"),
+        ("DELETE", f"{PRODUCT_QUEUES}/default/jobs/nope"),
+        ("POST", f"{PRODUCT_QUEUES}/default/pause"),
+        ("POST", f"{PRODUCT_QUEUES}/default/resume"),
+        ("POST", f"{PRODUCT_QUEUES}/default/clean"),
+    ]
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        customer = sign_up(client, name="queue-client")
+        for method, path in paths:
+            for headers in ({}, customer):  # nobody, and a product key: no admin key
+                refused = client.request(method, path, headers=headers, json={})
+                assert refused.status_code == 401, (method, path, refused.text)
+                assert refused.headers["content-type"] == "application/problem+json"
+        for method, path in paths:
+            if method != "GET":
+                refused = client.request(method, path, headers=bearer(VIEWER), json={})
+                assert refused.status_code == 403, (method, path, refused.text)
+
+        metrics = json_of(client.get(f"{PRODUCT_QUEUES}/metrics?minutes=5", headers=bearer(VIEWER)))
+        admin_metrics = json_of(
+            client.get(f"{ADMIN}/queues/metrics?minutes=5", headers=bearer(VIEWER))
+        )
+        assert metrics["window_minutes"] == 5
+        names = [queue["name"] for queue in metrics["queues"]]
+        assert "default" in names
+        assert names == [queue["name"] for queue in admin_metrics["queues"]]
+        default = json_of(client.get(f"{PRODUCT_QUEUES}/default/metrics", headers=bearer(VIEWER)))
+        assert (default["name"], default["window_minutes"]) == ("default", 60)
+
+        paused = json_of(client.post(f"{PRODUCT_QUEUES}/default/pause", headers=bearer(OPERATOR)))
+        resumed = json_of(client.post(f"{PRODUCT_QUEUES}/default/resume", headers=bearer(OPERATOR)))
+        assert (paused["name"], paused["paused"], resumed["paused"]) == ("default", True, False)
+
+        later = {"task": AGGREGATE_DAY, "args": ["2020-01-01"], "delay_seconds": 3600}
+        added = json_of(
+            client.post(f"{PRODUCT_QUEUES}/default/jobs", json=later, headers=bearer(OPERATOR)),
+            201,
+        )
+        assert (added["task"], added["queue"], added["state"]) == (
+            AGGREGATE_DAY,
+            "default",
+            "scheduled",
+        )
+        job = f"{PRODUCT_QUEUES}/default/jobs/{added['id']}"
+        assert json_of(client.get(job, headers=bearer(VIEWER)))["args"] == ["2020-01-01"]
+        would_clean = json_of(
+            client.post(
+                f"{PRODUCT_QUEUES}/default/clean",
+                json={"state": "scheduled", "dry_run": True},
+                headers=bearer(OPERATOR),
+            )
+        )
+        assert would_clean == {
+            "queue": "default",
+            "state": "scheduled",
+            "dry_run": True,
+            "count": 1,
+        }
+        removed = client.delete(job, headers=bearer(OPERATOR))
+        assert removed.status_code == 204
+        assert client.get(job, headers=bearer(VIEWER)).status_code == 404
+
+        now = {"task": AGGREGATE_DAY, "args": ["2020-01-02"]}
+        ran = json_of(
+            client.post(f"{PRODUCT_QUEUES}/default/jobs", json=now, headers=bearer(OPERATOR)), 201
+        )
+        done = wait_for(
+            lambda: json_of(
+                client.get(f"{PRODUCT_QUEUES}/default/jobs/{ran['id']}", headers=bearer(VIEWER))
+            ),
+            lambda job: job["state"] == "completed",
+        )
+        assert done["result"] == {"day": "2020-01-02", "publishers": 0}
+        audit = json_of(client.get(f"{ADMIN}/audit", headers=bearer(VIEWER)))
+    actions = [(e["actor"], e["action"]) for e in audit["entries"][:5]]
+    assert actions == [
+        ("ops", "job.add"),
+        ("ops", "job.remove"),
+        ("ops", "job.add"),
+        ("ops", "queue.resume"),
+        ("ops", "queue.pause"),
+    ]
 
 
 def local(iso: str) -> datetime:

@@ -6,12 +6,13 @@ import time
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import func, select
 
 from conveyor import NotFoundError, rate_limit
 from examples.service.backbone import TIERS, database
 from examples.service.database import now_utc
+from examples.service.inputs import Body, RowId
 
 from .keys import Authenticated, forget_identities, new_key
 from .models import Account, ApiKey, KeyUsage
@@ -22,17 +23,17 @@ Tier = Literal["free", "pro", "enterprise"]
 assert TIERS == ("free", "pro", "enterprise")
 
 
-class SignUp(BaseModel):
+class SignUp(Body):
     name: str = Field(min_length=1, max_length=100)
     tier: Tier = "free"
     """Any plan may be chosen in this example; a real service takes payment at checkout."""
 
 
-class NewKey(BaseModel):
+class NewKey(Body):
     name: str = Field(default="default", min_length=1, max_length=100)
 
 
-class Checkout(BaseModel):
+class Checkout(Body):
     tier: Tier
 
 
@@ -102,7 +103,7 @@ async def create_key(body: NewKey, caller: Authenticated) -> dict[str, Any]:
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-async def revoke_key(key_id: int, caller: Authenticated) -> Response:
+async def revoke_key(key_id: RowId, caller: Authenticated) -> Response:
     async with database.writing() as session:
         key = await session.get(ApiKey, key_id)
         if key is None or key.account_id != caller.account_id:

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy import insert, select
 
 from conveyor import BadInputError, NotFoundError, rate_limit
 from examples.service.accounts.keys import Authenticated
 from examples.service.backbone import backbone, database, metrics
 from examples.service.database import now_utc
-from examples.service.repository import Repository
+from examples.service.inputs import Body, IsoDate, IsoDateTime
+from examples.service.repository import MAX_PAGE, Repository
 
 from .models import AnalyticsEvent, Publisher
 from .queries import daily_series, default_window, hourly_series, latest_weekly_report
@@ -25,23 +26,23 @@ router = APIRouter(tags=["analytics"])
 MAX_RANGE_DAYS = 366
 
 
-class NewPublisher(BaseModel):
+class NewPublisher(Body):
     name: str = Field(min_length=1, max_length=100)
 
 
-class EventIn(BaseModel):
+class EventIn(Body):
     publisherId: str = Field(min_length=1, max_length=24)
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")
     value: float = Field(default=1.0, allow_inf_nan=False)
-    occurredAt: datetime | None = None
+    occurredAt: IsoDateTime | None = None
 
 
-class EventsIn(BaseModel):
+class EventsIn(Body):
     events: list[EventIn] = Field(min_length=1, max_length=1000)
 
 
-class RollupIn(BaseModel):
-    day: date | None = None
+class RollupIn(Body):
+    day: IsoDate | None = None
     """Default: today, in the service's time zone."""
 
 
@@ -76,7 +77,7 @@ async def create_publisher(body: NewPublisher, caller: Authenticated) -> dict[st
 @router.get("/publishers")
 async def list_publishers(
     caller: Authenticated,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> dict[str, Any]:
     async with database.reading() as session:

@@ -6,14 +6,15 @@ import secrets
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Response
-from pydantic import BaseModel, Field, model_validator
+from pydantic import Field, model_validator
 
 from conveyor import BadInputError, NotFoundError, rate_limit
 from examples.service.accounts.keys import Authenticated
 from examples.service.backbone import backbone, database
 from examples.service.database import iso
+from examples.service.inputs import Body
 from examples.service.problems import ExperimentNotRunning
-from examples.service.repository import Repository
+from examples.service.repository import MAX_PAGE, Repository
 from examples.service.specification import where
 
 from .models import Experiment, Variant
@@ -24,7 +25,7 @@ router = APIRouter(prefix="/experiments", tags=["experiments"])
 NAME = r"^[A-Za-z0-9_.:-]+$"
 
 
-class VariantIn(BaseModel):
+class VariantIn(Body):
     name: str = Field(min_length=1, max_length=64, pattern=NAME)
     weight: float = Field(gt=0, le=1000, allow_inf_nan=False)
 
@@ -34,7 +35,7 @@ def _distinct(variants: list[VariantIn]) -> None:
         raise ValueError("variant names must be distinct")
 
 
-class ExperimentIn(BaseModel):
+class ExperimentIn(Body):
     name: str = Field(min_length=1, max_length=100)
     variants: list[VariantIn] = Field(min_length=2, max_length=20)
     """The first is the control; weights are the split's parts (50/50 is [1, 1])."""
@@ -45,21 +46,21 @@ class ExperimentIn(BaseModel):
         return self
 
 
-class ExperimentPatch(BaseModel):
+class ExperimentPatch(Body):
     name: str | None = Field(default=None, min_length=1, max_length=100)
     status: Literal["draft", "running", "stopped"] | None = None
     weights: dict[str, float] | None = None
     """New split, by variant name (e.g. the recommendation's weights)."""
 
 
-class TrackedEvent(BaseModel):
+class TrackedEvent(Body):
     eventId: str = Field(min_length=1, max_length=64, pattern=NAME)
     variant: str = Field(min_length=1, max_length=64)
     kind: Literal["exposure", "conversion"]
     userId: str | None = Field(default=None, max_length=64)
 
 
-class TrackedEvents(BaseModel):
+class TrackedEvents(Body):
     events: list[TrackedEvent] = Field(min_length=1, max_length=1000)
 
 
@@ -113,7 +114,7 @@ async def list_experiments(
     caller: Authenticated,
     status: Literal["draft", "running", "stopped"] | None = None,
     q: Annotated[str | None, Query(max_length=100, description="Part of the name.")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> dict[str, Any]:
     spec = where("account_id").eq(caller.account_id)

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import secrets
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import FileResponse, JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from conveyor import BadInputError, NotFoundError, rate_limit
 from examples.service.accounts.keys import Authenticated
 from examples.service.analytics.routes import owned_publisher
 from examples.service.backbone import backbone, database
 from examples.service.database import aware, iso, now_utc
+from examples.service.inputs import Body, IsoDate
 from examples.service.problems import ExportExpired, ExportNotReady
-from examples.service.repository import Repository
+from examples.service.repository import MAX_PAGE, Repository
 
 from .models import Export
 from .task import export_path, run_export
@@ -25,9 +26,9 @@ router = APIRouter(prefix="/exports", tags=["exports"])
 MAX_RANGE_DAYS = 366
 
 
-class ExportIn(BaseModel):
-    start: date
-    end: date
+class ExportIn(Body):
+    start: IsoDate
+    end: IsoDate
     publisherId: str | None = Field(default=None, max_length=24)
     format: str = Field(default="csv", pattern="^csv$")
 
@@ -102,7 +103,7 @@ async def get_export(export_id: str, caller: Authenticated) -> dict[str, Any]:
 async def list_exports(
     caller: Authenticated,
     status: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> dict[str, Any]:
     where = [Export.account_id == caller.account_id]

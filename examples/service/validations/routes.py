@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse
 from conveyor import NotFoundError, PayloadTooLargeError, rate_limit
 from examples.service.accounts.keys import Authenticated
 from examples.service.backbone import backbone, database, settings
-from examples.service.repository import Repository
+from examples.service.repository import MAX_PAGE, Repository
 
 from .models import Validation, ValidationFinding
 from .task import UPLOADS, upload_path, validate_upload
@@ -103,7 +103,7 @@ async def findings(
     validation_id: str,
     caller: Authenticated,
     rule: str | None = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
     """The findings of a validation, by line (one rule's with ``rule=``)."""
@@ -126,7 +126,7 @@ async def findings(
 @router.get("")
 async def list_validations(
     caller: Authenticated,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     size: Annotated[int, Query(ge=1, le=200)] = 20,
 ) -> dict[str, Any]:
     async with database.reading() as session:

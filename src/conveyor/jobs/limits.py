@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from conveyor.jobs.task import Task
 
 MAX_LIMIT = 1_000_000
+MIN_PERIOD_SECONDS = 0.001
 MAX_PERIOD_SECONDS = 86_400.0
 
 
@@ -50,10 +51,11 @@ def check_rate(rate: object) -> tuple[int, int] | None:
         isinstance(period, bool)
         or not isinstance(period, int | float)
         or not math.isfinite(period)
-        or not 0.001 <= period <= MAX_PERIOD_SECONDS
+        or not MIN_PERIOD_SECONDS <= period <= MAX_PERIOD_SECONDS
     ):
         raise BadInputError(
-            f"the rate's period must be 0.001..{MAX_PERIOD_SECONDS:.0f} seconds, got {period!r}"
+            f"the rate's period must be {MIN_PERIOD_SECONDS}..{MAX_PERIOD_SECONDS:.0f} seconds,"
+            f" got {period!r}"
         )
     assert isinstance(count, int)
     return count, round(period * 1000)

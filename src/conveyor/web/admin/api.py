@@ -1,4 +1,5 @@
-"""The management API: every router under one prefix, in the service's OpenAPI document."""
+"""The management API: every router under one prefix, in the service's OpenAPI document;
+the queue router also under ``queues_also_at`` when one is set (the products' paths)."""
 
 from __future__ import annotations
 
@@ -24,10 +25,10 @@ async def _no_store(response: Response) -> None:
     response.headers["Cache-Control"] = "no-store"
 
 
-def api_router(admin: AdminState) -> APIRouter:
+def api_router(admin: AdminState, queues: APIRouter) -> APIRouter:
     router = APIRouter(dependencies=[Depends(_no_store)])
+    router.include_router(queues)
     for routes in (
-        queue_routes,
         job_routes,
         schedule_routes,
         event_routes,
@@ -41,13 +42,25 @@ def api_router(admin: AdminState) -> APIRouter:
 
 def mount_api(web_app: Starlette, admin: AdminState) -> None:
     """Under ``api_prefix``: in the app's own document on FastAPI; on plain Starlette as a
-    FastAPI sub-application (its document at ``<prefix>/openapi.json``)."""
-    prefix = admin.options.api_prefix
-    if isinstance(web_app, FastAPI):
-        web_app.include_router(api_router(admin), prefix=prefix)
-        return
+    FastAPI sub-application (its document at ``<prefix>/openapi.json``). The same queue
+    router, not a copy of it, also under ``queues_also_at``; FastAPI derives each operation
+    id from its path, so the two mounts' ids stay distinct."""
+    queues = queue_routes(admin)
+    mounts = [(admin.options.api_prefix, api_router(admin, queues))]
+    if admin.options.queues_also_at is not None:
+        also = APIRouter(dependencies=[Depends(_no_store)])
+        also.include_router(queues)
+        mounts.append((admin.options.queues_also_at, also))
+    for prefix, router in mounts:
+        if isinstance(web_app, FastAPI):
+            web_app.include_router(router, prefix=prefix)
+        else:
+            web_app.router.routes.append(Mount(prefix, app=_sub_application(router)))
+
+
+def _sub_application(router: APIRouter) -> FastAPI:
     sub = FastAPI(title="conveyor management API", docs_url=None, redoc_url=None)
-    sub.include_router(api_router(admin))
+    sub.include_router(router)
     sub.add_exception_handler(HTTPException, http_exception_problem)
     sub.add_exception_handler(RequestValidationError, validation_problem)
-    web_app.router.routes.append(Mount(prefix, app=sub))
+    return sub

@@ -102,6 +102,11 @@ class AdminOptions:
     api_prefix: str = "/api/v1"
     dashboard_prefix: str | None = "/dashboard"
     """None: no dashboard (the API alone)."""
+    queues_also_at: str | None = None
+    """A second prefix for the queue endpoints alone (``/queues``, ``/queues/metrics``,
+    ``/queues/{queueName}/jobs/{jobId}``, pause, resume, clean, ...): the paths the products'
+    clients call (``/api/v1``) when ``api_prefix`` has moved the API elsewhere. The same
+    handlers and keys; the dashboard keeps using ``api_prefix``."""
     keys: Sequence[ApiKey] | None = None
     """Credentials; None reads ``CONVEYOR_ADMIN_KEYS`` (absent: no keys, loopback only)."""
     loopback_role: Role | Literal["auto"] | None = "auto"
@@ -144,14 +149,19 @@ class AdminOptions:
 
     def problems(self) -> list[str]:
         found: list[str] = []
-        for name in ("api_prefix", "dashboard_prefix"):
+        for name in ("api_prefix", "dashboard_prefix", "queues_also_at"):
             prefix = getattr(self, name)
-            if prefix is None and name == "dashboard_prefix":
+            if prefix is None and name != "api_prefix":
                 continue
             if not (isinstance(prefix, str) and _PREFIX.fullmatch(prefix)):
                 found.append(f"admin.{name} must be a path like /api/v1, got {prefix!r}")
         if self.api_prefix == self.dashboard_prefix:
             found.append("admin.api_prefix and admin.dashboard_prefix must differ")
+        if self.queues_also_at is not None and self.queues_also_at in (
+            self.api_prefix,
+            self.dashboard_prefix,
+        ):
+            found.append("admin.queues_also_at must differ from api_prefix and dashboard_prefix")
         keys = self.keys if self.keys is not None else ()
         for key in keys:
             found += [f"admin.{p}" for p in key.problems()] if isinstance(key, ApiKey) else []

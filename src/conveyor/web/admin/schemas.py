@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from conveyor.jobs.limits import MAX_PERIOD_SECONDS, MIN_PERIOD_SECONDS
 from conveyor.stores.base import JobState
 
 Json = Any
@@ -91,7 +92,9 @@ class QueueLimitsOut(BaseModel):
 class QueueLimitsIn(Body):
     concurrency: Count | None = None
     rate_limit: Count | None = None
-    rate_period_seconds: Annotated[float, Field(gt=0, le=86_400)] | None = None
+    rate_period_seconds: (
+        Annotated[float, Field(ge=MIN_PERIOD_SECONDS, le=MAX_PERIOD_SECONDS)] | None
+    ) = None
 
 
 class CleanIn(Body):
