@@ -567,6 +567,44 @@ async def test_a_read_racing_a_write_does_not_put_the_old_value_back(
     assert await cache.get("k") == "v2"  # the local tier was not refilled with v1
 
 
+@pytest.mark.parametrize("how", ["invalidate_tags", "delete", "set"])
+async def test_a_computation_racing_an_invalidation_does_not_store_its_older_value(
+    make_cache: CacheFactory, how: str
+) -> None:
+    # A request computes a result from the database; meanwhile a write commits and
+    # invalidates it (by tag, by key, or with a new value). The computation, begun
+    # before the write, must not put its older value in the cache once it ends.
+    cache = make_cache()
+    computing, finish = asyncio.Event(), asyncio.Event()
+    calls = 0
+
+    async def factory() -> str:
+        nonlocal calls
+        calls += 1
+        computing.set()
+        await finish.wait()
+        return f"computed {calls}"
+
+    reader = asyncio.create_task(cache.get_or_set("k", factory, ttl=60, tags=["t"]))
+    await computing.wait()
+    if how == "invalidate_tags":
+        await cache.invalidate_tags("t")
+    elif how == "delete":
+        await cache.delete("k")
+    else:
+        await cache.set("k", "written", ttl=60)
+    finish.set()
+    assert await reader == "computed 1"  # its caller gets what it computed
+    expected = "written" if how == "set" else None
+    assert await cache.get("k") == expected
+    other = make_cache()  # nor did it reach the shared tier
+    assert await other.get("k") == (expected if other._core.shared is not None else None)
+    finish.clear()
+    if how != "set":  # the next miss computes again
+        finish.set()
+        assert await cache.get_or_set("k", factory, ttl=60, tags=["t"]) == "computed 2"
+
+
 @pytest.mark.parametrize("how", ["get", "get_many", "get_or_set"])
 async def test_an_invalidation_arriving_during_a_read_is_not_lost(
     make_cache: CacheFactory, shared: bool, how: str

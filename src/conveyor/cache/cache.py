@@ -421,6 +421,7 @@ class Cache:
         """Delete every key written with any of ``tags``, everywhere."""
         await self._core.ready()
         full_tags = self._tags(tags)
+        self._local.invalidated_tags(full_tags)
         doomed = self._local.keys_tagged(full_tags)
         self._local.delete_many(doomed)
         keys = await self._core.shared_write(lambda s: s.invalidate_tags(full_tags), tags=full_tags)

@@ -60,6 +60,7 @@ class LocalTier:
         self._entries: OrderedDict[str, LocalEntry] = OrderedDict()
         self._tags: dict[str, set[str]] = {}
         self._writes = [0] * _SLOTS
+        self._tag_writes = [0] * _SLOTS
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -90,6 +91,22 @@ class LocalTier:
         is unchanged exactly when neither moved.
         """
         return self._epoch + self._writes[hash(key) % _SLOTS]
+
+    def computing_version(self, key: str, tags: Iterable[str]) -> int:
+        """:meth:`version` that also moves when one of ``tags`` is invalidated here.
+
+        A computation takes it before calling its factory and stores the value only
+        if it did not move: a write, a delete or a tag invalidation that landed while
+        the factory ran (the key not yet cached, so no entry to drop) must not be
+        undone by the older value the factory computed.
+        """
+        tag_writes = self._tag_writes
+        return self.version(key) + sum(tag_writes[hash(tag) % _SLOTS] for tag in tags)
+
+    def invalidated_tags(self, tags: Iterable[str]) -> None:
+        """Record that ``tags`` were invalidated (see :meth:`computing_version`)."""
+        for tag in tags:
+            self._tag_writes[hash(tag) % _SLOTS] += 1
 
     def fill(self, key: str, data: bytes, version: int, tags: Iterable[str] = ()) -> bool:
         """Put what a read of the shared tier found, unless ``key`` changed since

@@ -109,6 +109,12 @@ def _unlocker(key: str, token: str) -> Callable[[SharedTier], Awaitable[None]]:
 
 
 async def _compute_and_store(core: CacheCore, recipe: Recipe) -> bytes:
+    """Compute the value and store it, unless this process wrote, deleted or
+    invalidated the key (or one of its tags) while the factory ran: the value was
+    computed from what was there before, and storing it would undo the newer write
+    until its TTL. The callers still get it."""
+    await core.ready()
+    version = core.local.computing_version(recipe.key, recipe.tags)
     started = time.perf_counter()
     try:
         if recipe.hard_timeout is None:
@@ -123,6 +129,8 @@ async def _compute_and_store(core: CacheCore, recipe: Recipe) -> bytes:
     compute_ms = int((time.perf_counter() - started) * 1000)
     recipe.stats.computations += 1
     data, expires_at = encode_entry(core, value, recipe.ttl, recipe.stale_ttl, compute_ms)
+    if core.local.computing_version(recipe.key, recipe.tags) != version:
+        return data
     await store(core, recipe.key, data, expires_at, recipe.tags)
     recipe.stats.sets += 1
     return data
