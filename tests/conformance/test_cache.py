@@ -35,6 +35,11 @@ async def make_cache(store_url: str) -> AsyncIterator[CacheFactory]:
     caches: list[Cache] = []
 
     def make(**options: Any) -> Cache:
+        # These tests pin what the cache does, not how long a shared call may take
+        # (tests/integration/test_cache_outage.py and tests/unit/test_cache_budget.py
+        # do): a generous budget, so that a loaded machine (two suites on two cores)
+        # does not turn a slow commit into a degraded call.
+        options.setdefault("budget", 5.0)
         cache = Cache(store_url, **options)
         caches.append(cache)
         return cache
