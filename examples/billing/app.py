@@ -11,9 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-from collections import Counter
 from datetime import date
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +101,5 @@ def progress(stage: str, done: int, total: int) -> dict[str, Any]:
 
 
 def summarise(file: str, rows: list[rules.CheckedRow]) -> dict[str, Any]:
-    """The job's result: counts, findings per rule, and valid amounts per currency."""
-    findings = Counter(finding.rule for row in rows for finding in row.findings)
-    totals: dict[str, Decimal] = {}
-    for row in rows:
-        if row.valid:
-            totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.amount
-    valid = sum(row.valid for row in rows)
-    return {
-        "file": file,
-        "rows": len(rows),
-        "valid": valid,
-        "invalid": len(rows) - valid,
-        "findings": dict(findings.most_common()),
-        "totals": {currency: str(total) for currency, total in sorted(totals.items())},
-    }
+    """The job's result: the file's name and its rows' summary (``rules.summary``)."""
+    return {"file": file, **rules.summary(rows)}

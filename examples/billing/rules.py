@@ -8,10 +8,12 @@ value is missing, so one blank cell gives one finding, not three.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 COLUMNS = (
     "invoice_number",
@@ -175,3 +177,20 @@ def check_currency(currency: str | None) -> Finding | None:
         return None
     known = ", ".join(sorted(CURRENCIES))
     return Finding(UNKNOWN_CURRENCY, "currency", f"currency {currency!r} is not one of {known}")
+
+
+def summary(rows: Sequence[CheckedRow]) -> dict[str, Any]:
+    """Counts, findings per rule (most frequent first) and valid amounts per currency."""
+    findings = Counter(finding.rule for row in rows for finding in row.findings)
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        if row.valid:
+            totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.amount
+    valid = sum(row.valid for row in rows)
+    return {
+        "rows": len(rows),
+        "valid": valid,
+        "invalid": len(rows) - valid,
+        "findings": dict(findings.most_common()),
+        "totals": {currency: str(total) for currency, total in sorted(totals.items())},
+    }

@@ -11,8 +11,6 @@ has finished, either way.
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -177,19 +175,10 @@ async def _finish(
 
 
 def summarise(parsed: ParsedUpload, checked: list[rules.CheckedRow]) -> dict[str, Any]:
-    """Counts, findings per rule (most frequent first) and valid amounts per currency."""
-    findings = Counter(finding.rule for row in checked for finding in row.findings)
-    totals: dict[str, Decimal] = {}
-    for row in checked:
-        if row.valid:
-            totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.amount
-    valid = sum(row.valid for row in checked)
+    """The billing example's summary of the rows (``rules.summary``), with how the file
+    was read."""
     return {
-        "rows": len(checked),
-        "valid": valid,
-        "invalid": len(checked) - valid,
+        **rules.summary(checked),
         "encoding": parsed.encoding,
         "delimiter": parsed.delimiter,
-        "findings": dict(findings.most_common()),
-        "totals": {currency: str(total) for currency, total in sorted(totals.items())},
     }
