@@ -7,9 +7,11 @@ Plain ``sqlite3`` in WAL mode, so several validation jobs can write at once
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
+from typing import Any, Protocol
 
 from .rules import COLUMNS, CheckedRow
 
@@ -40,11 +42,36 @@ INSERT_RECORD = (
 INSERT_FINDING = "INSERT INTO findings (file, line, rule, column_name, message) VALUES (?,?,?,?,?)"
 
 
+TIMEOUT_SECONDS = 30
+
+
+class Executes(Protocol):
+    def execute(self, sql: str, /) -> Any: ...
+
+
+def use_wal(conn: Executes, timeout: float = TIMEOUT_SECONDS) -> None:
+    """Switch the database to WAL mode, waiting for other connections doing the same.
+
+    On a new file SQLite answers ``database is locked`` at once (its busy timeout
+    does not apply) to a connection that races another one through the switch, as
+    the validation jobs do when they start together on a fresh database.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.005)
+
+
 @contextmanager
 def connect(path: Path) -> Iterator[sqlite3.Connection]:
     path.parent.mkdir(parents=True, exist_ok=True)
-    with closing(sqlite3.connect(path, timeout=30, isolation_level=None)) as conn:
-        conn.execute("PRAGMA journal_mode = WAL")
+    with closing(sqlite3.connect(path, timeout=TIMEOUT_SECONDS, isolation_level=None)) as conn:
+        use_wal(conn)
         conn.executescript(SCHEMA)
         yield conn
 

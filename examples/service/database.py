@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import create_async_engine as _create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from conveyor import CheckResult, Status
+from examples.billing.ledger import use_wal
 
 SCHEMA_VERSION = 1
 """The version of the row layout written by this code; rows keep the one they were
@@ -159,7 +160,7 @@ def _sqlite_pragmas(engine: Engine, *, own_transactions: bool) -> None:
         if own_transactions:
             dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode = WAL")
+        use_wal(cursor, BUSY_TIMEOUT_SECONDS)
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_SECONDS * 1000}")

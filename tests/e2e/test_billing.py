@@ -13,9 +13,12 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
 from contextlib import closing
 from pathlib import Path
 from typing import Any
+
+from examples.billing import ledger
 
 from conveyor import Conveyor, Job, JobState
 
@@ -142,3 +145,31 @@ async def test_running_again_reuses_the_jobs_and_fresh_replaces_the_rows(tmp_pat
     new = [job for job in jobs if job.id not in first]
     assert sorted(job.status.value for job in new) == ["completed"] * 3 + ["failed"]
     assert billing_counts(tmp_path) == counts
+
+
+def test_jobs_starting_together_on_a_new_billing_database_all_store_their_rows(
+    tmp_path: Path,
+) -> None:
+    """The validation jobs open the billing database together on the first run: on a
+    new file one of them was told ``database is locked`` about one round in seven
+    (a retried attempt in CI) before ``ledger.use_wal`` waited for its turn."""
+    failures: list[str] = []
+
+    def store(path: Path, file: str, start: threading.Barrier) -> None:
+        start.wait()
+        try:
+            ledger.replace_file(path, file, [])
+        except sqlite3.Error as exc:
+            failures.append(f"{file}: {exc}")
+
+    for round_ in range(60):
+        path = tmp_path / f"billing-{round_}.db"
+        start = threading.Barrier(4)
+        threads = [
+            threading.Thread(target=store, args=(path, f"export-{n}.csv", start)) for n in range(4)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []
