@@ -261,8 +261,12 @@ async def test_lifting_a_task_limit_lets_its_held_back_jobs_run(make_app: AppFac
     await app.enqueue_many([exclusive.call() for _ in range(4)])
 
     async def one_running_then_lift() -> bool:
+        # Read the gauge before the counts: a job runs only after its claim is
+        # stored, so one seen running is counted ACTIVE by the query that follows
+        # (read the other way round, a claim landing during the query made it 0).
+        one_ran = gauge.most == 1
         counts = (await app.jobs.counts())["q"]
-        if gauge.most == 1 and exclusive.concurrency is not None:
+        if one_ran and exclusive.concurrency is not None:
             assert counts[JobState.ACTIVE] == 1
             exclusive.concurrency = None  # as a worker of the new code declares it
             await app.jobs.controls.declare_tasks([exclusive], ["q"])
