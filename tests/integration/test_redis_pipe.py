@@ -8,6 +8,7 @@ Each test starts its own redis-server, since some stop it.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from tests.redis_servers import running_server
 
 pytestmark = [pytest.mark.redis]
 
+TIMEOUT = 5.0
+
 
 def _clients(server_client: object) -> int:
     return int(server_client.info("clients")["connected_clients"])  # type: ignore[attr-defined]
@@ -28,7 +31,7 @@ async def test_concurrent_requests_get_their_own_replies_over_one_socket(tmp_pat
     with running_server(directory=tmp_path / "redis") as server:
         admin = server.client()
         before = _clients(admin)
-        pipe = ScriptPipe(server.url)
+        pipe = ScriptPipe(server.url, TIMEOUT)
         try:
             replies = await asyncio.gather(
                 *(pipe.request(pack("ECHO", f"r{i}")) for i in range(500))
@@ -43,7 +46,7 @@ async def test_an_error_reply_is_raised_as_redis_py_raises_it_and_the_pipe_goes_
     tmp_path: Path,
 ) -> None:
     with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url)
+        pipe = ScriptPipe(server.url, TIMEOUT)
         try:
             with pytest.raises(redis_errors.NoScriptError):
                 await pipe.request(pack("EVALSHA", "0" * 40, 0))
@@ -60,7 +63,7 @@ async def test_a_caller_that_gave_up_does_not_shift_the_next_callers_reply(
     tmp_path: Path,
 ) -> None:
     with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url)
+        pipe = ScriptPipe(server.url, TIMEOUT)
         try:
             await pipe.request(pack("PING"))  # connected
             slow = asyncio.ensure_future(pipe.request(pack("BLPOP", "nothing", "0.3")))
@@ -74,7 +77,7 @@ async def test_a_caller_that_gave_up_does_not_shift_the_next_callers_reply(
 
 async def test_a_stopped_server_is_a_connection_error_until_it_is_back(tmp_path: Path) -> None:
     with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url)
+        pipe = ScriptPipe(server.url, TIMEOUT)
         try:
             assert await pipe.request(pack("PING")) == b"PONG"
             port = server.port
@@ -106,3 +109,44 @@ async def test_many_coroutines_enqueueing_at_once_each_get_their_job(tmp_path: P
             assert [j.result for j in results] == list(range(0, 300, 37))
         finally:
             await app.close()
+
+
+async def test_requests_to_a_server_that_stopped_answering_fail_at_the_timeout(
+    tmp_path: Path,
+) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        pipe = ScriptPipe(server.url, 0.5)
+        try:
+            assert await pipe.request(pack("PING")) == b"PONG"
+            server.freeze()  # SIGSTOP: the socket stays open and nothing answers
+            started = time.monotonic()
+            first = asyncio.ensure_future(pipe.request(pack("ECHO", "first")))
+            await asyncio.sleep(0.2)
+            second = asyncio.ensure_future(pipe.request(pack("ECHO", "second")))
+            # The oldest request's deadline fails both: the connection is given up.
+            for waiting in (first, second):
+                with pytest.raises(TimeoutError):
+                    await waiting
+            assert 0.5 <= time.monotonic() - started < 2.0
+            server.thaw()
+            assert await pipe.request(pack("ECHO", "after")) == b"after"  # a new connection
+        finally:
+            server.thaw()
+            pipe.close()
+
+
+async def test_a_busy_connection_is_not_failed_while_each_reply_comes_in_time(
+    tmp_path: Path,
+) -> None:
+    with running_server(directory=tmp_path / "redis") as server:
+        pipe = ScriptPipe(server.url, 0.5)
+        try:
+            # Requests for 1.5 s, three timeouts' worth, each answered within 0.1 s.
+            started = time.monotonic()
+            while time.monotonic() - started < 1.5:
+                replies = await asyncio.gather(
+                    pipe.request(pack("BLPOP", "nothing", "0.1")), pipe.request(pack("PING"))
+                )
+                assert list(replies) == [None, b"PONG"]
+        finally:
+            pipe.close()

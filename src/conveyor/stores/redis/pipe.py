@@ -11,11 +11,14 @@ commands in the order it sent them). So concurrent callers share round trips,
 and a lone caller pays only for packing, one write and one parse (hiredis).
 
 Only requests that do not block the server belong here (scripts, never
-``BLPOP``). A timed-out request leaves its reply to be read and dropped; a
-caller that timed out resets the connection (``reset``), because a server
-that does not answer in time may never, and the next request connects afresh.
-Errors are redis-py's exception classes, so ``connection.store_error`` types
-them as it types every other call's.
+``BLPOP``). A command goes out at once when no reply is awaited, else with the
+others of the loop's pass. Every request is bounded by the pipe's ``timeout``
+without a timer of its own: one watchdog per connection wakes at the oldest
+unanswered request's deadline; past it, every waiting request fails with
+``TimeoutError`` and the connection is dropped (a server that does not answer
+in time may never), so the next request connects afresh. A cancelled request
+leaves its reply to be read and dropped. Errors are redis-py's exception
+classes, so ``connection.store_error`` types them as it types every other call's.
 """
 
 from __future__ import annotations
@@ -58,7 +61,8 @@ def pack(*args: Any) -> bytes:
 class ScriptPipe:
     """Requests of one event loop over one socket, pipelined; reconnects when needed."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float) -> None:
+        self.timeout = timeout
         options: dict[str, Any] = parse_url(url)  # type: ignore[no-untyped-call]
         self._host = str(options.get("host") or "localhost")
         self._port = int(options.get("port") or 6379)
@@ -80,8 +84,13 @@ class ScriptPipe:
         """Whether ``url`` is a server this pipe reaches (TCP without TLS)."""
         return url.startswith("redis://")
 
+    def usable(self) -> bool:
+        """Whether the running loop may use this pipe (its socket is of one loop)."""
+        return self.loop is None or self.loop is asyncio.get_running_loop()
+
     async def request(self, packed: bytes) -> Any:
-        """Send one packed command and return its reply (an error reply is raised)."""
+        """Send one packed command and return its reply (an error reply is raised);
+        ``TimeoutError`` if none came within ``timeout``."""
         protocol = self._protocol
         if protocol is None or protocol.closed:
             protocol = await self._connect()
@@ -96,7 +105,10 @@ class ScriptPipe:
         loop = asyncio.get_running_loop()
         self._connecting = loop.create_future()
         try:
-            _, protocol = await loop.create_connection(_Resp, self._host, self._port)
+            async with asyncio.timeout(self.timeout):
+                _, protocol = await loop.create_connection(
+                    lambda: _Resp(self.timeout), self._host, self._port
+                )
             for command in self._hello:
                 reply = await protocol.send(command)
                 if isinstance(reply, hiredis.ReplyError):
@@ -123,12 +135,17 @@ class ScriptPipe:
 
 
 class _Resp(asyncio.Protocol):
-    """RESP over one transport: commands go out in one write per loop pass, replies
-    come back in order to the futures that wait for them."""
+    """RESP over one transport: a command goes out at once when no reply is awaited,
+    else in one write per loop pass; replies come back in order to the futures that
+    wait for them, and a watchdog fails them all once the oldest waits past ``timeout``."""
 
-    def __init__(self) -> None:
+    def __init__(self, timeout: float) -> None:
+        self._timeout = timeout
         self._reader = hiredis.Reader()
         self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
+        self._sent_at: collections.deque[float] = collections.deque()
+        """When each waiting request was sent (loop time), oldest first."""
+        self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
         self.closed = False
@@ -142,16 +159,39 @@ class _Resp(asyncio.Protocol):
             raise redis_errors.ConnectionError("connection closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        if not self._out:
-            loop.call_soon(self._flush)
-        self._out.append(packed)
+        if not self._waiting and self._transport is not None:
+            # Nothing in flight: send at once (a lone caller saves a pass of the loop).
+            self._transport.write(packed)
+        else:
+            # Replies are awaited: gather what this pass of the loop sends into one write.
+            if not self._out:
+                loop.call_soon(self._flush)
+            self._out.append(packed)
+        now = loop.time()
         self._waiting.append(future)
+        self._sent_at.append(now)
+        if self._watchdog is None:
+            self._watchdog = loop.call_at(now + self._timeout, self._watch)
         return future
 
     def _flush(self) -> None:
         out, self._out = self._out, []
         if self._transport is not None and not self.closed and out:
             self._transport.write(b"".join(out))
+
+    def _watch(self) -> None:
+        """At the oldest waiting request's deadline: past it, fail every waiting request
+        and drop the connection; else wake again at the new oldest's deadline."""
+        self._watchdog = None
+        if not self._sent_at or self.closed:
+            return
+        deadline = self._sent_at[0] + self._timeout
+        loop = asyncio.get_running_loop()
+        if loop.time() < deadline:
+            self._watchdog = loop.call_at(deadline, self._watch)
+            return
+        self._fail_waiting(TimeoutError(f"no reply within {self._timeout:g} s"))
+        self.abort()
 
     def data_received(self, data: bytes) -> None:
         self._reader.feed(data)
@@ -160,18 +200,26 @@ class _Resp(asyncio.Protocol):
                 self.abort()
                 return
             future = self._waiting.popleft()
-            if not future.done():  # a caller that gave up (timeout, cancel) reads nothing
+            self._sent_at.popleft()
+            if not future.done():  # a caller that gave up (cancelled) reads nothing
                 future.set_result(reply)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self._out = []
+        self._fail_waiting(redis_errors.ConnectionError(f"connection lost: {exc!r}"))
+
+    def _fail_waiting(self, error: Exception) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        self._sent_at.clear()
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(redis_errors.ConnectionError(f"connection lost: {exc!r}"))
+                future.set_exception(error)
 
     def abort(self) -> None:
         self.closed = True
         if self._transport is not None:
-            self._transport.abort()  # connection_lost follows, failing what waits
+            self._transport.abort()  # connection_lost follows, failing what still waits
