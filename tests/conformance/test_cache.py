@@ -621,7 +621,12 @@ async def test_an_invalidation_arriving_during_a_read_is_not_lost(
     await reader.open()
     await writer.set("k", "v1", ttl=60)
     await writer.set("probe", 1, ttl=60)
-    await asyncio.sleep(0.1)  # let the first publications pass
+    # Let those sets' publications reach the reader before it reads (one arriving late
+    # would drop "probe" from its local tier, and the wait below would end too early):
+    # invalidations arrive in order, so once a later one (the fence's) is handled, so are they.
+    reader.local.put(reader.full_key("fence"), b"1")
+    await writer.delete("fence")
+    await eventually(lambda: _not_local(reader, "fence"))
     reader.local.clear()
     assert await reader.get("probe") == 1  # in the reader's local tier
     fetched, release = _hold_shared_replies(reader)
