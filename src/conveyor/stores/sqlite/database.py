@@ -175,10 +175,10 @@ def use_wal(conn: sqlite3.Connection, timeout: float) -> None:
     """Put the file in WAL mode, waiting up to ``timeout`` for other connections.
 
     Switching a new file to WAL needs it to itself, and SQLite answers ``database
-    is locked`` at once, without its busy timeout, while another connection opens
-    it: several processes starting on one new store (``conveyor serve --workers
-    4``) failed about one time in seven. Once a file is in WAL mode (it stays so)
-    the switch is a no-op that never waits.
+    is locked`` at once, without its busy timeout, to a connection that races
+    another one through the switch: four connections opening one new store
+    together (worker processes starting at once) failed about one round in seven
+    here. Once a file is in WAL mode (it stays so) the switch never waits.
     """
     deadline = time.monotonic() + timeout
     while True:
