@@ -127,7 +127,7 @@ async def test_requests_to_a_server_that_stopped_answering_fail_at_the_timeout(
             for waiting in (first, second):
                 with pytest.raises(TimeoutError):
                     await waiting
-            assert 0.5 <= time.monotonic() - started < 2.0
+            assert 0.5 <= time.monotonic() - started < 5.0  # at its deadline, not a hang
             server.thaw()
             assert await pipe.request(pack("ECHO", "after")) == b"after"  # a new connection
         finally:
@@ -139,11 +139,11 @@ async def test_a_busy_connection_is_not_failed_while_each_reply_comes_in_time(
     tmp_path: Path,
 ) -> None:
     with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url, 0.5)
+        pipe = ScriptPipe(server.url, 1.0)
         try:
-            # Requests for 1.5 s, three timeouts' worth, each answered within 0.1 s.
+            # Requests for 3 s, three timeouts' worth, each answered within 0.1 s.
             started = time.monotonic()
-            while time.monotonic() - started < 1.5:
+            while time.monotonic() - started < 3.0:
                 replies = await asyncio.gather(
                     pipe.request(pack("BLPOP", "nothing", "0.1")), pipe.request(pack("PING"))
                 )
