@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import uvloop
 from redis import exceptions as redis_errors
 
 from conveyor import Conveyor
@@ -150,3 +151,27 @@ async def test_a_busy_connection_is_not_failed_while_each_reply_comes_in_time(
                 assert list(replies) == [None, b"PONG"]
         finally:
             pipe.close()
+
+
+def test_scripts_go_through_the_pipe_on_uvloop(tmp_path: Path) -> None:
+    """`conveyor serve` runs on uvloop, whose transports derive from none of asyncio's
+    classes: the pipe refused them, and every script call of a served app hung."""
+    with running_server(directory=tmp_path / "redis") as server:
+
+        async def main() -> None:
+            app = Conveyor(server.url, log_level="WARNING", store_timeout=TIMEOUT)
+
+            @app.task
+            async def echo(n: int) -> int:
+                return n
+
+            try:
+                jobs = await asyncio.gather(*(echo.enqueue(n) for n in range(20)))
+                stats = await app.work(burst=True, concurrency=5)
+                assert stats.completed == 20
+                assert [(await app.jobs.get(j.id)).result for j in jobs] == list(range(20))
+                assert app.backend.conn._pipe.loop is asyncio.get_running_loop()  # type: ignore[attr-defined]
+            finally:
+                await app.close()
+
+        uvloop.run(main())
