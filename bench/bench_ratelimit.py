@@ -9,11 +9,13 @@ window, fixed window and sliding-window counter, and slowapi's limiter core (its
 runs, on ``limits``' memory storage).
 
 On Redis (``--redis``): conveyor's shared check (one Lua script) against one raw round
-trip (a PING: through redis-py's client, and hand-packed on a pooled connection, the
-floor of any call), ``limits``' async Redis storage (moving and fixed window), and
-slowapi on Redis (``limits``' sync storage: it blocks the event loop). For reference,
-the floor of any check that is one script: a hand-packed EVALSHA of the smallest GCRA
-script there is (GET, compare, SET PX), without conveyor around it.
+trip (a PING: through redis-py's client, hand-packed on a pooled connection, and
+through the pipelined socket conveyor's scripts use, ``stores/redis/pipe.py``, the
+floor of any call of conveyor's), ``limits``' async Redis storage (moving and fixed
+window), and slowapi on Redis (``limits``' sync storage: it blocks the event loop).
+For reference, the floor of any check that is one script: an EVALSHA of the smallest
+GCRA script there is (GET, compare, SET PX), hand-packed on a pooled connection and
+on conveyor's pipe, without conveyor's limiter around it.
 
 Every peer checks the same workload: 1,000 keys in turn, a limit none of them reaches
 (each check admits, the full path), one check in flight. Rounds interleave the peers,
@@ -145,6 +147,15 @@ async def redis_peers(url: str) -> tuple[dict[str, Callable[[int], Awaitable[Non
         for i in range(n):
             await shared.check(KEYS[i % 1000])
 
+    pipe = app.backend.conn._pipe  # type: ignore[attr-defined]
+
+    def piped(commands: list[bytes]) -> Callable[[int], Awaitable[None]]:
+        async def run(n: int) -> None:
+            for i in range(n):
+                await pipe.request(commands[i % len(commands)])
+
+        return run
+
     async def redis_py_ping(n: int) -> None:
         for _ in range(n):
             await client.ping()
@@ -187,8 +198,10 @@ async def redis_peers(url: str) -> tuple[dict[str, Callable[[int], Awaitable[Non
     return {
         "raw round trip (redis-py PING)": redis_py_ping,
         "raw round trip (packed PING)": packed([ping]),
+        "raw round trip (PING on the pipe)": piped([ping]),
         "conveyor shared check (GCRA, Lua)": conveyor_shared,
         "reference: smallest GCRA script": packed(floor),
+        "reference: smallest GCRA script, pipe": piped(floor),
         "limits async redis moving window": limits_run(MovingWindowRateLimiter),
         "limits async redis fixed window": limits_run(FixedWindowRateLimiter),
         "slowapi core (redis, fixed window)": slowapi_redis,
@@ -240,7 +253,11 @@ async def run_redis(url: str, n: int, rounds: int) -> None:
         await app.close()
     report("On Redis", timings, "raw round trip (redis-py PING)", n)
     ours = statistics.median(timings["conveyor shared check (GCRA, Lua)"])
-    for raw in ("raw round trip (redis-py PING)", "raw round trip (packed PING)"):
+    for raw in (
+        "raw round trip (redis-py PING)",
+        "raw round trip (packed PING)",
+        "raw round trip (PING on the pipe)",
+    ):
         ratio = ours / statistics.median(timings[raw])
         verdict = "met" if ratio <= 1.1 else "NOT met"
         print(f"  goal: shared check within 1.1x of a {raw[16:-1]}: {ratio:.2f}x, {verdict}")

@@ -200,7 +200,10 @@ class RedisConnection:
         try:
             if self.is_cluster:
                 return await self._evalsha_on_node(script, command)
-            return await self._evalsha_packed(script, _pack_command(command))
+            packed, pipe = _pack_command(command), self._pipe
+            if pipe is not None and pipe.usable():  # the pipe never sends a request twice
+                return await self._evalsha_piped(pipe, script, packed)
+            return await self._evalsha_packed(script, packed)
         except _FAILURES as exc:  # also OOM, READONLY, LOADING replies: never a refusal here
             error = store_error(exc, f"{what} on Redis {mask_url(self.url)}")
             if isinstance(error, StoreRefusedError):
