@@ -139,7 +139,7 @@ async def test_a_check_past_its_budget_is_counted_at_most_once_by_the_store(tmp_
         app = Conveyor(server.url, rate_limit_budget=BUDGET, log_level="WARNING")
         app.rate_limits.add(RatePolicy("api", "10/hour"))
         try:
-            # Two pooled connections, so a second send would not need a handshake.
+            # Connected and the script loaded first, so a second send would need no handshake.
             first = await asyncio.gather(*(app.rate_limits.check("api", key=k) for k in "ab"))
             assert all(d.allowed for d in first)
             busy = asyncio.create_task(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,11 +19,24 @@ from redis import exceptions as redis_errors
 
 from conveyor import Conveyor
 from conveyor.stores.redis.pipe import ScriptPipe, pack, reply_error
-from tests.redis_servers import running_server
+from tests.redis_servers import RedisServer, running_server
 
 pytestmark = [pytest.mark.redis]
 
 TIMEOUT = 5.0
+
+
+@contextmanager
+def _server_and_pipe(
+    tmp_path: Path, timeout: float = TIMEOUT
+) -> Iterator[tuple[RedisServer, ScriptPipe]]:
+    """A redis-server of the test's own and a pipe to it (closed at the end)."""
+    with running_server(directory=tmp_path / "redis") as server:
+        pipe = ScriptPipe(server.url, timeout)
+        try:
+            yield server, pipe
+        finally:
+            pipe.close()
 
 
 def _clients(server_client: object) -> int:
@@ -29,33 +44,23 @@ def _clients(server_client: object) -> int:
 
 
 async def test_concurrent_requests_get_their_own_replies_over_one_socket(tmp_path: Path) -> None:
-    with running_server(directory=tmp_path / "redis") as server:
+    with _server_and_pipe(tmp_path) as (server, pipe):
         admin = server.client()
         before = _clients(admin)
-        pipe = ScriptPipe(server.url, TIMEOUT)
-        try:
-            replies = await asyncio.gather(
-                *(pipe.request(pack("ECHO", f"r{i}")) for i in range(500))
-            )
-            assert replies == [f"r{i}".encode() for i in range(500)]
-            assert _clients(admin) == before + 1
-        finally:
-            pipe.close()
+        replies = await asyncio.gather(*(pipe.request(pack("ECHO", f"r{i}")) for i in range(500)))
+        assert replies == [f"r{i}".encode() for i in range(500)]
+        assert _clients(admin) == before + 1
 
 
 async def test_an_error_reply_is_raised_as_redis_py_raises_it_and_the_pipe_goes_on(
     tmp_path: Path,
 ) -> None:
-    with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url, TIMEOUT)
-        try:
-            with pytest.raises(redis_errors.NoScriptError):
-                await pipe.request(pack("EVALSHA", "0" * 40, 0))
-            with pytest.raises(redis_errors.ResponseError, match=r"^ERR unknown command"):
-                await pipe.request(pack("NOSUCHCOMMAND"))
-            assert await pipe.request(pack("ECHO", "after")) == b"after"
-        finally:
-            pipe.close()
+    with _server_and_pipe(tmp_path) as (_server, pipe):
+        with pytest.raises(redis_errors.NoScriptError):
+            await pipe.request(pack("EVALSHA", "0" * 40, 0))
+        with pytest.raises(redis_errors.ResponseError, match=r"^ERR unknown command"):
+            await pipe.request(pack("NOSUCHCOMMAND"))
+        assert await pipe.request(pack("ECHO", "after")) == b"after"
     assert isinstance(reply_error("OOM command not allowed"), redis_errors.OutOfMemoryError)
     assert isinstance(reply_error("BUSY Redis is busy"), redis_errors.ResponseError)
 
@@ -63,32 +68,24 @@ async def test_an_error_reply_is_raised_as_redis_py_raises_it_and_the_pipe_goes_
 async def test_a_caller_that_gave_up_does_not_shift_the_next_callers_reply(
     tmp_path: Path,
 ) -> None:
-    with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url, TIMEOUT)
-        try:
-            await pipe.request(pack("PING"))  # connected
-            slow = asyncio.ensure_future(pipe.request(pack("BLPOP", "nothing", "0.3")))
-            await asyncio.sleep(0.05)
-            slow.cancel()
-            # Sent behind the BLPOP on the same socket: answered after it, and its own.
-            assert await pipe.request(pack("ECHO", "mine")) == b"mine"
-        finally:
-            pipe.close()
+    with _server_and_pipe(tmp_path) as (_server, pipe):
+        await pipe.request(pack("PING"))  # connected
+        slow = asyncio.ensure_future(pipe.request(pack("BLPOP", "nothing", "0.3")))
+        await asyncio.sleep(0.05)
+        slow.cancel()
+        # Sent behind the BLPOP on the same socket: answered after it, and its own.
+        assert await pipe.request(pack("ECHO", "mine")) == b"mine"
 
 
 async def test_a_stopped_server_is_a_connection_error_until_it_is_back(tmp_path: Path) -> None:
-    with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url, TIMEOUT)
-        try:
-            assert await pipe.request(pack("PING")) == b"PONG"
-            port = server.port
-            server.stop()
-            with pytest.raises((redis_errors.ConnectionError, OSError)):
-                await pipe.request(pack("PING"))
-            server.start((port,))  # the same port: the pipe's address
-            assert await pipe.request(pack("PING")) == b"PONG"
-        finally:
-            pipe.close()
+    with _server_and_pipe(tmp_path) as (server, pipe):
+        assert await pipe.request(pack("PING")) == b"PONG"
+        port = server.port
+        server.stop()
+        with pytest.raises((redis_errors.ConnectionError, OSError)):
+            await pipe.request(pack("PING"))
+        server.start((port,))  # the same port: the pipe's address
+        assert await pipe.request(pack("PING")) == b"PONG"
 
 
 async def test_many_coroutines_enqueueing_at_once_each_get_their_job(tmp_path: Path) -> None:
@@ -115,8 +112,7 @@ async def test_many_coroutines_enqueueing_at_once_each_get_their_job(tmp_path: P
 async def test_requests_to_a_server_that_stopped_answering_fail_at_the_timeout(
     tmp_path: Path,
 ) -> None:
-    with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url, 0.5)
+    with _server_and_pipe(tmp_path, 0.5) as (server, pipe):
         try:
             assert await pipe.request(pack("PING")) == b"PONG"
             server.freeze()  # SIGSTOP: the socket stays open and nothing answers
@@ -133,24 +129,19 @@ async def test_requests_to_a_server_that_stopped_answering_fail_at_the_timeout(
             assert await pipe.request(pack("ECHO", "after")) == b"after"  # a new connection
         finally:
             server.thaw()
-            pipe.close()
 
 
 async def test_a_busy_connection_is_not_failed_while_each_reply_comes_in_time(
     tmp_path: Path,
 ) -> None:
-    with running_server(directory=tmp_path / "redis") as server:
-        pipe = ScriptPipe(server.url, 1.0)
-        try:
-            # Requests for 3 s, three timeouts' worth, each answered within 0.1 s.
-            started = time.monotonic()
-            while time.monotonic() - started < 3.0:
-                replies = await asyncio.gather(
-                    pipe.request(pack("BLPOP", "nothing", "0.1")), pipe.request(pack("PING"))
-                )
-                assert list(replies) == [None, b"PONG"]
-        finally:
-            pipe.close()
+    with _server_and_pipe(tmp_path, 1.0) as (_server, pipe):
+        # Requests for 3 s, three timeouts' worth, each answered within 0.1 s.
+        started = time.monotonic()
+        while time.monotonic() - started < 3.0:
+            replies = await asyncio.gather(
+                pipe.request(pack("BLPOP", "nothing", "0.1")), pipe.request(pack("PING"))
+            )
+            assert list(replies) == [None, b"PONG"]
 
 
 def test_scripts_go_through_the_pipe_on_uvloop(tmp_path: Path) -> None:
