@@ -142,9 +142,8 @@ class _Resp(asyncio.Protocol):
     def __init__(self, timeout: float) -> None:
         self._timeout = timeout
         self._reader = hiredis.Reader()
-        self._waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
-        self._sent_at: collections.deque[float] = collections.deque()
-        """When each waiting request was sent (loop time), oldest first."""
+        self._waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        """Each request awaiting its reply and when it was sent (loop time), oldest first."""
         self._watchdog: asyncio.TimerHandle | None = None
         self._out: list[bytes] = []
         self._transport: asyncio.Transport | None = None
@@ -169,8 +168,7 @@ class _Resp(asyncio.Protocol):
                 loop.call_soon(self._flush)
             self._out.append(packed)
         now = loop.time()
-        self._waiting.append(future)
-        self._sent_at.append(now)
+        self._waiting.append((future, now))
         if self._watchdog is None:
             self._watchdog = loop.call_at(now + self._timeout, self._watch)
         return future
@@ -184,9 +182,9 @@ class _Resp(asyncio.Protocol):
         """At the oldest waiting request's deadline: past it, fail every waiting request
         and drop the connection; else wake again at the new oldest's deadline."""
         self._watchdog = None
-        if not self._sent_at or self.closed:
+        if not self._waiting or self.closed:
             return
-        deadline = self._sent_at[0] + self._timeout
+        deadline = self._waiting[0][1] + self._timeout
         loop = asyncio.get_running_loop()
         if loop.time() < deadline:
             self._watchdog = loop.call_at(deadline, self._watch)
@@ -200,8 +198,7 @@ class _Resp(asyncio.Protocol):
             if not self._waiting:  # a reply nobody asked for: the stream is out of step
                 self.abort()
                 return
-            future = self._waiting.popleft()
-            self._sent_at.popleft()
+            future, _ = self._waiting.popleft()
             if not future.done():  # a caller that gave up (cancelled) reads nothing
                 future.set_result(reply)
 
@@ -214,9 +211,8 @@ class _Resp(asyncio.Protocol):
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        self._sent_at.clear()
         while self._waiting:
-            future = self._waiting.popleft()
+            future, _ = self._waiting.popleft()
             if not future.done():
                 future.set_exception(error)
 
