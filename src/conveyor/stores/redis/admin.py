@@ -6,6 +6,9 @@ A job is read by id alone, so its queue is looked up first (one pipelined
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import msgspec
 
 from conveyor.clock import Clock
@@ -20,7 +23,7 @@ from conveyor.stores.base import (
     WorkerInfo,
 )
 from conveyor.stores.redis.connection import RedisConnection
-from conveyor.stores.redis.keys import WORKERS_KEY, job_key, meta_key, queue_prefix
+from conveyor.stores.redis.keys import WORKERS_KEY, args_key, job_key, meta_key, queue_prefix
 
 
 class RedisJobAdmin:
@@ -36,7 +39,7 @@ class RedisJobAdmin:
         return await self._read(queue, job_id)
 
     async def _read(self, queue: str, job_id: str) -> JobRecord | None:
-        fields = await self.conn.call(self.conn.client.hgetall, job_key(queue, job_id))
+        (fields,) = await read_hashes(self.conn, [(queue, job_id)])
         return job_record(job_id, queue, fields) if fields else None
 
     async def logs(self, job_id: str) -> list[LogLine]:
@@ -152,6 +155,30 @@ class RedisJobAdmin:
         if dead:
             await self.conn.call(self.conn.client.hdel, WORKERS_KEY, *dead)
         return sorted(live, key=lambda w: w.id)
+
+
+async def read_hashes(
+    conn: RedisConnection, jobs: Sequence[tuple[str, str]]
+) -> list[dict[bytes, bytes]]:
+    """The hashes of jobs given as (queue, id), each with its payload among the fields
+    (``lua/lib.lua``: ``job_fields``), in one round trip; {} for a job that is gone."""
+    if not jobs:
+        return []
+
+    async def run() -> list[Any]:
+        pipe = conn.client.pipeline(transaction=False)
+        for queue, job_id in jobs:
+            pipe.hgetall(job_key(queue, job_id))
+            pipe.get(args_key(queue, job_id))
+        return list(await pipe.execute())
+
+    replies = await conn.call(run)
+    hashes = []
+    for fields, payload in zip(replies[0::2], replies[1::2], strict=True):
+        if fields and payload is not None:
+            fields[b"payload"] = payload
+        hashes.append(fields)
+    return hashes
 
 
 def job_record(job_id: str, queue: str, raw: dict[bytes, bytes]) -> JobRecord:

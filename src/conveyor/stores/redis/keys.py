@@ -23,3 +23,8 @@ def meta_key(queue: str) -> str:
 
 def job_key(queue: str, job_id: str) -> str:
     return f"cv:{{{queue}}}:job:{job_id}"
+
+
+def args_key(queue: str, job_id: str) -> str:
+    """The job's payload, a string of its own (``lua/lib.lua`` says why)."""
+    return f"cv:{{{queue}}}:args:{job_id}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.stores.base import JobEvent, JobEventKind, JobRecord, JobState, Page
-from conveyor.stores.redis.admin import job_record
+from conveyor.stores.redis.admin import job_record, read_hashes
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import job_key
 from conveyor.stores.search import (
@@ -78,7 +78,7 @@ class RedisPages:
             return Page([r for r in records if r], None if stop is None else encode_cursor(stop))
         pages = await asyncio.gather(*(self._walk_queue(walk, q, after, False) for q in queues))
         merged, stop = merge_pages(pages, lambda m: m[0], walk.limit)
-        rows = await self.conn.pipelined("hgetall", [(job_key(m[1], _id(m)),) for m in merged])
+        rows = await read_hashes(self.conn, [(m[1], _id(m)) for m in merged])
         records = [_record((m[0], m[1], row)) for m, row in zip(merged, rows, strict=True)]
         return Page([r for r in records if r], None if stop is None else encode_cursor(stop))
 

@@ -99,11 +99,18 @@ if claim > 0 and meta[1] ~= "1" then
   allowed, wake_at = limits_room(tonumber(now), meta[2], meta[3], meta[4], meta[5])
   local members = {}
   if allowed > 0 then members = pop_ready(math.min(claim, allowed)) end
-  for _, member in ipairs(members) do
+  local payloads = {}
+  if #members > 0 then
+    local keys = {}
+    for i, member in ipairs(members) do keys[i] = args_key(string.sub(member, 18)) end
+    payloads = rcall("MGET", unpack(keys))
+  end
+  for i, member in ipairs(members) do
     local id = string.sub(member, 18)
     local key = job_key(id)
     local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority",
       "attempts", "fence")
+    if payloads[i] then f[2] = payloads[i] end -- else a job written before args: (lib.lua)
     local attempts, fence = tonumber(f[7] or 0) + 1, tonumber(f[8] or 0) + 1
     rcall("HSET", key, "state", "active", "token", token, "worker", worker,
       "lease_until", lease_until, "started_at", now, "cancel_requested", "0",

@@ -20,8 +20,8 @@ for i = 2, #ARGV, 14 do
   elseif rcall("EXISTS", job_key(id)) == 0 then
     -- A parent: never claimed until its last child reports (flow_deliver.lua).
     inserted = true
-    rcall("HSET", job_key(id), "task", ARGV[i + 1], "payload", ARGV[i + 2],
-      "options", ARGV[i + 3], "priority", ARGV[i + 4], "run_at", ARGV[i + 5],
+    rcall("SET", args_key(id), ARGV[i + 2])
+    rcall("HSET", job_key(id), "task", ARGV[i + 1], "options", ARGV[i + 3], "priority", ARGV[i + 4], "run_at", ARGV[i + 5],
       "created_at", ARGV[i + 6], "max_stalled", ARGV[i + 7], "attempts", 0, "stalls", 0,
       "seq", rcall("INCR", P .. "seq"), "cancel_requested", "0", "state", "waiting-children")
     rcall("ZADD", P .. "state:waiting-children", ARGV[i + 6], id)

@@ -6,7 +6,12 @@
 -- Keys of a queue, with P = "cv:{<queue>}:":
 --   P.."meta"            hash: paused, and the queue's limits (their keys: limits.lua)
 --   P.."seq"             counter: enqueue order (FIFO within a priority and run_at)
---   P.."job:"..id        hash: the job's fields
+--   P.."job:"..id        hash: the job's fields but its payload
+--   P.."args:"..id       string: the job's payload (arguments), a key of its own so that the
+--                        hash of a waiting job stays a listpack (Redis packs a hash whose
+--                        values are all short; one long value turns it into a hashtable,
+--                        about 450 bytes more). Jobs written before it have a "payload"
+--                        field instead: payload_of reads either.
 --   P.."logs:"..id       list: "<ms>\t<line>"
 --   P.."ready"           zset: waiting jobs, score = priority and run_at, member = seq:id
 --   P.."scheduled"       zset: scheduled jobs by run_at
@@ -40,6 +45,24 @@ local EVENTS_KEPT = 10000 -- stores.base.EVENTS_KEPT
 local EVENTS_PER_JOB = 100 -- stores.base.EVENTS_PER_JOB
 
 local function job_key(id) return P .. "job:" .. id end
+local function args_key(id) return P .. "args:" .. id end
+
+-- A job's payload: its own key, else (a job written before that key) its hash's field.
+local function payload_of(id)
+  return rcall("GET", args_key(id)) or rcall("HGET", job_key(id), "payload")
+end
+
+-- A job's hash as HGETALL returns it, its payload among the fields.
+local function job_fields(id)
+  local flat = rcall("HGETALL", job_key(id))
+  if #flat == 0 then return flat end
+  local payload = rcall("GET", args_key(id))
+  if payload then
+    flat[#flat + 1] = "payload"
+    flat[#flat + 1] = payload
+  end
+  return flat
+end
 
 -- A job's timeline (its "timeline" field, or nil) with one more event, the oldest dropped
 -- past EVENTS_PER_JOB.
@@ -167,11 +190,28 @@ local function later(batch, command, key, a, b)
   if b ~= nil then args[#args + 1] = b end
 end
 
+-- Keys to set, gathered into one MSET (every key of a queue is on one slot).
+local function later_set(batch, key, value)
+  local args = batch.args["MSET"]
+  if args == nil then
+    args = {}
+    batch.args["MSET"] = args
+    batch.order[#batch.order + 1] = { "MSET", nil, "MSET" }
+  end
+  args[#args + 1] = key
+  args[#args + 1] = value
+end
+
 local function flush(batch)
   for _, entry in ipairs(batch.order) do
     local args = batch.args[entry[3]]
-    for first = 1, #args, 1000 do -- unpack() has a stack limit; 1000 keeps ZADD pairs whole
-      rcall(entry[1], entry[2], unpack(args, first, math.min(first + 999, #args)))
+    for first = 1, #args, 1000 do -- unpack() has a stack limit; 1000 keeps pairs whole
+      local last = math.min(first + 999, #args)
+      if entry[2] == nil then
+        rcall(entry[1], unpack(args, first, last))
+      else
+        rcall(entry[1], entry[2], unpack(args, first, last))
+      end
     end
   end
   batch.args, batch.order = {}, {}
@@ -189,9 +229,10 @@ local function insert_into(batch, id, task, payload, options, priority, run_at, 
   local seq = rcall("INCR", P .. "seq")
   local ready = tonumber(run_at) <= tonumber(now)
   local state = ready and "waiting" or "scheduled"
-  rcall("HSET", key, "task", task, "payload", payload, "options", options,
+  rcall("HSET", key, "task", task, "options", options,
     "priority", priority, "run_at", run_at, "created_at", created_at,
     "max_stalled", max_stalled, "seq", seq, "state", state)
+  later_set(batch, args_key(id), payload)
   later(batch, "ZADD", P .. "task:" .. task, created_at, id)
   if in_ids == nil then later(batch, "ZADD", P .. "ids", 0, id) end
   later(batch, "ZADD", P .. "state:" .. state, created_at, id)
@@ -286,7 +327,7 @@ local function delete_job(id)
   rcall("ZREM", P .. "expiry", id)
   rcall("ZREM", P .. "ids", id)
   unindex_jobs({ id }, { { f[3], f[4] } })
-  rcall("DEL", job_key(id), P .. "logs:" .. id, P .. "flow:" .. id)
+  rcall("DEL", job_key(id), args_key(id), P .. "logs:" .. id, P .. "flow:" .. id)
   return true
 end
 
@@ -298,8 +339,9 @@ local function trim_done(state, keep)
   local ids = rcall("ZRANGE", done, 0, excess - 1)
   local keys, flows, entries = {}, {}, {}
   for i, id in ipairs(ids) do
-    keys[2 * i - 1] = job_key(id)
-    keys[2 * i] = P .. "logs:" .. id
+    keys[3 * i - 2] = job_key(id)
+    keys[3 * i - 1] = args_key(id)
+    keys[3 * i] = P .. "logs:" .. id
     flows[i] = P .. "flow:" .. id
     entries[i] = rcall("HMGET", job_key(id), "task", "keys")
   end
@@ -309,7 +351,7 @@ local function trim_done(state, keep)
     rcall("ZREM", P .. "state:" .. state, unpack(ids, first, last))
     rcall("ZREM", P .. "expiry", unpack(ids, first, last))
     rcall("ZREM", P .. "ids", unpack(ids, first, last))
-    rcall("DEL", unpack(keys, 2 * first - 1, 2 * last))
+    rcall("DEL", unpack(keys, 3 * first - 2, 3 * last))
     rcall("DEL", unpack(flows, first, last))
   end
   rcall("ZREMRANGEBYRANK", done, 0, excess - 1)

@@ -65,7 +65,7 @@ local function take(at, id)
   examined = examined + 1
   last_at, last_id = at, id
   if matches(id) then
-    found[#found + 1] = { at, id, fields and rcall("HGETALL", job_key(id)) or {} }
+    found[#found + 1] = { at, id, fields and job_fields(id) or {} }
   end
   return true
 end
