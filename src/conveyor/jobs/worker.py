@@ -44,7 +44,7 @@ from conveyor.jobs.context import JobContext
 from conveyor.jobs.job import sleep_or_wake
 from conveyor.jobs.leases import LeaseKeeper
 from conveyor.jobs.maintenance import Maintenance, worker_info
-from conveyor.jobs.prefetch import ClaimedAhead, prefetch_for, release
+from conveyor.jobs.prefetch import PREFETCH_UP_TO, ClaimedAhead, prefetch_for, release
 from conveyor.jobs.scheduler import Scheduler
 from conveyor.jobs.worker_stats import WorkerStats
 from conveyor.observability.logging import get_logger
@@ -102,6 +102,14 @@ class Worker:
         self._stopped = asyncio.Event()
         self._blocking: asyncio.Future[Any] | None = None
         self._parents_released = False
+        self._claiming = 0
+        """Jobs asked for by exchanges in flight."""
+        self._overlap = self.store.exchanges_in_flight if self.concurrency > PREFETCH_UP_TO else 1
+        """Exchanges in flight at most: above the concurrency that claims ahead, as many as
+        the store gains from (Redis: two, so the server works on one while this process
+        runs the jobs of the other)."""
+        self._found_nothing = False
+        """The last exchange asked for jobs, got none and carried no outcome: wait for work."""
         self.last_beat = time.monotonic()
         """When the store last answered this worker (an exchange or a heartbeat)."""
 
@@ -224,11 +232,46 @@ class Worker:
     # -- claiming and acknowledging -------------------------------------------
 
     async def _exchange_loop(self) -> None:
+        in_flight: set[asyncio.Task[None]] = set()
+        try:
+            await self._exchanges(in_flight)
+        finally:  # left by an error or a cancel: no exchange outlives the loop
+            for step in in_flight:
+                step.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
+
+    async def _exchanges(self, in_flight: set[asyncio.Task[None]]) -> None:
         poll = self.app.settings.poll_interval
         linger_until: float | None = None
         while True:
-            free = self.concurrency - len(self._running) + self._ahead.room
+            for done in [t for t in in_flight if t.done()]:
+                in_flight.discard(done)
+                done.result()  # a bug in a step is raised here, as it would be inline
+            free = self.concurrency - len(self._running) + self._ahead.room - self._claiming
             want = 0 if self._stopping else min(self._batch, free)
+            if in_flight:
+                # One more exchange may go out while one is in flight, if it carries enough:
+                # the store works on one while this process runs the other's jobs.
+                if len(in_flight) < self._overlap and want + len(self._outcomes) >= max(
+                    1, self.concurrency // 4
+                ):
+                    in_flight.add(self._launch(want))
+                    continue
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self._found_nothing:
+                self._found_nothing = False
+                if self._parents_released:  # a delivery after the claim made parents ready
+                    self._parents_released = False
+                    continue
+                if self.burst and not self._running and not self._ahead:
+                    return
+                if self._stopping:  # stop() came during the exchange: its wake-up is not lost
+                    continue
+                self._wake.clear()
+                await self._idle(poll)
+                continue
             if not self._outcomes and want <= 0:
                 if self._stopping:
                     return
@@ -245,24 +288,31 @@ class Worker:
                     await sleep_or_wake(self._wake, linger_until - now)
                     continue
             linger_until = None
-            claimed = await self._exchange(want)
-            if len(claimed) < want:
-                # No backlog: jobs that come now are for idle workers first. Claim none
-                # ahead until one of this worker's jobs ends.
-                self._ahead.paused = True
-            for job in claimed:
-                self._hold(job)
-            self._start_ahead()
-            if want > 0 and not claimed and not self._outcomes:
-                if self._parents_released:  # a delivery after the claim made parents ready
-                    self._parents_released = False
-                    continue
-                if self.burst and not self._running and not self._ahead:
-                    return
-                if self._stopping:  # stop() came during the exchange: its wake-up is not lost
-                    continue
-                self._wake.clear()
-                await self._idle(poll)
+            # With two in flight, half now and (next turn) half while this one is out:
+            # each half's jobs then run while the store works on the other half's claim.
+            in_flight.add(self._launch(want if self._overlap == 1 else -(-want // self._overlap)))
+
+    def _launch(self, want: int) -> asyncio.Task[None]:
+        """Start an exchange that carries every outcome so far and claims ``want`` jobs."""
+        pending, self._outcomes = self._outcomes, []
+        self._claiming += want
+        return asyncio.create_task(self._step(want, pending), name="conveyor-exchange")
+
+    async def _step(self, want: int, pending: list[Pending]) -> None:
+        """One exchange and what follows it: the claimed jobs start or are held ahead."""
+        try:
+            claimed = await self._exchange(want, pending)
+        finally:
+            self._claiming -= want
+            self._wake.set()
+        if len(claimed) < want:
+            # No backlog: jobs that come now are for idle workers first. Claim none
+            # ahead until one of this worker's jobs ends.
+            self._ahead.paused = True
+        for job in claimed:
+            self._hold(job)
+        self._start_ahead()
+        self._found_nothing = want > 0 and not claimed and not self._outcomes
 
     async def _idle(self, poll: float) -> None:
         """Wait until the store says work may be ready, or this process wakes us.
@@ -280,8 +330,7 @@ class Worker:
             log.error("waiting for work failed", error=repr(blocking.exception()))
             await self.clock.sleep_or_wake(self._wake, poll)
 
-    async def _exchange(self, want: int) -> list[ClaimedJob]:
-        pending, self._outcomes = self._outcomes, []
+    async def _exchange(self, want: int, pending: list[Pending]) -> list[ClaimedJob]:
         try:
             accepted, claimed = await self.store.exchange(
                 [p[0] for p in pending], self.queues, want, self.id, self._lease_ms
@@ -314,7 +363,8 @@ class Worker:
 
     async def _flush_outcomes(self) -> None:
         if self._outcomes:
-            await self._exchange(0)
+            pending, self._outcomes = self._outcomes, []
+            await self._exchange(0, pending)
 
     def _record(self, pending: list[Pending], accepted: list[bool]) -> None:
         metrics = self.app.metrics.jobs

@@ -28,6 +28,8 @@ class PostgresJobStore(
 ):
     """A :class:`~conveyor.stores.base.JobStore` in a PostgreSQL schema."""
 
+    exchanges_in_flight = 1
+
     def __init__(self, url: str, db: PostgresConnection, clock: Clock) -> None:
         self.url = url
         self.db = db

@@ -1,0 +1,98 @@
+"""A worker on a store that gains from it keeps two exchanges in flight: the store
+works on one while the worker runs the jobs of the other. It never holds more jobs
+than its concurrency, and every job runs once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from conveyor import Conveyor
+from conveyor.jobs.prefetch import PREFETCH_UP_TO
+from conveyor.stores.base import ClaimedJob, Outcome
+
+JOBS = 400
+
+
+class _Watched:
+    """Wraps a store's exchange: each takes a while, and what it does is counted."""
+
+    def __init__(self, app: Conveyor, in_flight: int) -> None:
+        self.store: Any = app.store
+        self.store.exchanges_in_flight = in_flight
+        self.real = self.store.exchange
+        setattr(self.store, "exchange", self.exchange)  # a method replaced: mypy refuses =
+        self.now = 0
+        self.most = 0
+        self.held = 0
+        """Jobs claimed by the worker whose outcomes the store has not had."""
+        self.most_held = 0
+
+    async def exchange(
+        self,
+        finished: Sequence[Outcome],
+        queues: Sequence[str],
+        claim: int,
+        worker: str,
+        lease_ms: int,
+    ) -> tuple[list[bool], list[ClaimedJob]]:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            await asyncio.sleep(0.002)  # a store on another machine
+            accepted, claimed = await self.real(finished, queues, claim, worker, lease_ms)
+        finally:
+            self.now -= 1
+        self.held += len(claimed) - sum(accepted)
+        self.most_held = max(self.most_held, self.held)
+        return accepted, claimed
+
+
+def _app(ran: Counter[int]) -> tuple[Conveyor, Any]:
+    app = Conveyor("memory://", log_level="WARNING")
+
+    @app.task
+    async def work(n: int) -> None:
+        ran[n] += 1
+        await asyncio.sleep(0)
+
+    return app, work
+
+
+@pytest.mark.parametrize("concurrency", [PREFETCH_UP_TO + 1, 16, 50])
+async def test_two_exchanges_in_flight_never_claim_past_the_workers_slots(
+    concurrency: int,
+) -> None:
+    ran: Counter[int] = Counter()
+    app, work = _app(ran)
+    try:
+        await app.enqueue_many([work.call(n) for n in range(JOBS)])
+        watched = _Watched(app, in_flight=2)
+        stats = await app.work(burst=True, concurrency=concurrency)
+        assert watched.most == 2
+        assert watched.most_held <= concurrency
+        assert stats.completed == JOBS
+        assert ran == Counter(range(JOBS))
+    finally:
+        await app.close()
+
+
+@pytest.mark.parametrize(("in_flight", "concurrency"), [(1, 50), (2, PREFETCH_UP_TO)])
+async def test_one_exchange_at_a_time_where_the_store_or_claiming_ahead_says_so(
+    in_flight: int, concurrency: int
+) -> None:
+    ran: Counter[int] = Counter()
+    app, work = _app(ran)
+    try:
+        await app.enqueue_many([work.call(n) for n in range(JOBS)])
+        watched = _Watched(app, in_flight=in_flight)
+        stats = await app.work(burst=True, concurrency=concurrency)
+        assert watched.most == 1
+        assert stats.completed == JOBS
+        assert ran == Counter(range(JOBS))
+    finally:
+        await app.close()
