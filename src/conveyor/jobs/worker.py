@@ -8,7 +8,10 @@ Five loops share one event loop:
   is in flight ride on the next one, so batches grow with load by themselves.
   Each claimed job runs as its own asyncio task (``attempt.py``). At low
   concurrency the worker also claims ahead (``prefetch.py``), so that a slot
-  that frees starts its next job without a round trip.
+  that frees starts its next job without a round trip; above it, on a store
+  that gains from it (``JobStore.exchanges_in_flight``: Redis), two exchanges
+  are in flight, so the store works on one while the worker runs the jobs of
+  the other.
 - ``LeaseKeeper.renew_loop`` and ``LeaseKeeper.flush_loop`` (``leases.py``)
   renew every held lease in one call, write progress, and stop attempts
   whose lease was lost or whose job is to be cancelled.
