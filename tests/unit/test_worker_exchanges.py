@@ -96,3 +96,29 @@ async def test_one_exchange_at_a_time_where_the_store_or_claiming_ahead_says_so(
         assert ran == Counter(range(JOBS))
     finally:
         await app.close()
+
+
+async def test_a_worker_woken_for_one_job_sends_one_exchange() -> None:
+    ran: Counter[int] = Counter()
+    app, work = _app(ran)
+    try:
+        watched = _Watched(app, in_flight=2)
+        worker = app.worker(concurrency=16)
+        running = asyncio.create_task(worker.run())
+        async with asyncio.timeout(10):
+            while watched.now == 0:  # the first claim went out and found nothing
+                await asyncio.sleep(0.001)
+            while watched.now:
+                await asyncio.sleep(0.001)
+        for n in range(3):
+            watched.most = 0
+            await work.enqueue(n)
+            async with asyncio.timeout(10):
+                while ran[n] == 0:
+                    await asyncio.sleep(0.001)
+            assert watched.most == 1  # no second exchange split off while one was out
+        worker.stop()
+        await running
+        assert ran == Counter(range(3))
+    finally:
+        await app.close()

@@ -113,6 +113,10 @@ class Worker:
         runs the jobs of the other)."""
         self._found_nothing = False
         """The last exchange asked for jobs, got none and carried no outcome: wait for work."""
+        self._backlog = False
+        """The last exchange that asked for jobs got all it asked for: more are likely
+        waiting, so a second exchange may go out while one is in flight. An idle worker
+        woken for one job sends one."""
         self.last_beat = time.monotonic()
         """When the store last answered this worker (an exchange or a heartbeat)."""
 
@@ -255,8 +259,10 @@ class Worker:
             if in_flight:
                 # One more exchange may go out while one is in flight, if it carries enough:
                 # the store works on one while this process runs the other's jobs.
-                if len(in_flight) < self._overlap and want + len(self._outcomes) >= max(
-                    1, self.concurrency // 4
+                if (
+                    self._backlog
+                    and len(in_flight) < self._overlap
+                    and want + len(self._outcomes) >= max(1, self.concurrency // 4)
                 ):
                     in_flight.add(self._launch(want))
                     continue
@@ -291,9 +297,10 @@ class Worker:
                     await sleep_or_wake(self._wake, linger_until - now)
                     continue
             linger_until = None
-            # With two in flight, half now and (next turn) half while this one is out:
-            # each half's jobs then run while the store works on the other half's claim.
-            in_flight.add(self._launch(want if self._overlap == 1 else -(-want // self._overlap)))
+            # With a backlog and two in flight, half now and (next turn) half while this
+            # one is out: each half's jobs then run while the store works on the other.
+            split = self._overlap > 1 and self._backlog
+            in_flight.add(self._launch(-(-want // self._overlap) if split else want))
 
     def _launch(self, want: int) -> asyncio.Task[None]:
         """Start an exchange that carries every outcome so far and claims ``want`` jobs."""
@@ -316,6 +323,8 @@ class Worker:
             self._hold(job)
         self._start_ahead()
         self._found_nothing = want > 0 and not claimed and not self._outcomes
+        if want > 0:
+            self._backlog = len(claimed) >= want
 
     async def _idle(self, poll: float) -> None:
         """Wait until the store says work may be ready, or this process wakes us.
