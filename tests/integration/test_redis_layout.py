@@ -89,3 +89,19 @@ async def test_a_job_written_with_its_payload_in_its_hash_still_reads_runs_and_d
         assert client.keys("cv:{default}:job:*") == []
     finally:
         await app.close()
+
+
+async def test_the_marker_that_wakes_workers_holds_one_token_however_many_enqueues(
+    server: RedisServer,
+) -> None:
+    ran: list[tuple[int, str]] = []
+    app, pad = _app(server, ran)
+    try:
+        for n in range(5):
+            await pad.enqueue(n, "")
+        await app.enqueue_many([pad.call(n, "") for n in range(5, 10)])
+        assert server.client().lrange("cv:{default}:marker", 0, -1) == [b"1"]
+        await app.work(burst=True, concurrency=2)
+        assert sorted(n for n, _ in ran) == list(range(10))
+    finally:
+        await app.close()

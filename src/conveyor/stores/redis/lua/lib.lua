@@ -257,9 +257,11 @@ local function insert_job(id, task, payload, options, priority, run_at, created_
   return inserted, ready
 end
 
+-- Wake a worker blocked on the queue's marker. A token already there wakes the next
+-- worker that blocks, and no worker is blocked on a list that holds one: push only onto
+-- an empty list (one call where the list has its token, as under one-by-one enqueues).
 local function wake_workers()
-  rcall("LPUSH", P .. "marker", "1")
-  rcall("LTRIM", P .. "marker", 0, 0)
+  if rcall("LLEN", P .. "marker") == 0 then rcall("LPUSH", P .. "marker", "1") end
 end
 
 local function finish(id, created_at, old, state, now, expires_at)
