@@ -4,11 +4,17 @@ Every queue script is ``lib.lua`` (the key layout and shared helpers)
 followed by its own file, or by several (``_PARTS``); a script that is not
 about a queue (``_ALONE``) is its own file alone. Scripts are registered on a client
 once and called by SHA (see ``connection.RedisConnection.run_script``).
+
+A script runs its whole source on every call, so each ``local function`` of
+``lib.lua`` is a closure made again each time: with all thirty of them, a call
+cost about 1.8 us more than an empty script. A script therefore gets only the
+helpers its own files call, directly or through one another (``_shaken``).
 """
 
 from __future__ import annotations
 
 import functools
+import re
 from importlib import resources
 
 _PARTS = {"exchange": ("limits", "exchange"), "backoff": ("backoff", "release")}
@@ -26,4 +32,49 @@ def script_source(name: str) -> str:
     """The whole source of script ``name``."""
     if name in _ALONE:
         return _lua(name)
-    return "".join(_lua(part) for part in ("lib", *_PARTS.get(name, (name,))))
+    body = "".join(_lua(part) for part in _PARTS.get(name, (name,)))
+    return _shaken(_lua("lib"), body) + body
+
+
+_FUNCTION = re.compile(r"local function (\w+)\(")
+_WORD = re.compile(r"\w+")
+
+
+def _shaken(lib: str, body: str) -> str:
+    """``lib`` without the functions ``body`` never calls, directly or through others.
+
+    A top-level ``local function`` of ``lib`` runs to its first line that is ``end``
+    alone (or is one line), with the comment lines just above it; every other line
+    (the layout, ``rcall``, ``P``, the constants) is kept. A name counts as called
+    wherever it appears as a word, so a helper is kept rather than missed.
+    """
+    kept: list[tuple[str | None, list[str]]] = []  # (function name or None, its lines)
+    comments: list[str] = []
+    lines = iter(lib.splitlines(keepends=True))
+    for line in lines:
+        if line.startswith("--") or not line.strip():
+            comments.append(line)
+            continue
+        found = _FUNCTION.match(line)
+        if found is None:
+            kept.append((None, [*comments, line]))
+        else:
+            block = [*comments, line]
+            if not line.rstrip().endswith(" end"):
+                for more in lines:
+                    block.append(more)
+                    if more.rstrip() == "end":
+                        break
+            kept.append((found.group(1), block))
+        comments = []
+    functions = {name: "".join(block) for name, block in kept if name is not None}
+    wanted: set[str] = set()
+    todo = [w for w in _WORD.findall(body) if w in functions]
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo += [w for w in _WORD.findall(functions[name]) if w in functions]
+    return "".join(
+        "".join(block) for name, block in kept if name is None or name in wanted
+    ) + "".join(comments)

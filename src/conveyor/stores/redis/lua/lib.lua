@@ -11,7 +11,7 @@
 --                        hash of a waiting job stays a listpack (Redis packs a hash whose
 --                        values are all short; one long value turns it into a hashtable,
 --                        about 450 bytes more). Jobs written before it have a "payload"
---                        field instead: payload_of reads either.
+--                        field instead, which every read falls back to.
 --   P.."logs:"..id       list: "<ms>\t<line>"
 --   P.."ready"           zset: waiting jobs, score = priority and run_at, member = seq:id
 --   P.."scheduled"       zset: scheduled jobs by run_at
@@ -46,11 +46,6 @@ local EVENTS_PER_JOB = 100 -- stores.base.EVENTS_PER_JOB
 
 local function job_key(id) return P .. "job:" .. id end
 local function args_key(id) return P .. "args:" .. id end
-
--- A job's payload: its own key, else (a job written before that key) its hash's field.
-local function payload_of(id)
-  return rcall("GET", args_key(id)) or rcall("HGET", job_key(id), "payload")
-end
 
 -- A job's hash as HGETALL returns it, its payload among the fields.
 local function job_fields(id)
