@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor
+from conveyor import Backoff, Conveyor, current_job
 from conveyor.jobs.prefetch import PREFETCH_UP_TO
 from conveyor.stores.base import ClaimedJob, Outcome
 
@@ -120,5 +120,41 @@ async def test_a_worker_woken_for_one_job_sends_one_exchange() -> None:
         worker.stop()
         await running
         assert ran == Counter(range(3))
+    finally:
+        await app.close()
+
+
+async def test_an_outcome_that_arrives_after_an_empty_claim_is_sent_before_a_burst_ends() -> None:
+    # The first attempt fails just after the worker's second claim came back empty:
+    # the retry's outcome must go out (and the job run again) before the burst ends.
+    app = Conveyor("memory://", log_level="WARNING")
+    gate = asyncio.Event()
+    attempts: list[int] = []
+
+    @app.task(retries=1, backoff=Backoff.fixed(0))
+    async def flaky() -> None:
+        attempts.append(current_job().attempt)
+        if current_job().attempt == 1:
+            await gate.wait()
+            raise ValueError("first try fails")
+
+    store: Any = app.store
+    real = store.exchange
+    calls = 0
+
+    async def exchange(*args: Any) -> tuple[list[bool], list[ClaimedJob]]:
+        nonlocal calls
+        calls += 1
+        answer: tuple[list[bool], list[ClaimedJob]] = await real(*args)
+        if calls == 2:  # the claim made while the first attempt runs: it finds nothing
+            gate.set()  # the attempt fails before the worker looks at that answer
+        return answer
+
+    setattr(store, "exchange", exchange)  # a method replaced: mypy refuses =
+    try:
+        await flaky.enqueue()
+        stats = await app.work(burst=True, concurrency=10)
+        assert (stats.retried, stats.completed) == (1, 1)
+        assert attempts == [1, 2]
     finally:
         await app.close()

@@ -271,6 +271,8 @@ class Worker:
                 continue
             if self._found_nothing:
                 self._found_nothing = False
+                if self._outcomes:  # a job ended since that answer: its outcome goes first
+                    continue
                 if self._parents_released:  # a delivery after the claim made parents ready
                     self._parents_released = False
                     continue

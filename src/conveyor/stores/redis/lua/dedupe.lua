@@ -38,7 +38,7 @@ for i = 2, #ARGV, 12 do
       rcall("ZREM", P .. "ready", ready_member(f[3], held))
       rcall("ZREM", P .. "scheduled", held)
       rcall("SET", args_key(held), payload)
-      rcall("HDEL", job_key(held), "payload") -- a job written before args: (lib.lua)
+      rcall("HDEL", job_key(held), "payload") -- kept there by jobs older than args: keys
       rcall("HSET", job_key(held), "options", options, "priority", priority, "run_at", run_at)
       set_keys(held, f[2], ARGV[i + 11]) -- the latest call's fields (pending: no error keys)
       if make_due(held, f[2], f[1], run_at, now, priority, f[3]) then any_ready = true end

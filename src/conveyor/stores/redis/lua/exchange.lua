@@ -110,7 +110,7 @@ if claim > 0 and meta[1] ~= "1" then
     local key = job_key(id)
     local f = rcall("HMGET", key, "task", "payload", "options", "run_at", "created_at", "priority",
       "attempts", "fence")
-    if payloads[i] then f[2] = payloads[i] end -- else a job written before args: (lib.lua)
+    if payloads[i] then f[2] = payloads[i] end -- else a job older than args: keys (lib.lua)
     local attempts, fence = tonumber(f[7] or 0) + 1, tonumber(f[8] or 0) + 1
     rcall("HSET", key, "state", "active", "token", token, "worker", worker,
       "lease_until", lease_until, "started_at", now, "cancel_requested", "0",

@@ -21,8 +21,9 @@ for i = 2, #ARGV, 14 do
     -- A parent: never claimed until its last child reports (flow_deliver.lua).
     inserted = true
     rcall("SET", args_key(id), ARGV[i + 2])
-    rcall("HSET", job_key(id), "task", ARGV[i + 1], "options", ARGV[i + 3], "priority", ARGV[i + 4], "run_at", ARGV[i + 5],
-      "created_at", ARGV[i + 6], "max_stalled", ARGV[i + 7], "attempts", 0, "stalls", 0,
+    rcall("HSET", job_key(id), "task", ARGV[i + 1], "options", ARGV[i + 3],
+      "priority", ARGV[i + 4], "run_at", ARGV[i + 5], "created_at", ARGV[i + 6],
+      "max_stalled", ARGV[i + 7], "attempts", 0, "stalls", 0,
       "seq", rcall("INCR", P .. "seq"), "cancel_requested", "0", "state", "waiting-children")
     rcall("ZADD", P .. "state:waiting-children", ARGV[i + 6], id)
     index_job(id, ARGV[i + 1], ARGV[i + 6], ARGV[i + 13])
