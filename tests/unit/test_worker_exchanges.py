@@ -125,8 +125,9 @@ async def test_a_worker_woken_for_one_job_sends_one_exchange() -> None:
 
 
 async def test_an_outcome_that_arrives_after_an_empty_claim_is_sent_before_a_burst_ends() -> None:
-    # The first attempt fails just after the worker's second claim came back empty:
-    # the retry's outcome must go out (and the job run again) before the burst ends.
+    # The first attempt fails just after the worker's second claim came back empty, before
+    # the loop reads that answer: the retry's outcome must go out (and the job run again)
+    # before the burst ends.
     app = Conveyor("memory://", log_level="WARNING")
     gate = asyncio.Event()
     attempts: list[int] = []
@@ -139,6 +140,7 @@ async def test_an_outcome_that_arrives_after_an_empty_claim_is_sent_before_a_bur
             raise ValueError("first try fails")
 
     store: Any = app.store
+    store.exchanges_in_flight = 2  # each exchange a task: its answer is read a turn later
     real = store.exchange
     calls = 0
 

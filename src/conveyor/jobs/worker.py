@@ -257,13 +257,14 @@ class Worker:
             free = self.concurrency - len(self._running) + self._ahead.room - self._claiming
             want = 0 if self._stopping else min(self._batch, free)
             if in_flight:
+                if not (self._backlog and len(in_flight) < self._overlap):
+                    # No other exchange may go out: nothing to do until one is back (a
+                    # wake-up per finished job would only spin this loop).
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    continue
                 # One more exchange may go out while one is in flight, if it carries enough:
                 # the store works on one while this process runs the other's jobs.
-                if (
-                    self._backlog
-                    and len(in_flight) < self._overlap
-                    and want + len(self._outcomes) >= max(1, self.concurrency // 4)
-                ):
+                if want + len(self._outcomes) >= max(1, self.concurrency // 4):
                     in_flight.add(self._launch(want))
                     continue
                 self._wake.clear()
@@ -299,15 +300,22 @@ class Worker:
                     await sleep_or_wake(self._wake, linger_until - now)
                     continue
             linger_until = None
+            if self._overlap == 1:  # one at a time: no task to start and wait for
+                await self._step(want, self._take(want))
+                continue
             # With a backlog and two in flight, half now and (next turn) half while this
             # one is out: each half's jobs then run while the store works on the other.
-            split = self._overlap > 1 and self._backlog
-            in_flight.add(self._launch(-(-want // self._overlap) if split else want))
+            in_flight.add(self._launch(-(-want // self._overlap) if self._backlog else want))
 
-    def _launch(self, want: int) -> asyncio.Task[None]:
-        """Start an exchange that carries every outcome so far and claims ``want`` jobs."""
+    def _take(self, want: int) -> list[Pending]:
+        """The outcomes an exchange of ``want`` jobs carries: every one so far."""
         pending, self._outcomes = self._outcomes, []
         self._claiming += want
+        return pending
+
+    def _launch(self, want: int) -> asyncio.Task[None]:
+        """Start an exchange as a task of its own, so that another may go out meanwhile."""
+        pending = self._take(want)
         return asyncio.create_task(self._step(want, pending), name="conveyor-exchange")
 
     async def _step(self, want: int, pending: list[Pending]) -> None:
