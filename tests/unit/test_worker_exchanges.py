@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
 from conveyor import Backoff, Conveyor, current_job
 from conveyor.jobs.prefetch import PREFETCH_UP_TO
-from conveyor.stores.base import ClaimedJob, Outcome
+from conveyor.stores.base import ClaimedJob
 
 JOBS = 400
 
@@ -32,19 +33,12 @@ class _Watched:
         """Jobs claimed by the worker whose outcomes the store has not had."""
         self.most_held = 0
 
-    async def exchange(
-        self,
-        finished: Sequence[Outcome],
-        queues: Sequence[str],
-        claim: int,
-        worker: str,
-        lease_ms: int,
-    ) -> tuple[list[bool], list[ClaimedJob]]:
+    async def exchange(self, *args: Any) -> tuple[list[bool], list[ClaimedJob]]:
         self.now += 1
         self.most = max(self.most, self.now)
         try:
             await asyncio.sleep(0.002)  # a store on another machine
-            accepted, claimed = await self.real(finished, queues, claim, worker, lease_ms)
+            accepted, claimed = await self.real(*args)
         finally:
             self.now -= 1
         self.held += len(claimed) - sum(accepted)
@@ -52,76 +46,77 @@ class _Watched:
         return accepted, claimed
 
 
-def _app(ran: Counter[int]) -> tuple[Conveyor, Any]:
+@dataclass
+class _App:
+    app: Conveyor
+    work: Any
+    ran: Counter[int] = field(default_factory=Counter)
+    """Runs of each job, by its argument."""
+
+
+@pytest.fixture
+async def worker_app() -> AsyncIterator[_App]:
     app = Conveyor("memory://", log_level="WARNING")
+    ran: Counter[int] = Counter()
 
     @app.task
     async def work(n: int) -> None:
         ran[n] += 1
         await asyncio.sleep(0)
 
-    return app, work
+    try:
+        yield _App(app, work, ran)
+    finally:
+        await app.close()
 
 
 @pytest.mark.parametrize("concurrency", [PREFETCH_UP_TO + 1, 16, 50])
 async def test_two_exchanges_in_flight_never_claim_past_the_workers_slots(
-    concurrency: int,
+    worker_app: _App, concurrency: int
 ) -> None:
-    ran: Counter[int] = Counter()
-    app, work = _app(ran)
-    try:
-        await app.enqueue_many([work.call(n) for n in range(JOBS)])
-        watched = _Watched(app, in_flight=2)
-        stats = await app.work(burst=True, concurrency=concurrency)
-        assert watched.most == 2
-        assert watched.most_held <= concurrency
-        assert stats.completed == JOBS
-        assert ran == Counter(range(JOBS))
-    finally:
-        await app.close()
+    app, work, ran = worker_app.app, worker_app.work, worker_app.ran
+    await app.enqueue_many([work.call(n) for n in range(JOBS)])
+    watched = _Watched(app, in_flight=2)
+    stats = await app.work(burst=True, concurrency=concurrency)
+    assert watched.most == 2
+    assert watched.most_held <= concurrency
+    assert stats.completed == JOBS
+    assert ran == Counter(range(JOBS))
 
 
 @pytest.mark.parametrize(("in_flight", "concurrency"), [(1, 50), (2, PREFETCH_UP_TO)])
 async def test_one_exchange_at_a_time_where_the_store_or_claiming_ahead_says_so(
-    in_flight: int, concurrency: int
+    worker_app: _App, in_flight: int, concurrency: int
 ) -> None:
-    ran: Counter[int] = Counter()
-    app, work = _app(ran)
-    try:
-        await app.enqueue_many([work.call(n) for n in range(JOBS)])
-        watched = _Watched(app, in_flight=in_flight)
-        stats = await app.work(burst=True, concurrency=concurrency)
-        assert watched.most == 1
-        assert stats.completed == JOBS
-        assert ran == Counter(range(JOBS))
-    finally:
-        await app.close()
+    app, work, ran = worker_app.app, worker_app.work, worker_app.ran
+    await app.enqueue_many([work.call(n) for n in range(JOBS)])
+    watched = _Watched(app, in_flight=in_flight)
+    stats = await app.work(burst=True, concurrency=concurrency)
+    assert watched.most == 1
+    assert stats.completed == JOBS
+    assert ran == Counter(range(JOBS))
 
 
-async def test_a_worker_woken_for_one_job_sends_one_exchange() -> None:
-    ran: Counter[int] = Counter()
-    app, work = _app(ran)
-    try:
-        watched = _Watched(app, in_flight=2)
-        worker = app.worker(concurrency=16)
-        running = asyncio.create_task(worker.run())
+async def test_a_worker_woken_for_one_job_sends_one_exchange(worker_app: _App) -> None:
+    app, work, ran = worker_app.app, worker_app.work, worker_app.ran
+    watched = _Watched(app, in_flight=2)
+    worker = app.worker(concurrency=16)
+    running = asyncio.create_task(worker.run())
+    async with asyncio.timeout(10):
+        while watched.now == 0:  # the first claim went out and found nothing
+            await asyncio.sleep(0.001)
+        while watched.now:
+            await asyncio.sleep(0.001)
+    for n in range(3):
+        watched.most = 0
+        await work.enqueue(n)
         async with asyncio.timeout(10):
-            while watched.now == 0:  # the first claim went out and found nothing
+            while ran[n] == 0:
                 await asyncio.sleep(0.001)
-            while watched.now:
-                await asyncio.sleep(0.001)
-        for n in range(3):
-            watched.most = 0
-            await work.enqueue(n)
-            async with asyncio.timeout(10):
-                while ran[n] == 0:
-                    await asyncio.sleep(0.001)
-            assert watched.most == 1  # no second exchange split off while one was out
-        worker.stop()
-        await running
-        assert ran == Counter(range(3))
-    finally:
-        await app.close()
+        assert watched.most == 1  # no second exchange split off while one was out
+    worker.stop()
+    await running
+    assert ran == Counter(range(3))
 
 
 async def test_an_outcome_that_arrives_after_an_empty_claim_is_sent_before_a_burst_ends() -> None:

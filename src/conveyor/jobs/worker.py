@@ -385,8 +385,7 @@ class Worker:
 
     async def _flush_outcomes(self) -> None:
         if self._outcomes:
-            pending, self._outcomes = self._outcomes, []
-            await self._exchange(0, pending)
+            await self._exchange(0, self._take(0))
 
     def _record(self, pending: list[Pending], accepted: list[bool]) -> None:
         metrics = self.app.metrics.jobs
