@@ -89,10 +89,14 @@ DECLARE
     v_pick text[];
     v_claimed integer;
 BEGIN
-    UPDATE {schema}.jobs j SET state = 'waiting'
-        WHERE j.id IN (SELECT s.id FROM {schema}.jobs s
-            WHERE s.queue = p_queue AND s.state = 'scheduled' AND s.run_at <= p_now
-            FOR UPDATE SKIP LOCKED);
+    -- Probed first: an UPDATE of no rows still fires the count trigger (counts.sql).
+    IF EXISTS (SELECT 1 FROM {schema}.jobs s
+            WHERE s.queue = p_queue AND s.state = 'scheduled' AND s.run_at <= p_now) THEN
+        UPDATE {schema}.jobs j SET state = 'waiting'
+            WHERE j.id IN (SELECT s.id FROM {schema}.jobs s
+                WHERE s.queue = p_queue AND s.state = 'scheduled' AND s.run_at <= p_now
+                FOR UPDATE SKIP LOCKED);
+    END IF;
     SELECT * INTO v_gate FROM {schema}.claim_gate(p_queue, p_want, p_now);
     IF v_gate.room > 0 THEN
         IF v_gate.task_names IS NOT NULL

@@ -84,8 +84,12 @@ BEGIN
     IF p_want <= 0 THEN
         RETURN;
     END IF;
-    SELECT array_agg(name) INTO v_paused FROM {schema}.queues
-        WHERE paused AND name = ANY (p_queues);
+    -- Few queues are ever paused: the guard has no parameter, so it keeps one plan, where
+    -- the array lookup was planned again on every call (its custom plan looked cheaper).
+    IF EXISTS (SELECT 1 FROM {schema}.queues WHERE paused) THEN
+        SELECT array_agg(name) INTO v_paused FROM {schema}.queues
+            WHERE paused AND name = ANY (p_queues);
+    END IF;
     FOREACH v_queue IN ARRAY p_queues LOOP
         CONTINUE WHEN v_queue = ANY (coalesce(v_paused, '{}'));
         FOR r IN SELECT * FROM {schema}.claim_queue(v_queue, p_want - v_claimed, p_worker,
