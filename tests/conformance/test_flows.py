@@ -319,6 +319,36 @@ async def test_adding_a_flow_again_with_its_root_id_writes_nothing(make_app: App
     assert await first.wait(timeout=5) == 3
 
 
+async def test_a_flow_added_again_after_its_jobs_were_removed_runs_afresh(
+    make_app: AppFactory,
+) -> None:
+    """A parent's flow goes with its job: the same ids make a new flow, counted anew."""
+    app = make_app()
+
+    @app.task
+    async def part(n: int) -> int:
+        return n
+
+    @app.task
+    async def parent() -> int:
+        return sum(current_job().children_results())
+
+    def report(a: int, b: int) -> Any:
+        return app.flows.add(
+            parent.options(job_id="report-7").call(), children=[part.call(a), part.call(b)]
+        )
+
+    first = await report(1, 2)
+    assert (await app.work(burst=True)).completed == 3
+    assert await first.wait(timeout=5) == 3
+    for job_id in ["report-7", *first.child_ids]:
+        await app.jobs.remove(job_id)
+    again = await report(10, 20)
+    assert again.created and again.job.status is JobState.WAITING_CHILDREN
+    assert (await app.work(burst=True)).completed == 3
+    assert await again.wait(timeout=5) == 30
+
+
 async def test_cancelling_a_waiting_parent_cancels_it(make_app: AppFactory) -> None:
     app = make_app()
 

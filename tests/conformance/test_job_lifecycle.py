@@ -6,6 +6,7 @@ import asyncio
 import math
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,10 +14,12 @@ from conveyor import (
     Backoff,
     BadInputError,
     InvalidArgumentsError,
+    Job,
     JobFailedError,
     JobState,
     JobWaitTimeoutError,
     NonRetryableError,
+    NotFoundError,
     PayloadTooLargeError,
     Retry,
     SerializationError,
@@ -342,6 +345,37 @@ async def test_progress_and_log_lines_are_recorded(make_app: AppFactory) -> None
     await job.refresh()
     assert job.progress == {"rows": 5, "total": 5}
     assert [line.line for line in await job.logs()] == ["row 3", "row 4", "row 5"]
+
+
+async def test_a_job_id_used_again_after_its_job_went_has_none_of_its_log_lines(
+    make_app: AppFactory,
+) -> None:
+    """A job's log lines go with it, whichever way it goes: removed, or trimmed by count
+    retention. (PostgreSQL deletes them in the statement trigger on jobs.)"""
+    app = make_app(keep_completed=1)
+
+    @app.task
+    async def chatty(n: int) -> int:
+        current_job().log(f"run {n}")
+        return n
+
+    async def lines(job: Job[Any]) -> list[str]:
+        return [line.line for line in await job.logs()]
+
+    first = await chatty.options(job_id="report-1").enqueue(1)
+    await app.work(burst=True)
+    assert await lines(first) == ["run 1"]
+    await app.jobs.remove("report-1")
+    again = await chatty.options(job_id="report-1").enqueue(2)
+    assert await lines(again) == []
+    await app.work(burst=True)
+    assert await lines(again) == ["run 2"]
+    await chatty.enqueue(3)
+    await app.work(burst=True)  # keeps the newest completed job only: report-1 is trimmed
+    with pytest.raises(NotFoundError):
+        await app.jobs.get("report-1")
+    third = await chatty.options(job_id="report-1").enqueue(4)
+    assert await lines(third) == []
 
 
 async def test_progress_is_visible_while_the_job_runs(make_app: AppFactory) -> None:
