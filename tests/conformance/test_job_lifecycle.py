@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 import threading
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -161,6 +162,36 @@ async def test_enqueue_many_writes_all_jobs_in_one_step(make_app: AppFactory) ->
     assert counts["default"][JobState.WAITING] == 100
     await app.work(burst=True, concurrency=20)
     assert [await j.wait(5) for j in jobs] == [n * n for n in range(100)]
+
+
+async def test_a_busy_worker_runs_each_job_once_and_records_every_outcome(
+    make_app: AppFactory,
+) -> None:
+    """At concurrency 50, where a store that gains from it keeps two exchanges in flight
+    (Redis, PostgreSQL), each job runs once, or twice when retried, and every outcome
+    lands: completions, retries and failures, carried by either exchange."""
+    app = make_app()
+    runs: Counter[int] = Counter()
+
+    @app.task(retries=1, backoff=Backoff.fixed(0))
+    async def work(n: int) -> int:
+        runs[n] += 1
+        await asyncio.sleep(0)
+        if n % 10 == 0 and current_job().attempt == 1:
+            raise ValueError("try again")
+        if n % 25 == 1:
+            raise NonRetryableError("no")
+        return n
+
+    await app.enqueue_many([work.call(n) for n in range(400)])
+    stats = await app.work(burst=True, concurrency=50)
+    failed = sum(1 for n in range(400) if n % 25 == 1)
+    assert runs == Counter({n: 2 if n % 10 == 0 else 1 for n in range(400)})
+    assert (stats.completed, stats.retried, stats.failed) == (400 - failed, 40, failed)
+    counts = (await app.jobs.counts())["default"]
+    assert counts[JobState.COMPLETED] == 400 - failed
+    assert counts[JobState.FAILED] == failed
+    assert counts[JobState.WAITING] == counts[JobState.ACTIVE] == 0
 
 
 async def test_bad_input_at_enqueue_raises_typed_errors_and_writes_nothing(

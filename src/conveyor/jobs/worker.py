@@ -9,9 +9,9 @@ Five loops share one event loop:
   Each claimed job runs as its own asyncio task (``attempt.py``). At low
   concurrency the worker also claims ahead (``prefetch.py``), so that a slot
   that frees starts its next job without a round trip; above it, on a store
-  that gains from it (``JobStore.exchanges_in_flight``: Redis), two exchanges
-  are in flight, so the store works on one while the worker runs the jobs of
-  the other.
+  that gains from it (``JobStore.exchanges_in_flight``: Redis, PostgreSQL at
+  high concurrency), two exchanges are in flight, so the store works on one
+  while the worker runs the jobs of the other.
 - ``LeaseKeeper.renew_loop`` and ``LeaseKeeper.flush_loop`` (``leases.py``)
   renew every held lease in one call, write progress, and stop attempts
   whose lease was lost or whose job is to be cancelled.
@@ -107,10 +107,14 @@ class Worker:
         self._parents_released = False
         self._claiming = 0
         """Jobs asked for by exchanges in flight."""
-        self._overlap = self.store.exchanges_in_flight if self.concurrency > PREFETCH_UP_TO else 1
+        self._overlap = (
+            self.store.exchanges_in_flight(self.concurrency)
+            if self.concurrency > PREFETCH_UP_TO
+            else 1
+        )
         """Exchanges in flight at most: above the concurrency that claims ahead, as many as
-        the store gains from (Redis: two, so the server works on one while this process
-        runs the jobs of the other)."""
+        the store gains from (two on Redis, and on PostgreSQL at high concurrency, so the
+        server works on one while this process runs the jobs of the other)."""
         self._found_nothing = False
         """The last exchange asked for jobs, got none and carried no outcome: wait for work."""
         self._backlog = False

@@ -34,7 +34,8 @@ from conveyor.stores.notify import read_when_ready
 class MemoryJobStore(MemoryJobAdmin, MemoryPages):
     """A :class:`~conveyor.stores.base.JobStore` held in this process's memory."""
 
-    exchanges_in_flight = 1
+    def exchanges_in_flight(self, concurrency: int) -> int:
+        return 1
 
     def __init__(self, state: MemoryState, url: str = "memory://") -> None:
         self.url = url

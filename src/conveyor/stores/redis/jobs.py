@@ -23,7 +23,8 @@ from conveyor.stores.redis.pages import RedisPages
 class RedisJobStore(RedisClaims, RedisLeases, RedisJobEvents, RedisJobAdmin, RedisPages):
     """A :class:`~conveyor.stores.base.JobStore` on Redis or Redis Cluster."""
 
-    exchanges_in_flight = 2
+    def exchanges_in_flight(self, concurrency: int) -> int:
+        return 2
 
     def __init__(self, conn: RedisConnection, clock: Clock) -> None:
         self.url = conn.url

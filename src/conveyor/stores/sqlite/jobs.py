@@ -22,7 +22,8 @@ from conveyor.stores.sqlite.pages import SqlitePages
 class SqliteJobStore(SqliteClaims, SqliteLeases, SqliteJobEvents, SqliteJobAdmin, SqlitePages):
     """A :class:`~conveyor.stores.base.JobStore` in one SQLite file."""
 
-    exchanges_in_flight = 1
+    def exchanges_in_flight(self, concurrency: int) -> int:
+        return 1
 
     def __init__(self, url: str, db: Database, clock: Clock) -> None:
         self.url = url
