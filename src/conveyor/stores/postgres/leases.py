@@ -29,7 +29,8 @@ PURGE_BATCH = 1_000
 _RENEW = (
     "UPDATE {schema}.jobs j SET lease_until = $3"
     " FROM unnest($1::text[], $2::text[]) AS l (id, token)"
-    " WHERE j.id = l.id AND j.token = l.token AND j.state = 'active'"
+    # By primary key, never through jobs_leases: exchange.sql, note (1).
+    " WHERE j.id = l.id AND j.token = l.token AND j.state = (SELECT 'active')"
     " RETURNING j.id, j.cancel_requested"
 )
 _RELEASE = "SELECT {schema}.release($1::text[], $2::text[], $3::bigint, $4::bigint)"

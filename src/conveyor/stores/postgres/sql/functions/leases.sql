@@ -32,7 +32,8 @@ BEGIN
             attempts = greatest(j.attempts - 1, 0), token = NULL, lease_until = NULL,
             cancel_requested = false
         FROM unnest(p_ids, p_tokens) AS l (id, token)
-        WHERE j.id = l.id AND j.token = l.token AND j.state = 'active'
+        -- By primary key, never through jobs_leases: exchange.sql, note (1).
+        WHERE j.id = l.id AND j.token = l.token AND j.state = (SELECT 'active')
         RETURNING j.id, j.queue, j.state
     ), events AS (
         INSERT INTO {schema}.job_events (queue, job_id, kind, at)
@@ -61,7 +62,8 @@ BEGIN
         SELECT * FROM unnest(p_ids, p_tokens, p_progress) AS u (id, token, progress)
     ), held AS (
         UPDATE {schema}.jobs j SET progress = coalesce(u.progress, j.progress)
-        FROM u WHERE j.id = u.id AND j.token = u.token AND j.state = 'active'
+        -- By primary key, never through jobs_leases: exchange.sql, note (1).
+        FROM u WHERE j.id = u.id AND j.token = u.token AND j.state = (SELECT 'active')
         RETURNING j.id, j.queue, j.cancel_requested, u.progress
     ), events AS (
         INSERT INTO {schema}.job_events (queue, job_id, kind, at, data)
