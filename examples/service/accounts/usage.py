@@ -51,16 +51,16 @@ async def count_request(key_id: int) -> None:
         log.warning("usage not counted", error=str(exc))
 
 
-async def pending_counts(key_ids: Sequence[int], now: float) -> dict[int, int]:
-    """Requests per key counted in the cache and not yet flushed (open window included)."""
+def counted_windows(now: float) -> list[int]:
+    """The windows whose counters may still be in the cache, newest (the open one) first."""
     current = window_of(now)
-    windows = [current - WINDOW * back for back in range(KEPT_WINDOWS + 1)]
-    pairs = [(key_id, window) for key_id in key_ids for window in windows]
-    counts = await _read(pairs)
-    totals: dict[int, int] = dict.fromkeys(key_ids, 0)
-    for (key_id, _window), count in counts.items():
-        totals[key_id] += count
-    return totals
+    return [current - WINDOW * back for back in range(KEPT_WINDOWS + 1)]
+
+
+async def cached_counts(key_ids: Sequence[int], now: float) -> dict[tuple[int, int], int]:
+    """Requests per (key, window) counted in the cache (flushed or not: the flush deletes
+    a counter only after its window is written)."""
+    return await _read([(key_id, w) for key_id in key_ids for w in counted_windows(now)])
 
 
 async def _read(pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
