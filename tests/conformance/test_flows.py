@@ -296,33 +296,8 @@ async def test_worker_stopping_mid_flow_leaves_the_rest_to_the_next(
 
 
 async def test_adding_a_flow_again_with_its_root_id_writes_nothing(make_app: AppFactory) -> None:
-    app = make_app()
-
-    @app.task
-    async def part(n: int) -> int:
-        return n
-
-    @app.task
-    async def parent() -> int:
-        return sum(current_job().children_results())
-
-    first = await app.flows.add(
-        parent.options(job_id="report-7").call(), children=[part.call(1), part.call(2)]
-    )
-    again = await app.flows.add(
-        parent.options(job_id="report-7").call(), children=[part.call(1), part.call(2)]
-    )
-    assert first.created and not again.created
-    assert again.id == "report-7" and again.job.status is JobState.WAITING_CHILDREN
-    assert first.child_ids == ["report-7.0", "report-7.1"]
-    assert (await app.work(burst=True)).completed == 3
-    assert await first.wait(timeout=5) == 3
-
-
-async def test_a_flow_added_again_after_its_jobs_were_removed_runs_afresh(
-    make_app: AppFactory,
-) -> None:
-    """A parent's flow goes with its job: the same ids make a new flow, counted anew."""
+    """While its root exists, adding the flow again writes nothing; once its jobs are
+    removed, the same ids make a new flow, counted anew (its old rows went with them)."""
     app = make_app()
 
     @app.task
@@ -339,14 +314,18 @@ async def test_a_flow_added_again_after_its_jobs_were_removed_runs_afresh(
         )
 
     first = await report(1, 2)
+    again = await report(1, 2)
+    assert first.created and not again.created
+    assert again.id == "report-7" and again.job.status is JobState.WAITING_CHILDREN
+    assert first.child_ids == ["report-7.0", "report-7.1"]
     assert (await app.work(burst=True)).completed == 3
     assert await first.wait(timeout=5) == 3
     for job_id in ["report-7", *first.child_ids]:
         await app.jobs.remove(job_id)
-    again = await report(10, 20)
-    assert again.created and again.job.status is JobState.WAITING_CHILDREN
+    afresh = await report(10, 20)
+    assert afresh.created and afresh.job.status is JobState.WAITING_CHILDREN
     assert (await app.work(burst=True)).completed == 3
-    assert await again.wait(timeout=5) == 30
+    assert await afresh.wait(timeout=5) == 30
 
 
 async def test_cancelling_a_waiting_parent_cancels_it(make_app: AppFactory) -> None:

@@ -177,38 +177,43 @@ async def test_queue_backoff_stops_the_queue_and_reruns_the_job_uncounted(
     assert calls == [0, 0, 1]  # the job given back keeps its place at the head
 
 
-async def test_a_back_off_holds_against_claims_already_under_way(make_app: AppFactory) -> None:
+@pytest.mark.parametrize("task_limit", [None, 2], ids=["no-limit", "task-limit"])
+async def test_a_back_off_holds_against_claims_already_under_way(
+    make_app: AppFactory, task_limit: int | None
+) -> None:
     """A claim that read the queue's limits just before a back-off committed must not take
     the job that back-off gave back (PostgreSQL once did: its claim read the limits and
     picked the jobs in two statements, and the job ran again at once). Claims run without
-    a pause while the back-off lands, a few times over, so the two meet mid-claim."""
+    a pause while the back-off lands, a few times over, so the two meet mid-claim. Under a
+    task limit with one slot left, each claim of two picks per task."""
     app = make_app()
 
-    @app.task(queue="api")
     async def call_api() -> None:
         return None
 
-    keep_ms = app.retention.keep_failed_ms("api", call_api.name)
+    async def claim_until(backed_off: asyncio.Event, queue: str, name: str) -> list[str]:
+        taken: list[str] = []
+        after = 0
+        while after < 5:  # a few claims more once the back-off is in
+            after += backed_off.is_set()
+            _, claimed = await app.store.exchange([], [queue], 2, name, LEASE_MS)
+            taken.extend(c.id for c in claimed)
+            await asyncio.sleep(0)  # a store that never waits must not starve the rest
+        return taken
+
     for round_ in range(30):
-        queue = f"api{round_}"
-        job = await call_api.options(queue=queue).enqueue()
+        queue = f"api{round_}"  # a back-off of its own each round
+        task = app.task(name=f"call_api_{round_}", queue=queue, concurrency=task_limit)(call_api)
+        await app.jobs.controls.declare_tasks([task], [queue])
+        keep_ms = app.retention.keep_failed_ms(queue, task.name)
+        job = await task.enqueue()
         _, (held,) = await app.store.exchange([], [queue], 1, "holder", LEASE_MS)
         backed_off = asyncio.Event()
-        taken: list[str] = []
-
-        async def claim_until_backed_off(name: str, queue: str = queue) -> None:
-            after = 0
-            while after < 5:  # a few claims more once the back-off is in
-                after += backed_off.is_set()
-                _, claimed = await app.store.exchange([], [queue], 1, name, LEASE_MS)
-                taken.extend(c.id for c in claimed)
-                await asyncio.sleep(0)  # a store that never waits must not starve the rest
-
-        claimers = [asyncio.create_task(claim_until_backed_off(f"c{i}")) for i in range(4)]
+        claimers = [asyncio.create_task(claim_until(backed_off, queue, f"c{i}")) for i in range(4)]
         await asyncio.sleep(0.01)
         assert await app.jobs.controls.back_off_job(held, 60, keep_ms) == 1
         backed_off.set()
-        await asyncio.gather(*claimers)
+        taken = [job_id for ids in await asyncio.gather(*claimers) for job_id in ids]
         assert taken == [], f"round {round_}: the given-back job was claimed during its back-off"
         assert (await job.refresh()).status is JobState.WAITING
 

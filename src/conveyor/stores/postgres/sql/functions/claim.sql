@@ -17,10 +17,12 @@
 -- on each other. When a limited task has fewer free slots than the claim's room, it picks
 -- per task instead (one seek per distinct waiting task on jobs_ready_task, an index made
 -- once a task limit is set), so a blocked task's backlog is never stepped over job by job.
--- The statement that locks the picked jobs checks the back-off again: a queue with no
--- limits has no row for the gate to lock, so a back-off may commit between the gate and
--- the pick, and the job it gave back is waiting again. Read in the pick's own snapshot,
--- either that job is still active or the back-off is seen (one primary-key probe).
+-- The plain pick checks the back-off again: a queue with no limits has no row for the
+-- gate to lock, so a back-off may commit between the gate and the pick, and the job it
+-- gave back is waiting again. Read in the pick's own snapshot, either that job is still
+-- active or the back-off is seen (one primary-key probe). The per-task pick needs no such
+-- check: it runs only under task limits, whose row the gate locked, and the back-off's
+-- upsert of that row waits for this claim to commit.
 -- Returns the claimed rows in claim order and the gate's wake-up time.
 
 CREATE FUNCTION {schema}.claim_gate(
@@ -105,9 +107,7 @@ BEGIN
                 v_gate.task_free);
             SELECT array_agg(l.id) INTO v_pick FROM (
                 SELECT w.id FROM {schema}.jobs w
-                WHERE w.id = ANY (v_pick) AND w.state = 'waiting' AND NOT EXISTS (
-                    SELECT 1 FROM {schema}.queue_limits b
-                    WHERE b.queue = p_queue AND b.backoff_until > p_now)
+                WHERE w.id = ANY (v_pick) AND w.state = 'waiting'
                 FOR UPDATE SKIP LOCKED) l;
         ELSE
             SELECT array_agg(s.id) INTO v_pick FROM (
