@@ -79,11 +79,14 @@ async def test_killing_a_worker_repeatedly_loses_no_job(server_url: str, tmp_pat
             await producer.enqueue_many(
                 [producer_record.call(n) for n in range(start, start + 1_000)]
             )
+        # Every victim starts with the steady worker: a worker started after a kill may take
+        # a second or two to import on a loaded machine, while the others drain the queue.
         steady = subprocess.Popen(WORKER, cwd=ROOT, env=env)
-        victim = subprocess.Popen(WORKER, cwd=ROOT, env=env)
+        victims = [subprocess.Popen(WORKER, cwd=ROOT, env=env) for _ in range(kills)]
+        workers = [steady, *victims]
         interrupted: list[set[int]] = []
         try:
-            for _ in range(kills):
+            for victim in victims:
                 # Kill only a worker that is busy (it has run 200 jobs), mid-run: preferably
                 # with a job begun and not finished (between two round trips it holds none,
                 # and on PostgreSQL a round trip is a good part of a worker's time).
@@ -93,13 +96,15 @@ async def test_killing_a_worker_repeatedly_loses_no_job(server_url: str, tmp_pat
                 victim.wait(timeout=10)
                 assert sum(_runs(runs).values()) < jobs, "the run ended before the kill"
                 interrupted.append(_interrupted(runs, victim))
-                victim = subprocess.Popen(WORKER, cwd=ROOT, env=env)
+                # A worker in its place, which runs again what the killed one held.
+                workers.append(subprocess.Popen(WORKER, cwd=ROOT, env=env))
             await _wait_for_completed(producer, jobs, timeout=60)
             counts = (await producer.jobs.counts())["default"]
         finally:
-            for proc in (steady, victim):
-                proc.terminate()
-            for proc in (steady, victim):
+            for proc in workers:
+                if proc.returncode is None:
+                    proc.terminate()
+            for proc in workers:
                 proc.wait(timeout=30)
     runs_per_job = _runs(runs)
     assert set(runs_per_job) == set(range(jobs))
