@@ -57,7 +57,7 @@ def _version(postgres_server: PostgresServer, old_version: int) -> int:
 def test_the_fixtures_are_older_versions(
     postgres_server: PostgresServer, old_url: str, old_version: int
 ) -> None:
-    assert SCHEMA_VERSION == 5 == len(MIGRATIONS)
+    assert SCHEMA_VERSION == 6 == len(MIGRATIONS)
     assert _version(postgres_server, old_version) == old_version < SCHEMA_VERSION
 
 

@@ -94,7 +94,8 @@ BEGIN
         RETURN;
     END IF;
     -- Few queues are ever paused: the guard has no parameter, so it keeps one plan, where
-    -- the array lookup was planned again on every call (its custom plan looked cheaper).
+    -- the array lookup was planned again on every call (its custom plan looked cheaper);
+    -- it reads the index of paused queues (queues_paused), not a row per queue.
     IF EXISTS (SELECT 1 FROM {schema}.queues WHERE paused) THEN
         SELECT array_agg(name) INTO v_paused FROM {schema}.queues
             WHERE paused AND name = ANY (p_queues);

@@ -1,0 +1,67 @@
+"""Plans of the PostgreSQL store's per-exchange statements that must not grow with the data.
+
+Timing belongs in bench/; what is pinned here is which index a statement reads, read
+from the server's own EXPLAIN on a store shaped like a large deployment's.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from importlib import resources
+from typing import Any
+
+import psycopg
+import pytest
+
+from conveyor import Conveyor
+from tests.postgres_server import PostgresServer
+
+pytestmark = pytest.mark.postgres
+
+SCHEMA = "conveyor_plans"
+EXCHANGE_SQL = resources.files("conveyor.stores.postgres") / "sql" / "functions" / "exchange.sql"
+
+
+@pytest.fixture
+def store_url(postgres_server: PostgresServer) -> Iterator[str]:
+    postgres_server.drop_schema(SCHEMA)
+    yield postgres_server.store_url(SCHEMA)
+    postgres_server.drop_schema(SCHEMA)
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+async def test_the_paused_queue_guard_reads_the_paused_queues_only(
+    postgres_server: PostgresServer, store_url: str
+) -> None:
+    # The guard as exchange.sql writes it, so that the test follows the statement.
+    guard_sql = r"IF EXISTS \((SELECT 1 FROM \{schema\}\.queues WHERE paused)\)"
+    found = re.search(guard_sql, EXCHANGE_SQL.read_text())
+    assert found is not None, "exchange.sql no longer guards its paused-queue lookup"
+    guard = found.group(1).format(schema=SCHEMA)
+
+    async with Conveyor(store_url, log_level="WARNING") as app:
+        await app.jobs.pause("billing")
+    with psycopg.connect(postgres_server.store_dsn, autocommit=True) as conn:
+        # A queue per tenant: every exchange asks its question of a table of 10,000 rows.
+        conn.execute(
+            f"INSERT INTO {SCHEMA}.queues (name)"
+            " SELECT 'tenant-' || i FROM generate_series(1, 10000) AS i"
+        )
+        conn.execute(f"ANALYZE {SCHEMA}.queues")
+        row = conn.execute(f"EXPLAIN (FORMAT JSON) SELECT EXISTS ({guard})").fetchone()
+        assert conn.execute(f"SELECT EXISTS ({guard})").fetchone() == (True,)
+    assert row is not None
+    plan = row[0] if isinstance(row[0], list) else json.loads(row[0])
+    scans = [
+        (node["Node Type"], node.get("Index Name"))
+        for node in _nodes(plan[0]["Plan"])
+        if node.get("Relation Name") == "queues"
+    ]
+    assert scans == [("Index Only Scan", "queues_paused")], scans
