@@ -6,7 +6,8 @@
 local now = ARGV[1]
 local created = {}
 local any_ready = false
-local batch = new_batch()
+-- One job (a one-by-one enqueue) has nothing to gather: its writes go out as they come.
+local batch = #ARGV > 10 and new_batch() or nil
 -- Every id into the ids index first, in one call: when each one was new there, none can
 -- have a job, and no job needs its own EXISTS (the usual case); else each is looked up.
 local added, count = 0, 0
@@ -26,6 +27,6 @@ for i = 2, #ARGV, 9 do
   if ready then any_ready = true end
   created[#created + 1] = inserted and 1 or 0
 end
-flush(batch)
+if batch then flush(batch) end
 if any_ready then wake_workers() end
 return created

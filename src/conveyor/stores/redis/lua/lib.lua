@@ -170,10 +170,15 @@ end
 
 -- Index writes gathered over many jobs, so that each index gets one variadic call
 -- (a call from Lua costs about as much as the command itself). Flush before anything
--- reads those indexes.
+-- reads those indexes. A nil batch writes at once: for one job, gathering costs more
+-- than it saves (a one-by-one enqueue script: about 18 -> 15 us).
 local function new_batch() return { args = {}, order = {} } end
 
 local function later(batch, command, key, a, b)
+  if batch == nil then
+    if b == nil then rcall(command, key, a) else rcall(command, key, a, b) end
+    return
+  end
   local name = command .. " " .. key
   local args = batch.args[name]
   if args == nil then
@@ -187,6 +192,10 @@ end
 
 -- Keys to set, gathered into one MSET (every key of a queue is on one slot).
 local function later_set(batch, key, value)
+  if batch == nil then
+    rcall("SET", key, value)
+    return
+  end
   local args = batch.args["MSET"]
   if args == nil then
     args = {}
@@ -245,11 +254,8 @@ end
 
 local function insert_job(id, task, payload, options, priority, run_at, created_at, max_stalled,
                           now, keys)
-  local batch = new_batch()
-  local inserted, ready = insert_into(batch, id, task, payload, options, priority, run_at,
-    created_at, max_stalled, now, keys)
-  flush(batch)
-  return inserted, ready
+  return insert_into(nil, id, task, payload, options, priority, run_at, created_at,
+    max_stalled, now, keys)
 end
 
 -- Wake a worker blocked on the queue's marker. A token already there wakes the next
