@@ -221,9 +221,9 @@ local function flush(batch)
   batch.args, batch.order = {}, {}
 end
 
--- Insert a job unless its id exists, its index writes into `batch`. Returns inserted,
--- ready (ready: it is waiting now). keys: its searchable fields' index keys,
--- "\n"-joined ("" for none). Fields at their default (attempts, stalls 0, no cancel
+-- Insert a job unless its id exists, its index writes into `batch` (nil: at once).
+-- Returns inserted, ready (ready: it is waiting now). keys: its searchable fields' index
+-- keys, "\n"-joined ("" for none). Fields at their default (attempts, stalls 0, no cancel
 -- request) are not written: a hash of few fields is smaller. in_ids: nil, or the id is in
 -- the ids index already ("checked": and no job has it, "added": a job may).
 local function insert_into(batch, id, task, payload, options, priority, run_at, created_at,
