@@ -365,7 +365,8 @@ async def test_a_miss_joining_an_early_refresh_that_found_the_lock_taken_compute
         pytest.skip("local-only caches have no cross-process lock")
     from conveyor.cache.stampede import encode_entry, store
 
-    cache, other = make_cache(early_refresh_beta=1.0), make_cache()
+    # So large that every hit refreshes: at 1.0, one draw in about 170 skipped the refresh.
+    cache, other = make_cache(early_refresh_beta=1e9), make_cache()
     await cache.open()
     await other.open()
     full = cache.full_key("k")
@@ -373,7 +374,7 @@ async def test_a_miss_joining_an_early_refresh_that_found_the_lock_taken_compute
     assert other_tier is not None
     token = await other_tier.try_lock(full, 30_000)  # another process computes k
     assert token is not None
-    # A value that took hours to compute: an early refresh is due on every hit.
+    # A value that took hours to compute.
     data, expires_at = encode_entry(cache._core, "old", 60, 5.0, compute_ms=10_000_000)
     await store(cache._core, full, data, expires_at, [])
     tier = cache._core.shared
