@@ -21,6 +21,7 @@ import pytest
 from conveyor import Conveyor, JobState
 from tests.conftest import server_param, shared_store_url
 from tests.integration.events_consumer_app import POISON_EVERY, OrderEvent
+from tests.integration.records import written_lines
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +40,7 @@ def shared_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def _handled(runs: Path) -> dict[str, Counter[int]]:
     handled: dict[str, Counter[int]] = {group: Counter() for group in GROUPS}
     for path in runs.glob("runs-*.txt"):
-        for line in path.read_text().splitlines():
+        for line in written_lines(path):
             group, n = line.split()
             handled[group][int(n)] += 1
     return handled

@@ -15,6 +15,7 @@ import pytest
 from conveyor import Conveyor, JobState
 from tests.conftest import server_param, shared_store_url
 from tests.integration.limits_worker_app import hold
+from tests.integration.records import written_lines
 
 pytestmark = pytest.mark.slow
 
@@ -26,10 +27,9 @@ def _most_at_once(runs: Path) -> int:
     """The most runs that overlapped in time, over every process's spans."""
     edges: list[tuple[float, int]] = []
     for path in runs.glob("spans-*.txt"):
-        for line in path.read_text().split("\n"):
-            if line:
-                start, end = map(float, line.split())
-                edges += [(start, 1), (end, -1)]
+        for line in written_lines(path):
+            start, end = map(float, line.split())
+            edges += [(start, 1), (end, -1)]
     most = now = 0
     for _, step in sorted(edges):  # an end sorts before a start at the same instant
         now += step

@@ -16,6 +16,7 @@ import pytest
 
 from conveyor import Conveyor, JobState
 from tests.conftest import server_param, shared_store_url
+from tests.integration.records import written_numbers
 from tests.integration.redis_worker_app import record, slow_record
 
 pytestmark = pytest.mark.slow
@@ -41,22 +42,18 @@ def _runs(runs: Path) -> Counter[int]:
     """How many times each job number ran to the end, over every worker process."""
     counts: Counter[int] = Counter()
     for path in runs.glob("runs-*.txt"):
-        counts.update(int(line) for line in path.read_text().split())
+        counts.update(written_numbers(path))
     return counts
 
 
-def _numbers(path: Path) -> list[int]:
-    return [int(line) for line in path.read_text().split()] if path.exists() else []
-
-
 def _runs_of(runs: Path, proc: subprocess.Popen[bytes]) -> int:
-    return len(_numbers(runs / f"runs-{proc.pid}.txt"))
+    return len(written_numbers(runs / f"runs-{proc.pid}.txt"))
 
 
 def _interrupted(runs: Path, proc: subprocess.Popen[bytes]) -> set[int]:
     """Jobs a (killed) worker process began and never finished."""
-    started = _numbers(runs / f"starts-{proc.pid}.txt")
-    return set(started) - set(_numbers(runs / f"runs-{proc.pid}.txt"))
+    started = written_numbers(runs / f"starts-{proc.pid}.txt")
+    return set(started) - set(written_numbers(runs / f"runs-{proc.pid}.txt"))
 
 
 def _duplicates(runs_per_job: Counter[int]) -> int:

@@ -21,6 +21,7 @@ import pytest
 
 from conveyor import Conveyor, JobState
 from tests.conftest import server_param, shared_store_url
+from tests.integration.records import written_numbers
 from tests.integration.schedule_worker_app import tick
 
 pytestmark = pytest.mark.slow
@@ -35,7 +36,7 @@ PENDING = (JobState.SCHEDULED, JobState.WAITING, JobState.ACTIVE)
 def _ticks(runs: Path) -> Counter[int]:
     counts: Counter[int] = Counter()
     for path in runs.glob("runs-*.txt"):
-        counts.update(int(line) for line in path.read_text().split())
+        counts.update(written_numbers(path))
     return counts
 
 

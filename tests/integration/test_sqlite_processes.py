@@ -16,6 +16,7 @@ import pytest
 
 from conveyor import Conveyor, JobState
 from tests.conftest import server_param, shared_store_url
+from tests.integration.records import written_numbers
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +37,7 @@ def _env(url: str, runs: Path, **extra: str) -> dict[str, str]:
 def _runs(runs: Path) -> Counter[int]:
     counts: Counter[int] = Counter()
     for path in runs.glob("runs-*.txt"):
-        counts.update(int(line) for line in path.read_text().split())
+        counts.update(written_numbers(path))
     return counts
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conveyor import Conveyor, JobState
+from tests.integration.records import written_numbers
 from tests.integration.sqlite_worker_app import slow_record
 
 pytestmark = [pytest.mark.slow]
@@ -98,10 +99,6 @@ async def _until(condition: Callable[[], bool], timeout: float) -> None:
         await asyncio.sleep(0.05)
 
 
-def _numbers(path: Path) -> list[int]:
-    return [int(n) for n in path.read_text().split()] if path.exists() else []
-
-
 def _started_by(runs: Path, pid: int) -> set[int]:
     return {int(p.name.split("-")[1]) for p in runs.glob(f"started-*-{pid}")}
 
@@ -124,10 +121,12 @@ async def test_a_killed_worker_process_is_restarted_and_its_jobs_finish(
         try:
             await _until(lambda: len(supervised.children()) == 2, 30)
             victim = supervised.children()[2][0]
-            await _until(lambda: len(_numbers(runs / f"runs-{victim}.txt")) >= 30, 30)
+            await _until(lambda: len(written_numbers(runs / f"runs-{victim}.txt")) >= 30, 30)
             os.kill(victim, signal.SIGKILL)
             await _until(lambda: len(supervised.children()[2]) == 2, 30)  # started again
-            interrupted = _started_by(runs, victim) - set(_numbers(runs / f"runs-{victim}.txt"))
+            interrupted = _started_by(runs, victim) - set(
+                written_numbers(runs / f"runs-{victim}.txt")
+            )
             assert interrupted, "the kill should have hit running jobs"
 
             async def all_completed() -> bool:
@@ -144,7 +143,7 @@ async def test_a_killed_worker_process_is_restarted_and_its_jobs_finish(
             assert supervised.wait(60) == 0, supervised.lines
         finally:
             supervised.stop()
-    ran = [n for path in runs.glob("runs-*.txt") for n in _numbers(path)]
+    ran = [n for path in runs.glob("runs-*.txt") for n in written_numbers(path)]
     assert set(ran) == set(range(jobs))
     assert interrupted <= set(ran)  # the killed process's jobs ran again elsewhere
     assert f"process 2/2 (pid {victim}): killed by SIGKILL; restarting in 0.5 s (restart 1)" in (
@@ -155,7 +154,7 @@ async def test_a_killed_worker_process_is_restarted_and_its_jobs_finish(
     # few; a registry per process would have lost everything the victim counted.)
     counted = _sample(metrics, 'conveyor_jobs_completed_total{queue="default",task="slow_record"}')
     assert jobs - 5 <= counted <= jobs
-    assert len(_numbers(runs / f"runs-{victim}.txt")) >= 30
+    assert len(written_numbers(runs / f"runs-{victim}.txt")) >= 30
 
 
 async def test_sigterm_drains_every_worker_process_and_exits_0(
@@ -177,7 +176,7 @@ async def test_sigterm_drains_every_worker_process_and_exits_0(
             supervised.stop()
         counts = (await producer.jobs.counts())["default"]
     started = {n for pid in pids for n in _started_by(runs, pid)}
-    ran = {n for pid in pids for n in _numbers(runs / f"runs-{pid}.txt")}
+    ran = {n for pid in pids for n in written_numbers(runs / f"runs-{pid}.txt")}
     assert started and ran == started  # every job that began ran to the end
     assert counts.get(JobState.ACTIVE, 0) == 0
     assert counts.get(JobState.COMPLETED, 0) == len(ran)
@@ -207,7 +206,7 @@ async def test_worker_processes_drain_by_themselves_when_their_supervisor_dies(
         finally:
             supervised.stop()
         counts = (await producer.jobs.counts())["default"]
-    ran = {n for pid in pids for n in _numbers(runs / f"runs-{pid}.txt")}
+    ran = {n for pid in pids for n in written_numbers(runs / f"runs-{pid}.txt")}
     assert ran == {n for pid in pids for n in _started_by(runs, pid)}  # drained, not killed
     assert counts.get(JobState.ACTIVE, 0) == 0
 
