@@ -97,13 +97,17 @@ async def test_a_job_written_with_its_payload_in_its_hash_still_reads_runs_and_d
     assert client.keys("cv:{default}:job:*") == []
 
 
-async def test_the_marker_that_wakes_workers_holds_one_token_however_many_enqueues(
+async def test_the_marker_that_wakes_workers_holds_one_token_however_many_wake_ups(
     layout: _Layout,
 ) -> None:
     app, pad, client, ran = layout.app, layout.pad, layout.client, layout.ran
     for n in range(5):
         await pad.enqueue(n, "")
     await app.enqueue_many([pad.call(n, "") for n in range(5, 10)])
+    assert client.lrange("cv:{default}:marker", 0, -1) == [b"1"]
+    for _ in range(3):  # a resume wakes workers the same way
+        await app.jobs.pause("default")
+        await app.jobs.resume("default")
     assert client.lrange("cv:{default}:marker", 0, -1) == [b"1"]
     await app.work(burst=True, concurrency=2)
     assert sorted(n for n, _ in ran) == list(range(10))

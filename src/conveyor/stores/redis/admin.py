@@ -86,11 +86,19 @@ class RedisJobAdmin:
 
     async def set_paused(self, queue: str, paused: bool) -> None:
         await self.conn.remember_queues({queue})
-        await self.conn.call(
-            self.conn.client.hset, meta_key(queue), "paused", "1" if paused else "0"
-        )
-        if not paused:
-            await self.conn.call(self.conn.client.lpush, f"{queue_prefix(queue)}marker", "1")
+
+        async def run() -> None:
+            # One transaction: the flag and, on resume, the wake-up token, which stays one
+            # token however many resumes (lib.lua's wake_workers pushes onto an empty list).
+            pipe = self.conn.client.pipeline(transaction=True)
+            pipe.hset(meta_key(queue), "paused", "1" if paused else "0")
+            if not paused:
+                marker = f"{queue_prefix(queue)}marker"
+                pipe.lpush(marker, "1")
+                pipe.ltrim(marker, 0, 0)
+            await pipe.execute()
+
+        await self.conn.call(run)
 
     async def retry(self, job_id: str, now: int) -> bool:
         queue = await self.conn.locate(job_id)
