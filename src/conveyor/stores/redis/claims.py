@@ -23,6 +23,22 @@ def _opt(value: int | bytes | None) -> int | bytes | str:
     return "" if value is None else value
 
 
+def _enqueue_args(j: NewJob) -> tuple[Any, ...]:
+    """A job's nine values in ``enqueue.lua``'s arguments."""
+    keys = joined_keys(job_field_keys(j.search_keys))
+    return (
+        j.id,
+        j.task,
+        j.payload,
+        j.options,
+        j.priority,
+        j.run_at,
+        j.created_at,
+        j.max_stalled,
+        keys,
+    )
+
+
 class RedisClaims:
     """Enqueue and the exchange step of :class:`~conveyor.stores.redis.jobs.RedisJobStore`."""
 
@@ -32,6 +48,13 @@ class RedisClaims:
     """When the earliest job a claim could not take yet becomes due (a delay or a limit)."""
 
     async def enqueue(self, jobs: Sequence[NewJob]) -> list[bool]:
+        if len(jobs) == 1:  # one awaited enqueue, the commonest call: nothing to group
+            (job,) = jobs
+            if job.queue not in self.conn.known_queues:
+                await self.conn.remember_queues((job.queue,))
+            one = [self.clock.now_ms(), *_enqueue_args(job)]
+            (flag,) = await self.conn.run_script("enqueue", job.queue, one)
+            return [bool(flag)]
         by_queue: dict[str, list[int]] = defaultdict(list)
         for index, job in enumerate(jobs):
             by_queue[job.queue].append(index)
@@ -41,9 +64,7 @@ class RedisClaims:
         for queue, indexes in by_queue.items():
             args: list[Any] = [now]
             for i in indexes:
-                j = jobs[i]
-                args += [j.id, j.task, j.payload, j.options, j.priority, j.run_at]
-                args += [j.created_at, j.max_stalled, joined_keys(job_field_keys(j.search_keys))]
+                args += _enqueue_args(jobs[i])
             batches.append((queue, args))
         if len(batches) > 1 and not self.conn.is_cluster:
             # Several queues on one server: one MULTI/EXEC, so all or none are written.

@@ -83,7 +83,8 @@ class RedisConnection:
         self.is_cluster = "+cluster://" in url
         self._client: RedisClient | None = None
         self._scripts: dict[str, Any] = {}
-        self._known_queues: set[str] = set()
+        self.known_queues: set[str] = set()
+        """Queues this process has recorded in ``cv:queues``."""
         self._pipe = ScriptPipe(url, timeout) if ScriptPipe.serves(url) else None
         """Scripts' own pipelined socket (one server over TCP; else redis-py's pool)."""
         self.held: dict[str, str] = {}
@@ -253,10 +254,10 @@ class RedisConnection:
 
     async def remember_queues(self, queues: Iterable[str]) -> None:
         """Record queues in ``cv:queues`` (once per process)."""
-        new = set(queues) - self._known_queues
+        new = set(queues) - self.known_queues
         if new:
             await self.call(self.client.sadd, QUEUES_KEY, *new)
-            self._known_queues |= new
+            self.known_queues |= new
 
     async def all_queues(self) -> list[str]:
         names = await self.call(self.client.smembers, QUEUES_KEY)
