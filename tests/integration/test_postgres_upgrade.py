@@ -7,6 +7,10 @@ replaces the functions; every job, its logs and events, the schedule, the
 limits, the event group and the cache entry are still there, counted, listed
 and searchable, and the jobs still run. Several processes opening an old store
 at once upgrade it once.
+
+The dumps hold absolute times (a finished job expires a day after it ended, a delayed
+one is due an hour after it was made), so the app reads a clock that starts just after
+the dump was written (``WrittenClock``): the test does not change when the fixtures age.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import psycopg
 import pytest
 
 from conveyor import Cache, Conveyor, JobState
+from conveyor.clock import SystemClock
 from conveyor.stores.postgres.connection import PostgresConnection
 from conveyor.stores.postgres.migrations import MIGRATIONS, SCHEMA_VERSION, migrate
 from tests.conformance.conftest import assert_counts_match_listings
@@ -47,6 +52,25 @@ def old_url(postgres_server: PostgresServer, old_version: int) -> Iterator[str]:
     postgres_server.drop_schema(schema)
 
 
+class WrittenClock(SystemClock):
+    """The system clock moved back to ``start_ms``, from where it runs on."""
+
+    def __init__(self, start_ms: int) -> None:
+        self._offset = start_ms - super().now_ms()
+
+    def now_ms(self) -> int:
+        return super().now_ms() + self._offset
+
+
+@pytest.fixture
+def written_clock(postgres_server: PostgresServer, old_url: str, old_version: int) -> WrittenClock:
+    """A clock that starts a second after the newest job of the dump was made."""
+    with psycopg.connect(postgres_server.store_dsn) as conn:
+        row = conn.execute(f"SELECT max(created_at) FROM conveyor_v{old_version}.jobs").fetchone()
+    assert row is not None
+    return WrittenClock(int(row[0]) + 1_000)
+
+
 def _version(postgres_server: PostgresServer, old_version: int) -> int:
     with psycopg.connect(postgres_server.store_dsn) as conn:
         row = conn.execute(f"SELECT version FROM conveyor_v{old_version}.schema_version").fetchone()
@@ -62,9 +86,9 @@ def test_the_fixtures_are_older_versions(
 
 
 async def test_opening_an_older_store_upgrades_it_and_keeps_its_data(
-    postgres_server: PostgresServer, old_url: str, old_version: int
+    postgres_server: PostgresServer, old_url: str, old_version: int, written_clock: WrittenClock
 ) -> None:
-    app = Conveyor(old_url, log_level="WARNING")
+    app = Conveyor(old_url, log_level="WARNING", clock=written_clock)
 
     @app.task(name="billing.charge", queue="billing", retries=2)
     async def charge(amount: int) -> int:
