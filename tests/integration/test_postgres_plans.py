@@ -172,7 +172,8 @@ async def test_a_step_inside_a_function_finds_held_jobs_by_primary_key(
         await conn.close()
     assert done == len(held), f"the {step} step did not find the held jobs"
     plans = [json.loads(m[m.index("{") :]) for m in notices if '"Plan"' in m]
-    # The plans of the statements that write jobs (the function's own call is one more).
+    # Of the plans auto_explain sent (the outer call among them), those of statements that
+    # write jobs: the function's step that finds the held jobs.
     writes = [
         _scans_in(p["Plan"], "jobs")
         for p in plans
