@@ -20,6 +20,7 @@ import contextlib
 import signal
 import time
 
+import structlog
 from sqlalchemy import text
 
 from conveyor import CheckResult, Status
@@ -32,6 +33,8 @@ __all__ = ["check_outbox", "handlers", "relay_until", "run"]
 
 STUCK_SECONDS = 60.0
 """An event older than this still in the outbox means no relay is running."""
+
+log = structlog.get_logger("service.relay")
 
 
 async def relay_until(stop: asyncio.Event) -> None:
@@ -58,6 +61,7 @@ async def run() -> None:
         loop.add_signal_handler(sig, stop.set)
     async with backbone:
         await database.create_tables(outbox.create_table, handlers.audit.create_table)
+        log.info("outbox relay started", interval=settings.outbox_interval)
         with contextlib.suppress(asyncio.CancelledError):
             await relay_until(stop)
     await database.dispose()

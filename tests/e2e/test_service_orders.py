@@ -141,16 +141,23 @@ def test_the_audit_row_exists_exactly_once_when_the_relay_dies_between_commit_an
         httpx.Client(base_url=running.url, timeout=30) as client,
     ):
         headers = sign_up(client)
-        # A relay that has made its first (empty) round and then waits an hour.
-        sleepy = _relay({**env, "SERVICE_OUTBOX_INTERVAL": "3600"}, tmp_path / "relay.log")
-        time.sleep(3)
-        assert sleepy.poll() is None, (tmp_path / "relay.log").read_text()
-        created = json_of(client.post("/api/v1/orders", headers=headers, json=order("K-1")), 201)
-        audit_url = f"/api/v1/orders/{created['orderId']}/audit"
-        time.sleep(1)
-        assert json_of(client.get(audit_url, headers=headers)) == []  # committed, not published
-        sleepy.kill()  # SIGKILL: no shutdown, no last round
-        sleepy.wait(10)
+        # A relay that has made its first (empty) round and then waits an hour. Its start
+        # is awaited, not timed: a loaded machine took over 3 s to import and open it.
+        sleepy_log = tmp_path / "relay.log"
+        sleepy = _relay({**env, "SERVICE_OUTBOX_INTERVAL": "3600"}, sleepy_log)
+        try:
+            wait_for(sleepy_log.read_text, lambda out: "outbox relay started" in out)
+            time.sleep(1)  # its first round, a read of an empty table, right after the line
+            assert sleepy.poll() is None, sleepy_log.read_text()
+            order_k1 = order("K-1")
+            created = json_of(client.post("/api/v1/orders", headers=headers, json=order_k1), 201)
+            audit_url = f"/api/v1/orders/{created['orderId']}/audit"
+            time.sleep(1)
+            # Committed, not published.
+            assert json_of(client.get(audit_url, headers=headers)) == []
+        finally:
+            sleepy.kill()  # SIGKILL: no shutdown, no last round
+            sleepy.wait(10)
         assert json_of(client.get(audit_url, headers=headers)) == []
 
         # Two relays come up at once and both take the same committed row (SQLite has no
