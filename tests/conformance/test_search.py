@@ -20,6 +20,7 @@ from conveyor import BadInputError, JobState
 from conveyor.stores.backend import Backend
 from conveyor.stores.base import CancelResult, JobStore, NewJob, Outcome, Page
 from conveyor.stores.dedupe import Dedupe
+from conveyor.stores.flows import FlowJob
 from conveyor.stores.search import (
     SEARCH_CANDIDATES,
     JobQuery,
@@ -305,3 +306,15 @@ async def test_a_debounced_job_is_found_by_its_latest_fields_only(backend: Backe
     assert await every_match(backend.jobs, JobQuery(keys=(field_key("customer_id", "1"),))) == []
     found = await every_match(backend.jobs, JobQuery(keys=(field_key("customer_id", "2"),)))
     assert found == ["late"]
+
+
+async def test_the_jobs_of_a_flow_are_found_by_their_fields_and_task(backend: Backend) -> None:
+    parent = job("report", keys=("customer_id=7",), task="reports.build")
+    child = job("part", START_MS + 1, keys=("customer_id=7", "part=1"), task="reports.part")
+    await backend.flows.add_flow(
+        [FlowJob(parent, children=[(Q, "part")]), FlowJob(child, parent=(Q, "report"))]
+    )
+    found = await every_match(backend.jobs, JobQuery(keys=(field_key("customer_id", "7"),)))
+    assert found == ["part", "report"]
+    assert await every_match(backend.jobs, JobQuery(keys=(field_key("part", "1"),))) == ["part"]
+    assert await every_match(backend.jobs, JobQuery(task="reports.part")) == ["part"]

@@ -16,27 +16,12 @@ from conveyor.clock import Clock
 from conveyor.stores.base import ClaimedJob, JobState, NewJob, Outcome
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import meta_key, queue_prefix
-from conveyor.stores.search import error_keys, job_field_keys, joined_keys
+from conveyor.stores.redis.scripts import insert_args
+from conveyor.stores.search import error_keys, joined_keys
 
 
 def _opt(value: int | bytes | None) -> int | bytes | str:
     return "" if value is None else value
-
-
-def _enqueue_args(j: NewJob) -> tuple[Any, ...]:
-    """A job's nine values in ``enqueue.lua``'s arguments."""
-    keys = joined_keys(job_field_keys(j.search_keys))
-    return (
-        j.id,
-        j.task,
-        j.payload,
-        j.options,
-        j.priority,
-        j.run_at,
-        j.created_at,
-        j.max_stalled,
-        keys,
-    )
 
 
 class RedisClaims:
@@ -52,7 +37,7 @@ class RedisClaims:
             (job,) = jobs
             if job.queue not in self.conn.known_queues:
                 await self.conn.remember_queues((job.queue,))
-            one = [self.clock.now_ms(), *_enqueue_args(job)]
+            one = [self.clock.now_ms(), *insert_args(job)]
             (flag,) = await self.conn.run_script("enqueue", job.queue, one)
             return [bool(flag)]
         by_queue: dict[str, list[int]] = defaultdict(list)
@@ -64,7 +49,7 @@ class RedisClaims:
         for queue, indexes in by_queue.items():
             args: list[Any] = [now]
             for i in indexes:
-                args += _enqueue_args(jobs[i])
+                args += insert_args(jobs[i])
             batches.append((queue, args))
         if len(batches) > 1 and not self.conn.is_cluster:
             # Several queues on one server: one MULTI/EXEC, so all or none are written.

@@ -10,7 +10,7 @@ from conveyor.clock import Clock
 from conveyor.stores.base import NewJob
 from conveyor.stores.dedupe import Dedupe
 from conveyor.stores.redis.connection import RedisConnection
-from conveyor.stores.search import job_field_keys, joined_keys
+from conveyor.stores.redis.scripts import insert_args
 
 
 class RedisDedupeStore:
@@ -35,9 +35,7 @@ class RedisDedupeStore:
             args: list[Any] = [self._clock.now_ms()]
             for i in indexes:
                 j, d = jobs[i]
-                args += [d.mode, d.key, d.until, j.id, j.task, j.payload, j.options]
-                args += [j.priority, j.run_at, j.created_at, j.max_stalled]
-                args.append(joined_keys(job_field_keys(j.search_keys)))
+                args += [d.mode, d.key, d.until, *insert_args(j)]
             flat = await self._conn.run_script("dedupe", queue, args)
             for n, i in enumerate(indexes):
                 answers[i] = (flat[2 * n].decode(), bool(flat[2 * n + 1]))

@@ -42,7 +42,8 @@ from conveyor.stores.base import JobState
 from conveyor.stores.flows import AddedFlow, ChildRecord, FlowJob, child_failed_error
 from conveyor.stores.redis.connection import RedisConnection
 from conveyor.stores.redis.keys import job_key, meta_key, queue_prefix
-from conveyor.stores.search import error_keys, job_field_keys, joined_keys
+from conveyor.stores.redis.scripts import insert_args
+from conveyor.stores.search import error_keys, joined_keys
 
 REPAIR_AFTER_MS = 1_000
 """The sweep delivers outbox entries older than this (younger ones are the worker's)."""
@@ -223,23 +224,16 @@ def _link(node: FlowJob) -> bytes | None:
 
 
 def _add_args(node: FlowJob) -> list[Any]:
-    j = node.job
+    """A flow's job as ``flow_add.lua`` takes it: its nine insert values, then its links."""
     children = msgspec.json.encode(node.children) if node.children else b""
+    link = _link(node) or b""
     return [
-        j.id,
-        j.task,
-        j.payload,
-        j.options,
-        j.priority,
-        j.run_at,
-        j.created_at,
-        j.max_stalled,
-        _link(node) or b"",
+        *insert_args(node.job),
+        link,
         children,
         len(node.children),
         node.policy,
         node.keep_failed_ms,
-        joined_keys(job_field_keys(j.search_keys)),
     ]
 
 

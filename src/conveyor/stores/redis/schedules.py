@@ -16,8 +16,8 @@ import msgspec
 
 from conveyor.clock import Clock
 from conveyor.stores.redis.connection import RedisConnection
+from conveyor.stores.redis.scripts import insert_args
 from conveyor.stores.schedules import ScheduleFire, ScheduleRecord
-from conveyor.stores.search import job_field_keys, joined_keys
 
 INDEX_KEY = "cv:schedules"
 
@@ -124,12 +124,7 @@ class RedisScheduleStore:
                 args += [f.name, f.version, f.expected, f.next_fire, _opt(f.last_fire)]
                 args.append(len(f.jobs))
                 for j in f.jobs:
-                    args += [j.id, j.task, j.payload, j.options, j.priority, j.run_at]
-                    args += [
-                        j.created_at,
-                        j.max_stalled,
-                        joined_keys(job_field_keys(j.search_keys)),
-                    ]
+                    args += insert_args(j)
             flags = await self._conn.run_script("schedule_fire", queue, args)
             for i, flag in zip(indexes, flags, strict=True):
                 applied[i] = bool(flag)

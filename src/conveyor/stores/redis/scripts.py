@@ -9,6 +9,9 @@ A script runs its whole source on every call, so each ``local function`` of
 ``lib.lua`` is a closure made again each time: with all thirty of them, a call
 cost about 1.8 us more than an empty script. A script therefore gets only the
 helpers its own files call, directly or through one another (``_shaken``).
+
+The scripts that insert jobs (enqueue, dedupe, schedule_fire, flow_add) all take a new
+job as the same nine values, ``insert_args``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ from __future__ import annotations
 import functools
 import re
 from importlib import resources
+from typing import Any
+
+from conveyor.stores.base import NewJob
+from conveyor.stores.search import job_field_keys, joined_keys
 
 _PARTS = {"exchange": ("limits", "exchange"), "backoff": ("backoff", "release")}
 """Scripts made of several files (after lib.lua); the others are lib.lua + their own file."""
@@ -78,3 +85,21 @@ def _shaken(lib: str, body: str) -> str:
     return "".join(
         "".join(block) for name, block in kept if name is None or name in wanted
     ) + "".join(comments)
+
+
+def insert_args(job: NewJob) -> tuple[Any, ...]:
+    """A new job as the scripts that insert jobs take it (``lib.lua``'s ``insert_job``):
+    id, task, payload, options, priority, run_at, created_at, max_stalled and its search
+    keys ("\\n"-joined index keys): nine values."""
+    keys = joined_keys(job_field_keys(job.search_keys))
+    return (
+        job.id,
+        job.task,
+        job.payload,
+        job.options,
+        job.priority,
+        job.run_at,
+        job.created_at,
+        job.max_stalled,
+        keys,
+    )

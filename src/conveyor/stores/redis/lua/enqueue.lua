@@ -1,7 +1,8 @@
 -- Insert jobs into one queue; a job whose id exists is left as it is.
 -- KEYS[1]  the queue's meta key
 -- ARGV     now, then per job: id, task, payload, options, priority, run_at,
---          created_at, max_stalled, search keys ("\n"-joined index keys) (9 values each)
+--          created_at, max_stalled, search keys ("\n"-joined index keys) (9 values each:
+--          scripts.insert_args)
 -- Returns  per job 1 if inserted, 0 if the id existed
 local now = ARGV[1]
 local created = {}
